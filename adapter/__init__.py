@@ -1,0 +1,1 @@
+"""livefix debug adapter: debugpy's adapter plus livefix's custom DAP requests."""

@@ -1,0 +1,1 @@
+"""livefix agent: serves livefix requests without a debugger (see issue 6)."""

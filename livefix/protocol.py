@@ -1,0 +1,219 @@
+"""livefix's custom requests and events: the single source of truth for names and shapes.
+
+These are the wire shapes (camelCase, JSON-ready) shared by the DAP route (adapter +
+pydevd plugin), the agent (`livefix.listen()`), the command line and the language
+server. `vscode-extension/src/protocol.ts` mirrors them once; `docs/protocol.md`
+documents them for other editors. Standard library only.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Literal, TypedDict
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover - Python 3.10 has no NotRequired; the engine may not depend on typing_extensions
+
+    class NotRequired:  # type: ignore[no-redef]
+        def __class_getitem__(cls, item: Any) -> Any:
+            return item
+
+# -- request and event names -------------------------------------------------------
+
+APPLY = "livefix/apply"
+ROLLBACK = "livefix/rollback"
+HISTORY = "livefix/history"
+CAPTURE_FRAMES = "livefix/captureFrames"
+STATUS = "livefix/status"
+RELOAD = "livefix/reload"
+# Two-phase (fleet) operations served by the agent: prepare everywhere, then commit.
+PREPARE = "livefix/prepare"
+COMMIT = "livefix/commit"
+ABORT = "livefix/abort"
+# Agent handshake: the first request on an agent connection must carry the token.
+AUTHENTICATE = "livefix/authenticate"
+
+COMMANDS: tuple[str, ...] = (APPLY, ROLLBACK, HISTORY, CAPTURE_FRAMES, STATUS, RELOAD)
+
+APPLIED_EVENT = "livefix/applied"
+# LSP notification: the client forwards each `livefix/applied` event body to the server.
+GENERATION_APPLIED_NOTIFICATION = "livefix/generationApplied"
+
+ApprovalPolicy = Literal["never", "risky", "always"]
+APPROVAL_POLICIES: tuple[str, ...] = ("never", "risky", "always")
+
+# -- request arguments -------------------------------------------------------------
+
+
+class ChangeArgs(TypedDict):
+    """One change: a definition (`qualname` + its source) or a whole module (`source` only)."""
+
+    source: str
+    module: NotRequired[str]
+    path: NotRequired[str]
+    qualname: NotRequired[str]
+    line: NotRequired[int]  # 1-based line of the definition in the file (its first decorator)
+
+
+class ApplyArguments(TypedDict):
+    changes: list[ChangeArgs]
+    verify: NotRequired[str]
+    dryRun: NotRequired[bool]
+    approved: NotRequired[bool]
+
+
+class RollbackArguments(TypedDict):
+    to: NotRequired[int]
+    approved: NotRequired[bool]
+
+
+class CaptureFramesArguments(TypedDict):
+    threadIds: NotRequired[list[int]]
+    maxFrames: NotRequired[int]
+    locals: NotRequired[bool]
+
+
+class ReloadArguments(TypedDict):
+    modules: NotRequired[list[str]]
+    package: NotRequired[str]
+    verify: NotRequired[str]
+    approved: NotRequired[bool]
+    dryRun: NotRequired[bool]
+
+
+class StatusArguments(TypedDict):
+    modules: NotRequired[list[str]]
+    includeLibraries: NotRequired[bool]
+
+
+# -- response bodies ---------------------------------------------------------------
+
+ChangeKind = Literal["replaced", "added", "removed"]
+
+
+class AppliedDefinition(TypedDict):
+    module: str
+    qualname: str
+    kind: ChangeKind
+    signatureChanged: NotRequired[bool]
+
+
+class ImpactThread(TypedDict):
+    id: int
+    name: str
+    qualnames: list[str]
+
+
+class Impact(TypedDict):
+    threads: list[ImpactThread]
+    signatureChanges: list[str]
+    removals: list[str]
+
+
+class VerifyOutcome(TypedDict):
+    check: str
+    passed: bool
+    error: NotRequired[str]
+
+
+class ChangeResultBody(TypedDict):
+    """Body of apply, reload and rollback responses, and of the `livefix/applied` event."""
+
+    generation: int
+    applied: list[AppliedDefinition]
+    impact: Impact
+    report: str
+    dryRun: bool
+    warnings: list[str]
+    verify: NotRequired[VerifyOutcome]
+    action: NotRequired[Literal["apply", "reload", "rollback"]]
+    # Per definition, the source that now runs (for drift diagnostics in the editor).
+    sources: NotRequired[list["RunningSource"]]
+
+
+class RunningSource(TypedDict):
+    module: str
+    path: str | None
+    qualname: str
+    source: str | None  # None: the definition was removed (or restored to "as loaded")
+    generation: int
+
+
+GenerationStatus = Literal["active", "rolledBack"]
+
+
+class GenerationInfo(TypedDict):
+    generation: int
+    time: float  # seconds since the epoch
+    action: Literal["apply", "reload"]
+    changes: list[AppliedDefinition]
+    status: GenerationStatus
+    verify: NotRequired[str]
+    rolledBackAt: NotRequired[float]
+
+
+class HistoryBody(TypedDict):
+    generation: int  # the generation now running (0: as loaded)
+    generations: list[GenerationInfo]
+
+
+class FrameInfo(TypedDict):
+    name: str
+    qualname: str
+    module: str | None
+    path: str
+    line: int
+    locals: NotRequired[dict[str, str]]
+
+
+class ThreadFrames(TypedDict):
+    id: int
+    name: str
+    frames: list[FrameInfo]
+    livefix: NotRequired[bool]  # the thread serving this request
+
+
+class CaptureFramesBody(TypedDict):
+    threads: list[ThreadFrames]
+
+
+class ModuleStatus(TypedDict):
+    name: str
+    path: str
+    changed: list[str]
+    added: list[str]
+    removed: list[str]
+
+
+class StatusBody(TypedDict):
+    generation: int
+    modules: list[ModuleStatus]
+
+
+class ErrorBody(TypedDict):
+    """`body.livefix` of a failed response: a LivefixError as a dict."""
+
+    kind: str
+    message: str
+
+
+def as_change_args(raw: Any) -> list[ChangeArgs]:
+    """Type-check the `changes` argument as received from the wire."""
+    from livefix.errors import LivefixError
+
+    if not isinstance(raw, list) or not raw:
+        raise LivefixError("invalid", "`changes` must be a non-empty list of {module?, path?, qualname?, source}")
+    for index, change in enumerate(raw):
+        if not isinstance(change, dict):
+            raise LivefixError("invalid", f"changes[{index}] must be an object", index=index)
+        if not isinstance(change.get("source"), str):
+            raise LivefixError("invalid", f"changes[{index}].source must be a string of Python source", index=index)
+        for key in ("module", "path", "qualname"):
+            if key in change and change[key] is not None and not isinstance(change[key], str):
+                raise LivefixError("invalid", f"changes[{index}].{key} must be a string", index=index)
+        if not change.get("module") and not change.get("path"):
+            raise LivefixError("invalid", f"changes[{index}] names neither a module nor a path", index=index)
+        if "line" in change and change["line"] is not None and not isinstance(change["line"], int):
+            raise LivefixError("invalid", f"changes[{index}].line must be an integer", index=index)
+    return raw

@@ -1,0 +1,229 @@
+"""Serves livefix requests against the engine: one dispatcher for every transport.
+
+The pydevd plugin (DAP route, inside a debugged process) and the agent
+(`livefix.listen()`, no debugger) both receive `(command, arguments)` pairs and hand
+them to `Service.handle`, which validates the arguments, applies the approval
+policy, calls the engine, writes the audit line and returns the response body, or
+raises `LivefixError`. Transports send the `livefix/applied` event (and the report
+as console output) through the `emit` callback. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from livefix import protocol
+from livefix.engine import Engine, Plan
+from livefix.errors import LivefixError
+
+log = logging.getLogger("livefix.service")
+
+EmitEvent = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class ServiceOptions:
+    """The `livefix` launch/attach option object (`approval`, `auditLog`)."""
+
+    approval: protocol.ApprovalPolicy = "risky"
+    audit_log: str | None = None
+
+    @classmethod
+    def from_wire(cls, raw: Any) -> "ServiceOptions":
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise LivefixError("invalid", "the `livefix` option must be an object like {approval, auditLog}")
+        approval = raw.get("approval", "risky")
+        if approval not in protocol.APPROVAL_POLICIES:
+            raise LivefixError(
+                "invalid", f"livefix.approval must be one of {', '.join(protocol.APPROVAL_POLICIES)}, not {approval!r}"
+            )
+        audit_log = raw.get("auditLog")
+        if audit_log is not None and not isinstance(audit_log, str):
+            raise LivefixError("invalid", "livefix.auditLog must be a file path")
+        return cls(approval=approval, audit_log=audit_log)
+
+
+class Service:
+    """One per process: the engine, the approval policy, the audit log, the event sink."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        options: ServiceOptions | None = None,
+        emit: EmitEvent | None = None,
+        thread_id: Callable[[int], int] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.options = options or ServiceOptions()
+        self.emit = emit
+        # Maps a Python thread ident to the id the client knows (pydevd's DAP thread id).
+        self.thread_id = thread_id
+        self._audit_lock = threading.Lock()
+        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            protocol.APPLY: self.apply_request,
+            protocol.RELOAD: self.reload_request,
+            protocol.ROLLBACK: self.rollback_request,
+            protocol.HISTORY: self.history_request,
+            protocol.CAPTURE_FRAMES: self.capture_frames_request,
+            protocol.STATUS: self.status_request,
+        }
+
+    # -- dispatch ------------------------------------------------------------------
+
+    def handle(self, command: str, arguments: Any) -> dict[str, Any]:
+        """Answer one request: the response body, or raise LivefixError. Never anything else."""
+        handler = self._handlers.get(command)
+        if handler is None:
+            raise LivefixError("invalid", f"unknown livefix request {command!r}", command=command)
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise LivefixError("invalid", f"{command} arguments must be an object")
+        try:
+            return handler(arguments)
+        except LivefixError:
+            raise
+        except Exception as exc:  # unexpected: log with traceback, answer as a failure
+            log.exception("livefix: %s failed unexpectedly", command)
+            raise LivefixError("internal", f"{command} failed unexpectedly: {type(exc).__name__}: {exc}") from exc
+
+    # -- requests ------------------------------------------------------------------
+
+    def apply_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        changes = protocol.as_change_args(args.get("changes"))
+        verify = _optional_str(args, "verify")
+        plan = self.engine.prepare(changes, action="apply", thread_id=self.thread_id)
+        return self._commit(plan, verify, args)
+
+    def reload_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        modules = args.get("modules")
+        if modules is not None and (not isinstance(modules, list) or not all(isinstance(m, str) for m in modules)):
+            raise LivefixError("invalid", "`modules` must be a list of module names")
+        package = _optional_str(args, "package")
+        verify = _optional_str(args, "verify")
+        plan = self.engine.prepare_reload(modules=modules, package=package, thread_id=self.thread_id)
+        return self._commit(plan, verify, args)
+
+    def rollback_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        to = args.get("to")
+        if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 0):
+            raise LivefixError("invalid", "`to` must be a generation number (0 = as loaded)")
+        result = self.engine.rollback(to=to, thread_id=self.thread_id)
+        body = result.to_body()
+        self._audit("rollback", body, changes=None)
+        self._announce("rollback", body)
+        return body
+
+    def history_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.engine.history())
+
+    def capture_frames_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        thread_ids = args.get("threadIds")
+        if thread_ids is not None and (not isinstance(thread_ids, list) or not all(isinstance(t, int) for t in thread_ids)):
+            raise LivefixError("invalid", "`threadIds` must be a list of thread ids")
+        max_frames = args.get("maxFrames")
+        if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+            raise LivefixError("invalid", "`maxFrames` must be a positive integer")
+        return dict(
+            self.engine.capture_frames(
+                thread_ids=thread_ids,
+                max_frames=max_frames,
+                include_locals=bool(args.get("locals", False)),
+                thread_id=self.thread_id,
+            )
+        )
+
+    def status_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        modules = args.get("modules")
+        if modules is not None and (not isinstance(modules, list) or not all(isinstance(m, str) for m in modules)):
+            raise LivefixError("invalid", "`modules` must be a list of module names")
+        return {
+            "generation": self.engine.generation,
+            "modules": self.engine.modified_modules(
+                modules=modules, include_libraries=bool(args.get("includeLibraries", False))
+            ),
+        }
+
+    # -- shared steps ----------------------------------------------------------------
+
+    def approval_needed(self, plan: Plan) -> list[str]:
+        """Why this plan needs the developer's approval under the policy ([] = it does not)."""
+        if self.options.approval == "never":
+            return []
+        if self.options.approval == "always":
+            return plan.risks() or ["the approval policy is \"always\""]
+        return plan.risks()
+
+    def _commit(self, plan: Plan, verify: str | None, args: dict[str, Any]) -> dict[str, Any]:
+        dry_run = bool(args.get("dryRun", False))
+        if dry_run:
+            return plan.dry_run_body()
+        reasons = self.approval_needed(plan)
+        if reasons and not args.get("approved", False):
+            raise LivefixError(
+                "approvalRequired",
+                f"Approval required: {'; '.join(reasons)}",
+                reasons=reasons,
+                impact=plan.impact,
+                applied=plan.planned(),
+                report=plan.report_before(),
+            )
+        try:
+            result = self.engine.commit(plan, verify=verify)
+        except LivefixError as error:
+            self._audit(plan.action, {"error": error.to_dict()}, changes=plan.changes)
+            raise
+        body = result.to_body()
+        self._audit(plan.action, body, changes=plan.changes)
+        self._announce(plan.action, body)
+        return body
+
+    def _announce(self, action: str, body: dict[str, Any]) -> None:
+        if self.emit is None:
+            return
+        try:
+            self.emit(protocol.APPLIED_EVENT, {**body, "action": action})
+        except Exception:
+            log.exception("livefix: could not send the %s event", protocol.APPLIED_EVENT)
+
+    def _audit(self, action: str, body: dict[str, Any], changes: list[Any] | None) -> None:
+        path = self.options.audit_log
+        if not path:
+            return
+        line = {
+            "time": time.time(),
+            "action": action,
+            "generation": body.get("generation"),
+            "changes": [
+                {
+                    "module": c.get("module"),
+                    "path": c.get("path"),
+                    "qualname": c.get("qualname"),
+                    "sha256": hashlib.sha256(c.get("source", "").encode("utf-8", "surrogatepass")).hexdigest(),
+                }
+                for c in (changes or [])
+            ],
+            "result": "failed" if "error" in body else "ok",
+            "applied": body.get("applied"),
+            "error": body.get("error"),
+        }
+        try:
+            with self._audit_lock, open(path, "a", encoding="utf-8") as audit:
+                audit.write(json.dumps(line, sort_keys=True) + "\n")
+        except OSError:
+            log.exception("livefix: could not write the audit log %s", path)
+
+
+def _optional_str(args: dict[str, Any], key: str) -> str | None:
+    value = args.get(key)
+    if value is not None and not isinstance(value, str):
+        raise LivefixError("invalid", f"`{key}` must be a string")
+    return value

@@ -1,0 +1,1 @@
+"""livefix language server (pygls)."""

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh machine and runs them all.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+
+# 1. The main environment (Python 3.11 on these machines): livefix installed as a user would.
+if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q ".[test]"
+status=0
+.venv/bin/python -m pytest -p no:cacheprovider "$@" tests || status=$?
+
+# 2. The engine on every other supported interpreter pyenv provides (3.10 .. 3.13).
+for version in 3.10 3.12 3.13; do
+  interp=""
+  if command -v pyenv >/dev/null 2>&1; then
+    full=$(pyenv versions --bare 2>/dev/null | grep -E "^${version//./\\.}\.[0-9]+$" | sort -V | tail -n 1 || true)
+    if [ -n "$full" ]; then interp="$(pyenv root)/versions/$full/bin/python"; fi
+  fi
+  if [ -z "$interp" ] || [ ! -x "$interp" ]; then
+    echo "SKIPPED: engine tests on Python $version: no such interpreter from pyenv on this machine"
+    continue
+  fi
+  venv=".venv-$version"
+  if [ ! -x "$venv/bin/python" ]; then "$interp" -m venv "$venv"; fi
+  "$venv/bin/python" -m pip install -q pytest pytest-timeout >/dev/null
+  echo "== engine tests on $("$venv/bin/python" --version) =="
+  # The engine is standard-library only, so it runs straight from the source tree.
+  PYTHONPATH="$ROOT" "$venv/bin/python" -m pytest -p no:cacheprovider -c /dev/null --rootdir "$ROOT" \
+    -o timeout=300 tests/engine || status=$?
+done
+
+# 3. The VS Code extension (unit tests and the code-server end-to-end test).
+if [ -x vscode-extension/scripts/test.sh ] || [ -f vscode-extension/scripts/test.sh ]; then
+  bash vscode-extension/scripts/test.sh || status=$?
+fi
+exit $status
