@@ -191,6 +191,60 @@ class StatusBody(TypedDict):
     modules: list[ModuleStatus]
 
 
+# -- agent-only requests (livefix.listen(); see docs/agent.md) -----------------------
+
+
+class AuthenticateArguments(TypedDict):
+    token: str
+
+
+class PrepareArguments(TypedDict):
+    """Phase one of a fleet apply: everything but the commit (parse, compile, check, approve)."""
+
+    action: NotRequired[Literal["apply", "reload"]]
+    changes: NotRequired[list[ChangeArgs]]  # action "apply"
+    modules: NotRequired[list[str]]  # action "reload"
+    package: NotRequired[str]  # action "reload"
+    verify: NotRequired[str]
+    approved: NotRequired[bool]
+
+
+class PrepareBody(TypedDict):
+    prepareId: str
+    generation: int  # the generation running now (what a rollback returns to)
+    planned: list[AppliedDefinition]
+    impact: Impact
+    risks: list[str]
+    report: str
+
+
+class CommitArguments(TypedDict):
+    prepareId: str
+    verify: NotRequired[str]
+    fleetGeneration: NotRequired[int]
+
+
+class AbortArguments(TypedDict):
+    prepareId: str
+
+
+class AbortBody(TypedDict):
+    aborted: bool  # False: nothing was prepared under that id (already committed or gone)
+
+
+class AgentInfo(TypedDict):
+    """Body of `livefix/authenticate`, and `agent` in the agent's `livefix/status` body."""
+
+    pid: int
+    address: str
+    service: str | None
+    fleetGeneration: int | None
+    generation: int
+    python: str
+    approval: ApprovalPolicy
+    catchUp: list[dict[str, Any]]
+
+
 class ErrorBody(TypedDict):
     """`body.livefix` of a failed response: a LivefixError as a dict."""
 
