@@ -1,0 +1,102 @@
+"""The editor side of a livefix debug session: debugpy's `Client` plus livefix.
+
+Everything a client sends is handled by debugpy's own `Client` except:
+- `launch`/`attach`: the `livefix` option is validated and normalised first;
+- `livefix/*` requests: forwarded to the debuggee's pydevd plugin like any unknown request,
+  but the debuggee's error responses reach the client with their body (`body.livefix`,
+  `body.error`), and a debuggee without livefix is reported as `unsupported`.
+The adapter's own refusals go through `livefix.dap.error_response`, the same shape the
+plugin uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from debugpy.adapter import clients, components
+
+from livefix import dap, protocol
+from livefix.adapter import debugpy_hooks, options
+from livefix.errors import LivefixError
+
+LIVEFIX_PREFIX = "livefix/"
+
+message_handler = components.Component.message_handler
+
+
+class LivefixClient(clients.Client):
+    """debugpy's client component, with livefix's option check and request forwarding."""
+
+    def __init__(self, sock: Any) -> None:
+        if sock != "stdio":
+            debugpy_hooks.set_nodelay(sock)
+        super().__init__(sock)
+
+    # -- start requests ----------------------------------------------------------------------
+
+    @message_handler
+    def launch_request(self, request: Any) -> Any:
+        if not self._accept_livefix_option(request):
+            return None
+        return super().launch_request(request)
+
+    @message_handler
+    def attach_request(self, request: Any) -> Any:
+        if not self._accept_livefix_option(request):
+            return None
+        return super().attach_request(request)
+
+    def _accept_livefix_option(self, request: Any) -> bool:
+        arguments = request.arguments
+        cwd = arguments.get("cwd") if isinstance(arguments.get("cwd"), str) else None
+        try:
+            arguments[options.OPTION] = options.normalise(arguments.get(options.OPTION), cwd)
+        except LivefixError as error:
+            self._refuse(request, error)
+            return False
+        return True
+
+    # -- livefix requests ----------------------------------------------------------------------
+
+    @message_handler
+    def request(self, request: Any) -> Any:
+        if not request.command.startswith(LIVEFIX_PREFIX):
+            return super().request(request)
+        if request.command not in protocol.COMMANDS:
+            self._refuse(request, LivefixError(
+                "invalid", f"Unknown livefix request {request.command!r} (known: {', '.join(protocol.COMMANDS)})",
+                command=request.command,
+            ))
+            return None
+        if not self.server:
+            self._refuse(request, LivefixError(
+                "invalid", f"{request.command} needs a debuggee: send it after launch/attach", command=request.command,
+            ))
+            return None
+        answer = debugpy_hooks.forward(self.server, request)
+        if answer.success:
+            return answer.body
+        if isinstance(answer.body, dict) and "livefix" in answer.body:
+            debugpy_hooks.respond_error(request, dap.one_line(answer.message), dict(answer.body))
+            return None
+        self._refuse(request, _debuggee_failure(request.command, answer))
+        return None
+
+    def _refuse(self, request: Any, error: LivefixError) -> None:
+        message, body = dap.error_response(error)
+        debugpy_hooks.respond_error(request, message, body)
+
+
+def _debuggee_failure(command: str, answer: debugpy_hooks.Forwarded) -> LivefixError:
+    """A failure that did not come from the livefix plugin, in livefix's error model."""
+    if answer.disconnected:
+        return LivefixError("failed", f"The debugged process disconnected before answering {command}", command=command)
+    # pydevd refuses a command no plugin registered with "Unable to create message from dict".
+    if "Unable to create message" in answer.message or "not available in PyDevJsonCommandProcessor" in answer.message:
+        return LivefixError(
+            "unsupported",
+            "livefix is not installed in the debugged process's Python environment "
+            "(install livefix there, next to debugpy)",
+            command=command,
+        )
+    return LivefixError("internal", f"{command} failed in the debugged process: {answer.message}", command=command)

@@ -1,0 +1,43 @@
+"""The `livefix` launch/attach option, checked in the adapter before debugpy sees the request.
+
+`{"approval": "never" | "risky" | "always", "auditLog": "<path>"}`, both optional. The
+adapter rejects a bad option with a clear error (kind `invalid`) instead of starting a
+session that would behave unexpectedly, and always forwards a normalised object, so
+that the debuggee knows the session is a livefix one (see the plugin) and child
+processes (`subProcess`) inherit the same settings through their attach configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from livefix.errors import LivefixError
+from livefix.service import ServiceOptions
+
+OPTION = "livefix"
+KNOWN_KEYS = ("approval", "auditLog")
+
+
+def normalise(raw: Any, cwd: str | None = None) -> dict[str, Any]:
+    """The normalised `livefix` option, or LivefixError("invalid") naming what is wrong."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise LivefixError("invalid", f'The "livefix" option must be an object like {{"approval": "risky"}}, not {raw!r}')
+    unknown = sorted(set(raw) - set(KNOWN_KEYS))
+    if unknown:
+        raise LivefixError(
+            "invalid",
+            f'Unknown key(s) in the "livefix" option: {", ".join(unknown)} (known: {", ".join(KNOWN_KEYS)})',
+            option=OPTION, unknown=unknown,
+        )
+    options = ServiceOptions.from_wire(raw)  # raises LivefixError("invalid") with the reason
+    normalised: dict[str, Any] = {"approval": options.approval}
+    if options.audit_log:
+        # The debuggee may run elsewhere (cwd, sudo): pin relative paths to the launch cwd.
+        path = options.audit_log
+        if not os.path.isabs(path) and cwd:
+            path = os.path.join(cwd, path)
+        normalised["auditLog"] = path
+    return normalised

@@ -1,0 +1,112 @@
+"""pydevd plugin: serves livefix's custom DAP requests inside every debugged process.
+
+pydevd imports every `pydevd_plugins.extensions.pydevd_plugin_*` module it finds on
+`sys.path` when it starts (launch, `debugpy --listen`, attach, child processes), so a
+regular install of livefix makes this module run in every process debugpy debugs in that
+environment. It connects three things:
+
+- pydevd (through `livefix.pydevd_bridge`, the only module touching pydevd internals):
+  the custom requests arrive on pydevd's reader thread, running or paused;
+- the `livefix` option of the `launch`/`attach` request pydevd receives
+  (`{approval, auditLog}`, forwarded verbatim by debugpy's adapter and copied into child
+  processes' attach configurations): it configures the service and, for livefix
+  sessions, turns off Nagle on pydevd's socket;
+- `livefix.service.Service` over the process's engine: every answer is a response body or
+  a `LivefixError` turned into a DAP error response by `livefix.dap`.
+
+Nothing here may break the debugger: when livefix cannot load, a one-line warning goes to
+stderr and pydevd runs on without livefix (its requests then fail as unknown).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+# pydevd instantiates public classes of plugin modules that subclass its extension types;
+# this module provides none, so export nothing.
+__all__: list[str] = []
+
+
+class LivefixPlugin:
+    """The root object of livefix inside a debugged process: bridge + service."""
+
+    def __init__(self, bridge: Any, service: Any) -> None:
+        self.bridge = bridge
+        self.service = service
+
+    @classmethod
+    def create(cls) -> "LivefixPlugin":
+        from livefix.engine import default_engine
+        from livefix.pydevd_bridge import PydevdBridge
+        from livefix.service import Service, ServiceOptions
+
+        bridge = PydevdBridge()
+        plugin = cls(bridge, None)
+        plugin.service = Service(
+            default_engine(), ServiceOptions(), emit=plugin.emit, thread_id=bridge.dap_thread_id
+        )
+        return plugin
+
+    def install(self) -> None:
+        from livefix import protocol
+
+        for command in protocol.COMMANDS:
+            self.bridge.register_request(command, self.answer)
+        self.bridge.intercept_start_requests(self.on_start_request)
+        # Track module sources from the start, before user code imports anything.
+        self.service.engine.install()
+
+    # -- called by pydevd's reader thread ----------------------------------------------------
+
+    def answer(self, py_db: Any, command: str, arguments: Any) -> tuple[bool, str, dict[str, Any]]:
+        """One livefix request: (success, message, body). Never raises."""
+        from livefix import dap
+        from livefix.errors import LivefixError
+
+        try:
+            return True, "", self.service.handle(command, arguments)
+        except LivefixError as error:
+            message, body = dap.error_response(error)
+            return False, message, body
+        except BaseException as exc:  # Service converts Exceptions; this is the last resort
+            message, body = dap.error_response(
+                LivefixError("internal", f"{command} failed unexpectedly: {type(exc).__name__}: {exc}")
+            )
+            return False, message, body
+
+    def on_start_request(self, py_db: Any, command: str, arguments: dict[str, Any]) -> Any:
+        """Read the `livefix` option of `launch`/`attach`; refuse the request when it is bad."""
+        if "livefix" not in arguments:
+            return None  # not a livefix session: keep pydevd's stock behaviour (and defaults)
+        from livefix import dap
+        from livefix.errors import LivefixError
+        from livefix.service import ServiceOptions
+
+        try:
+            self.service.options = ServiceOptions.from_wire(arguments["livefix"])
+        except LivefixError as error:
+            return dap.error_response(error)
+        self.bridge.set_nodelay(py_db)
+        return None
+
+    def emit(self, event: str, body: dict[str, Any]) -> None:
+        """Service callback: the `livefix/applied` event, then the report as console output."""
+        from livefix import dap, protocol
+
+        self.bridge.send_event(event, body)
+        if event == protocol.APPLIED_EVENT and body.get("report"):
+            self.bridge.send_event("output", {"category": "console", "output": dap.output_text(body["report"])})
+
+
+def _start() -> LivefixPlugin | None:
+    try:
+        plugin = LivefixPlugin.create()
+        plugin.install()
+    except Exception as exc:  # never break the debugger over livefix
+        sys.stderr.write(f"livefix: the pydevd plugin is disabled: {type(exc).__name__}: {exc}\n")
+        return None
+    return plugin
+
+
+PLUGIN = _start()
