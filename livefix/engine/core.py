@@ -1,28 +1,503 @@
-"""Engine: prepare, commit, rollback, history. (Implementation in progress.)"""
+"""The Engine: prepare a generation, commit it atomically, verify it, keep the history, roll back.
+
+One Engine per process (`default_engine()`); it owns the running texts of modules
+(`SourceStore`) and the generations. Preparing touches nothing; committing runs every
+mutation of the generation at once (see `atomic`); a failed commit or verify restores
+everything. Operations on the process are serialised: a second one while one is in
+progress is refused with `busy` rather than queued behind an unknown amount of work.
+"""
+
 from __future__ import annotations
+
+import os
+import sys
 import threading
+import time
+import types
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from livefix.engine.plan import Change, ChangeResult, Plan
+from livefix.engine import atomic, codeutil, frames, locate, status
+from livefix.engine.plan import Change, ChangeResult, Plan, summary
+from livefix.engine.planner import Edit, ModulePlanner
+from livefix.engine.sources import SourceStore, module_file, read_source
+from livefix.errors import LivefixError
 
 ThreadIdMap = Callable[[int], int]
 
 
-class Engine:
-    def __init__(self) -> None:
-        self.generation = 0
+@dataclass
+class Generation:
+    number: int
+    time: float
+    action: str
+    edits: list[Edit]
+    mutations: list[atomic.Mutation]
+    texts_before: dict[str, tuple[str, str | None]]  # module -> (path, running text before)
+    texts_after: dict[str, tuple[str, str | None]]
+    new_codes: dict[types.CodeType, str]
+    verify: str | None = None
+    status: str = "active"
+    rolled_back_at: float | None = None
 
-    def install(self) -> None: ...
-    def prepare(self, changes: list[Any], *, action: str = "apply", thread_id: ThreadIdMap | None = None) -> Plan: raise NotImplementedError
-    def prepare_reload(self, modules: list[str] | None = None, package: str | None = None, sources: dict[str, str] | None = None, thread_id: ThreadIdMap | None = None) -> Plan: raise NotImplementedError
-    def commit(self, plan: Plan, verify: Any = None) -> ChangeResult: raise NotImplementedError
-    def apply(self, changes: Any, verify: Any = None, dry_run: bool = False) -> ChangeResult: raise NotImplementedError
-    def reload_module(self, module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False) -> ChangeResult: raise NotImplementedError
-    def reload_modules(self, modules=None, package=None, verify=None, dry_run=False) -> ChangeResult: raise NotImplementedError
-    def rollback(self, to: int | None = None, thread_id: ThreadIdMap | None = None) -> ChangeResult: raise NotImplementedError
-    def history(self) -> dict: raise NotImplementedError
-    def capture_frames(self, thread_ids=None, max_frames=None, include_locals=False, thread_id: ThreadIdMap | None = None) -> dict: raise NotImplementedError
-    def modified_modules(self, modules=None, include_libraries=False) -> list: raise NotImplementedError
+    def to_wire(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "generation": self.number,
+            "time": self.time,
+            "action": self.action,
+            "changes": [edit.to_wire() for edit in self.edits],
+            "status": self.status,
+        }
+        if self.verify:
+            entry["verify"] = self.verify
+        if self.rolled_back_at is not None:
+            entry["rolledBackAt"] = self.rolled_back_at
+        return entry
+
+
+class Engine:
+    """livefix inside one process."""
+
+    def __init__(self) -> None:
+        if not atomic.gil_is_enabled():
+            raise RuntimeError("livefix needs the GIL for atomic swaps; free-threaded builds are not supported")
+        self.sources = SourceStore()
+        self._lock = threading.Lock()
+        self._generations: list[Generation] = []
+        self._next_number = 1
+        self._state_version = 0
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """The newest generation still active (0: the process runs what it loaded)."""
+        for generation in reversed(self._generations):
+            if generation.status == "active":
+                return generation.number
+        return 0
+
+    def install(self) -> None:
+        self.sources.install()
+
+    # -- prepare -----------------------------------------------------------------------
+
+    def prepare(self, changes: Any, *, action: str = "apply", thread_id: ThreadIdMap | None = None) -> Plan:
+        """Parse, compile and check every change, compute its impact; touch nothing."""
+        if isinstance(changes, (Change, dict)):
+            changes = [changes]
+        if not isinstance(changes, (list, tuple)) or not changes:
+            raise LivefixError("invalid", "`changes` must be a non-empty list of changes")
+        coerced = [Change.coerce(change) for change in changes]
+        grouped: dict[str, tuple[types.ModuleType, list[Change]]] = {}
+        for change in coerced:
+            module = locate.find_module(change.module, change.path)
+            grouped.setdefault(module.__name__, (module, []))[1].append(change)
+        version = self._state_version
+        warnings: list[str] = []
+        module_plans = []
+        for module, module_changes in grouped.values():
+            path = module_file(module)
+            if path is None:
+                raise LivefixError(
+                    "unsupported",
+                    f"module {module.__name__} was not loaded from Python source "
+                    f"({getattr(module, '__file__', None) or 'built in'}): there is no Python code to replace",
+                    module=module.__name__,
+                )
+            running = self.sources.get(module)
+            old_text = running.text if running is not None else None
+            working = old_text
+            for change in module_changes:
+                if change.qualname is None:
+                    if not change.source.strip() and old_text and old_text.strip():
+                        raise LivefixError(
+                            "invalid", f"the new source of module {module.__name__} is empty", module=module.__name__
+                        )
+                    working = change.source
+                    continue
+                if working is None:
+                    working = self._disk_text(module, path)
+                    old_text = working
+                    warnings.append(
+                        f"livefix had no record of the source {module.__name__} was loaded from; "
+                        f"assumed it matches {path} apart from {change.qualname}"
+                    )
+                _check_qualname(change.qualname, module)
+                working, _ = locate.splice(working, change.qualname, change.source, path, change.line)
+            plan = ModulePlanner(module, path, old_text, working or "").run()
+            module_plans.append(plan)
+            warnings.extend(plan.warnings)
+        return self._make_plan(action, [c.to_wire() for c in coerced], module_plans, version, warnings, thread_id)
+
+    def prepare_reload(
+        self,
+        modules: list[str] | None = None,
+        package: str | None = None,
+        sources: dict[str, str] | None = None,
+        thread_id: ThreadIdMap | None = None,
+    ) -> Plan:
+        """A generation bringing modules in line with their files (or `sources`), in dependency order."""
+        names = self._reload_targets(modules, package, sources)
+        changes = []
+        for name in _dependency_order(names):
+            module = sys.modules[name]
+            path = module_file(module)
+            if path is None:
+                raise LivefixError("unsupported", f"module {name} was not loaded from Python source", module=name)
+            text = sources[name] if sources and name in sources else self._disk_text(module, path)
+            changes.append({"module": name, "source": text})
+        if not changes:
+            return self._make_plan("reload", [], [], self._state_version, [], thread_id)
+        return self.prepare(changes, action="reload", thread_id=thread_id)
+
+    def _reload_targets(self, modules: list[str] | None, package: str | None, sources: dict[str, str] | None) -> list[str]:
+        if modules:
+            for name in modules:
+                if name not in sys.modules:
+                    raise LivefixError("notFound", f"module {name!r} is not loaded in this process", module=name)
+            return list(modules)
+        if package:
+            if package not in sys.modules:
+                raise LivefixError("notFound", f"package {package!r} is not loaded in this process", module=package)
+            return [
+                name for name, module in list(sys.modules.items())
+                if (name == package or name.startswith(package + ".")) and module is not None and module_file(module)
+            ]
+        if sources:
+            return list(sources)
+        return [entry["name"] for entry in self.modified_modules()]
+
+    def _disk_text(self, module: types.ModuleType, path: str) -> str:
+        try:
+            return read_source(path)
+        except (OSError, UnicodeDecodeError, SyntaxError) as error:
+            raise LivefixError(
+                "notFound", f"cannot read the file of {module.__name__} ({path}): {error}", module=module.__name__, path=path
+            ) from None
+
+    def _make_plan(
+        self,
+        action: str,
+        changes: list[dict[str, Any]],
+        module_plans: list[Any],
+        version: int,
+        warnings: list[str],
+        thread_id: ThreadIdMap | None,
+    ) -> Plan:
+        edits = [edit for plan in module_plans for edit in plan.edits]
+        codes = {code: f"{edit.module}.{edit.qualname}" for edit in edits for code in edit.old_codes}
+        impact = {
+            "threads": frames.threads_executing(codes, thread_id),
+            "signatureChanges": [f"{e.module}.{e.qualname}" for e in edits if e.signature_changed],
+            "removals": [f"{e.module}.{e.qualname}" for e in edits if e.kind == "removed"],
+        }
+        return Plan(
+            action=action,
+            changes=changes,
+            module_plans=module_plans,
+            impact=impact,
+            state_version=version,
+            generation=self.generation,
+            warnings=warnings,
+        )
+
+    # -- commit ------------------------------------------------------------------------
+
+    def commit(self, plan: Plan, verify: Any = None) -> ChangeResult:
+        """Apply a prepared plan as one generation, atomically; verify; roll back on failure."""
+        if not self._lock.acquire(blocking=False):
+            raise LivefixError("busy", "another livefix operation is in progress in this process; try again")
+        try:
+            return self._commit_locked(plan, verify)
+        finally:
+            self._lock.release()
+
+    def _commit_locked(self, plan: Plan, verify: Any) -> ChangeResult:
+        if plan.state_version != self._state_version:
+            raise LivefixError(
+                "busy",
+                "the process changed since this change was prepared (another generation was applied or rolled back); "
+                "prepare it again",
+                reason="stale",
+            )
+        if plan.empty:
+            return ChangeResult(
+                action=plan.action,
+                generation=self.generation,
+                edits=[],
+                impact=plan.impact,
+                report=f"Nothing to {plan.action}: the running code already matches",
+                warnings=list(plan.warnings),
+            )
+        mutations = plan.mutations
+        texts_before = {
+            p.module.__name__: (p.path, self.sources.snapshot(p.module.__name__)) for p in plan.module_plans
+        }
+        texts_after = {p.module.__name__: (p.path, p.new_text) for p in plan.module_plans}
+        try:
+            atomic.apply_all(mutations)
+        except Exception as error:
+            raise LivefixError(
+                "failed", f"applying the change failed ({type(error).__name__}: {error}); everything was restored"
+            ) from None
+        self._set_texts(texts_after)
+        number = self._next_number
+        check = _describe_check(verify)
+        outcome = None
+        if verify is not None:
+            outcome = self._verify(verify, plan)
+            if not outcome["passed"]:
+                atomic.undo(mutations)
+                self._set_texts(texts_before)
+                raise LivefixError(
+                    "verifyFailed",
+                    f"verify {check} {'raised ' + outcome['error'] if 'error' in outcome else 'was false'}; "
+                    f"the change was rolled back and the process runs generation {self.generation}",
+                    verify=outcome,
+                    applied=plan.planned(),
+                )
+        new_codes = _new_codes(mutations)
+        self._generations.append(
+            Generation(
+                number=number,
+                time=time.time(),
+                action=plan.action,
+                edits=plan.edits,
+                mutations=mutations,
+                texts_before=texts_before,
+                texts_after=texts_after,
+                new_codes=new_codes,
+                verify=check,
+            )
+        )
+        self._next_number += 1
+        self._state_version += 1
+        report = plan.report_before() + "\n" + summary(plan.action, number, plan.edits, outcome)
+        sources = [
+            {
+                "module": e.module,
+                "path": texts_after[e.module][0],
+                "qualname": e.qualname,
+                "source": e.source if e.kind != "removed" else None,
+                "generation": number,
+            }
+            for e in plan.edits
+            if e.note != "statement"
+        ]
+        return ChangeResult(
+            action=plan.action,
+            generation=number,
+            edits=plan.edits,
+            impact=plan.impact,
+            report=report,
+            warnings=list(plan.warnings),
+            verify=outcome,
+            sources=sources,
+        )
+
+    def _verify(self, verify: Any, plan: Plan) -> dict[str, Any]:
+        check = _describe_check(verify)
+        try:
+            if callable(verify):
+                value = verify()
+            elif isinstance(verify, str):
+                first = plan.module_plans[0].module if plan.module_plans else sys.modules["__main__"]
+                value = eval(compile(verify, "<livefix verify>", "eval", dont_inherit=True), first.__dict__)
+            else:
+                return {"check": check, "passed": False, "error": "verify must be an expression or a callable"}
+        except Exception as error:
+            return {"check": check, "passed": False, "error": f"{type(error).__name__}: {error}"}
+        return {"check": check, "passed": bool(value)}
+
+    def _set_texts(self, texts: dict[str, tuple[str, str | None]]) -> None:
+        for name, (path, text) in texts.items():
+            self.sources.set_text(name, path, text)
+
+    # -- convenience: prepare + commit ---------------------------------------------------
+
+    def apply(self, changes: Any, verify: Any = None, dry_run: bool = False, thread_id: ThreadIdMap | None = None) -> ChangeResult:
+        plan = self.prepare(changes, action="apply", thread_id=thread_id)
+        return self._finish(plan, verify, dry_run)
+
+    def reload_module(self, module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False) -> ChangeResult:
+        by_path = isinstance(module, str) and module not in sys.modules and (os.sep in module or module.endswith(".py"))
+        target = locate.find_module(None, module) if by_path else locate.find_module(module, None)
+        name = target.__name__
+        plan = self.prepare_reload(modules=[name], sources={name: source} if source is not None else None)
+        return self._finish(plan, verify, dry_run)
+
+    def reload_modules(
+        self, modules: list[str] | None = None, package: str | None = None, verify: Any = None, dry_run: bool = False
+    ) -> ChangeResult:
+        return self._finish(self.prepare_reload(modules=modules, package=package), verify, dry_run)
+
+    def _finish(self, plan: Plan, verify: Any, dry_run: bool) -> ChangeResult:
+        if dry_run:
+            body = plan.dry_run_body()
+            return ChangeResult(
+                action=plan.action, generation=body["generation"], edits=plan.edits, impact=plan.impact,
+                report=body["report"], warnings=body["warnings"], dry_run=True,
+            )
+        return self.commit(plan, verify=verify)
+
+    # -- rollback ----------------------------------------------------------------------
+
+    def rollback(self, to: int | None = None, thread_id: ThreadIdMap | None = None) -> ChangeResult:
+        if not self._lock.acquire(blocking=False):
+            raise LivefixError("busy", "another livefix operation is in progress in this process; try again")
+        try:
+            return self._rollback_locked(to, thread_id)
+        finally:
+            self._lock.release()
+
+    def _rollback_locked(self, to: int | None, thread_id: ThreadIdMap | None) -> ChangeResult:
+        active = [g for g in self._generations if g.status == "active"]
+        if to is not None and (to < 0 or to >= self._next_number):
+            raise LivefixError(
+                "notFound", f"there is no generation {to} (generations so far: 0..{self._next_number - 1})", to=to
+            )
+        targets = active[-1:] if to is None else [g for g in active if g.number > to]
+        if not targets:
+            raise LivefixError(
+                "nothingToRollBack",
+                "nothing to roll back: the process already runs "
+                + ("the code it loaded" if self.generation == 0 else f"generation {self.generation}"),
+                generation=self.generation,
+            )
+        codes: dict[types.CodeType, str] = {}
+        for generation in targets:
+            codes.update(generation.new_codes)
+        impact = {
+            "threads": frames.threads_executing(codes, thread_id),
+            "signatureChanges": [],
+            "removals": [f"{e.module}.{e.qualname}" for g in targets for e in g.edits if e.kind == "added"],
+        }
+        mutations = [m for generation in targets for m in generation.mutations]
+        try:
+            atomic.run_atomically([m.backward for m in reversed(mutations)])
+        except Exception as error:
+            # put back the generations we were undoing, exactly as they were
+            for mutation in mutations:
+                try:
+                    mutation.forward()
+                except (AttributeError, KeyError, TypeError):
+                    pass
+            raise LivefixError("failed", f"rolling back failed ({type(error).__name__}: {error}); nothing changed") from None
+        now = time.time()
+        for generation in reversed(targets):
+            self._set_texts(generation.texts_before)
+            generation.status = "rolledBack"
+            generation.rolled_back_at = now
+        self._state_version += 1
+        edits = [
+            Edit(e.module, e.qualname, {"added": "removed", "removed": "added"}.get(e.kind, "replaced"), note=e.note)
+            for generation in reversed(targets)
+            for e in generation.edits
+        ]
+        sources = status.running_sources(edits, self.sources, self.generation)
+        undone = ", ".join(str(g.number) for g in reversed(targets))
+        lines = [f"Rolling back generation{'s' if len(targets) > 1 else ''} {undone}"]
+        if impact["threads"]:
+            lines.append(
+                f"{len(impact['threads'])} thread(s) executing the rolled-back code will finish on it: "
+                + ", ".join(f"{t['name']} in {', '.join(t['qualnames'])}" for t in impact["threads"])
+            )
+        lines.append(summary("rollback", self.generation, edits, None))
+        return ChangeResult(
+            action="rollback",
+            generation=self.generation,
+            edits=edits,
+            impact=impact,
+            report="\n".join(lines),
+            warnings=[],
+            sources=sources,
+        )
+
+    # -- queries -----------------------------------------------------------------------
+
+    def history(self) -> dict[str, Any]:
+        return {"generation": self.generation, "generations": [g.to_wire() for g in self._generations]}
+
+    def capture_frames(
+        self,
+        thread_ids: list[int] | None = None,
+        max_frames: int | None = None,
+        include_locals: bool = False,
+        thread_id: ThreadIdMap | None = None,
+    ) -> dict[str, Any]:
+        return frames.capture(thread_ids, max_frames, include_locals, thread_id)
+
+    def modified_modules(self, modules: list[str] | None = None, include_libraries: bool = False) -> list[dict[str, Any]]:
+        return status.modified_modules(self.sources, modules, include_libraries)
+
+
+def _check_qualname(qualname: str, module: types.ModuleType) -> None:
+    parts = qualname.split(".")
+    if not all(part.isidentifier() for part in parts):
+        raise LivefixError(
+            "invalid" if "<locals>" not in qualname else "unsupported",
+            f"{qualname!r} is not a qualified name livefix can replace"
+            + (" (functions defined inside functions are replaced with their enclosing function)" if "<locals>" in qualname else ""),
+            qualname=qualname,
+        )
+    owner: Any = module
+    for index, part in enumerate(parts[:-1]):
+        owner = owner.__dict__.get(part) if isinstance(owner, type) else getattr(owner, part, None)
+        if not isinstance(owner, type):
+            where = ".".join(parts[: index + 1])
+            raise LivefixError(
+                "notFound",
+                f"{module.__name__}.{where} is not a class in the running process, so it has no {parts[index + 1]!r}",
+                module=module.__name__, qualname=qualname,
+            )
+
+
+def _describe_check(verify: Any) -> str | None:
+    if verify is None:
+        return None
+    if isinstance(verify, str):
+        return verify
+    return getattr(verify, "__qualname__", repr(verify))
+
+
+def _new_codes(mutations: list[atomic.Mutation]) -> dict[types.CodeType, str]:
+    codes: dict[types.CodeType, str] = {}
+    for mutation in mutations:
+        args = mutation.forward.args
+        if len(args) == 3 and args[1] == "__code__" and isinstance(args[2], types.CodeType):
+            for code in codeutil.nested_codes(args[2]):
+                codes[code] = mutation.label
+    return codes
+
+
+def _dependency_order(names: list[str]) -> list[str]:
+    """Modules others depend on first (a module depends on those whose objects it holds)."""
+    wanted = set(names)
+    depends: dict[str, set[str]] = {}
+    for name in names:
+        module = sys.modules.get(name)
+        deps: set[str] = set()
+        for value in list(getattr(module, "__dict__", {}).values()):
+            other = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if isinstance(other, str) and other in wanted and other != name:
+                deps.add(other)
+        depends[name] = deps
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in ordered or name in visiting:
+            return
+        visiting.add(name)
+        for dep in sorted(depends.get(name, ())):
+            visit(dep)
+        visiting.discard(name)
+        ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
 
 
 _default: Engine | None = None
@@ -30,6 +505,7 @@ _default_lock = threading.Lock()
 
 
 def default_engine() -> Engine:
+    """The process's engine (created on first use)."""
     global _default
     with _default_lock:
         if _default is None:

@@ -1,24 +1,167 @@
-"""Plan and result types. (Implementation in progress.)"""
+"""What a change will do (Plan) and what it did (ChangeResult), in the words a person needs."""
+
 from __future__ import annotations
-from dataclasses import dataclass
+
+import time
+from dataclasses import dataclass, field
 from typing import Any
+
+from livefix.engine import atomic
+from livefix.engine.planner import Edit, ModulePlan
+
 
 @dataclass
 class Change:
+    """One requested change: a definition (`qualname` + its source) or a whole module (`source` only)."""
+
     source: str
     module: str | None = None
     path: str | None = None
     qualname: str | None = None
     line: int | None = None
 
-class Plan:
-    action: str
-    changes: list
-    impact: dict
-    def risks(self) -> list[str]: raise NotImplementedError
-    def planned(self) -> list[dict]: raise NotImplementedError
-    def report_before(self) -> str: raise NotImplementedError
-    def dry_run_body(self) -> dict: raise NotImplementedError
+    @classmethod
+    def coerce(cls, raw: Any) -> "Change":
+        if isinstance(raw, Change):
+            return raw
+        from livefix.protocol import as_change_args
 
+        (checked,) = as_change_args([raw])
+        return cls(
+            source=checked["source"],
+            module=checked.get("module"),
+            path=checked.get("path"),
+            qualname=checked.get("qualname") or None,
+            line=checked.get("line"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"source": self.source}
+        for key in ("module", "path", "qualname", "line"):
+            if getattr(self, key) is not None:
+                wire[key] = getattr(self, key)
+        return wire
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+@dataclass
+class Plan:
+    """A checked, compiled change that has not touched the process yet."""
+
+    action: str
+    changes: list[dict[str, Any]]
+    module_plans: list[ModulePlan]
+    impact: dict[str, Any]
+    state_version: int
+    generation: int
+    warnings: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def edits(self) -> list[Edit]:
+        return [edit for plan in self.module_plans for edit in plan.edits]
+
+    @property
+    def mutations(self) -> list[atomic.Mutation]:
+        return [m for plan in self.module_plans for m in plan.mutations]
+
+    @property
+    def empty(self) -> bool:
+        return not self.mutations
+
+    def risks(self) -> list[str]:
+        """Why a careful policy asks before committing this ([] = nothing risky)."""
+        reasons = []
+        threads = self.impact["threads"]
+        if threads:
+            names = ", ".join(f"{t['name']} ({', '.join(t['qualnames'])})" for t in threads)
+            reasons.append(f"{_plural(len(threads), 'thread')} executing code this change replaces: {names}")
+        if self.impact["signatureChanges"]:
+            reasons.append("it changes the signature of " + ", ".join(self.impact["signatureChanges"]))
+        if self.impact["removals"]:
+            reasons.append("it removes " + ", ".join(self.impact["removals"]))
+        return reasons
+
+    def planned(self) -> list[dict[str, Any]]:
+        return [edit.to_wire() for edit in self.edits]
+
+    def targets(self) -> str:
+        names = [f"{e.module}.{e.qualname}" for e in self.edits]
+        if not names:
+            return "nothing (the running code already matches)"
+        return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+    def report_before(self) -> str:
+        verb = {"apply": "Applying fix to", "reload": "Reloading", "rollback": "Rolling back"}.get(self.action, "Changing")
+        lines = [f"{verb} {self.targets()}"]
+        threads = self.impact["threads"]
+        if threads:
+            lines.append(
+                f"{_plural(len(threads), 'thread')} {'is' if len(threads) == 1 else 'are'} executing the old version "
+                "and will finish on it: " + ", ".join(f"{t['name']} in {', '.join(t['qualnames'])}" for t in threads)
+            )
+        if self.edits:
+            lines.append("new calls use the new code")
+        for change in self.impact["signatureChanges"]:
+            lines.append(f"signature changed: {change}")
+        lines.extend(self.warnings)
+        return "\n".join(lines)
+
+    def dry_run_body(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "applied": self.planned(),
+            "impact": self.impact,
+            "report": "Dry run (nothing changed):\n" + self.report_before(),
+            "dryRun": True,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass
 class ChangeResult:
-    def to_body(self) -> dict: raise NotImplementedError
+    """What a committed apply, reload or rollback did."""
+
+    action: str
+    generation: int
+    edits: list[Edit]
+    impact: dict[str, Any]
+    report: str
+    warnings: list[str]
+    verify: dict[str, Any] | None = None
+    dry_run: bool = False
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def applied(self) -> list[dict[str, Any]]:
+        return [edit.to_wire() for edit in self.edits]
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "generation": self.generation,
+            "applied": self.applied,
+            "impact": self.impact,
+            "report": self.report,
+            "dryRun": self.dry_run,
+            "warnings": list(self.warnings),
+            "action": self.action,
+            "sources": self.sources,
+        }
+        if self.verify is not None:
+            body["verify"] = self.verify
+        return body
+
+    def __repr__(self) -> str:
+        return f"<ChangeResult generation={self.generation} {self.report.splitlines()[-1] if self.report else ''}>"
+
+
+def summary(action: str, generation: int, edits: list[Edit], verify: dict[str, Any] | None) -> str:
+    counts = {kind: sum(1 for e in edits if e.kind == kind) for kind in ("replaced", "added", "removed")}
+    verb = {"apply": "Applied", "reload": "Reloaded", "rollback": "Rolled back to"}.get(action, "Applied")
+    text = f"{verb} generation {generation}: {counts['replaced']} replaced, {counts['added']} added, {counts['removed']} removed"
+    if verify is not None:
+        text += "; verify passed" if verify.get("passed") else "; verify failed"
+    return text

@@ -1,0 +1,232 @@
+"""`listen()`: the agent, the one livefix root object of a service process.
+
+Connects the pieces inside a service: the engine (installed to track sources),
+the AgentService (approval policy, audit log, two-phase plans), the token, the
+listening socket and the server thread, and, for a fleet worker, the registry:
+a worker that starts after fleet applies first runs them (the journal), then
+registers its socket, under the service's lock. Standard library only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from livefix import protocol
+from livefix.agent import auth, transport
+from livefix.agent.registry import Registry
+from livefix.agent.server import AgentServer, UntracedThread
+from livefix.agent.service import AgentService, Limits
+from livefix.engine import Engine, default_engine
+from livefix.errors import LivefixError
+from livefix.service import ServiceOptions
+
+log = logging.getLogger("livefix.agent")
+
+_current: "Agent | None" = None
+_current_lock = threading.Lock()
+
+
+class Agent:
+    """A listening agent. `address` is what `livefix ... TARGET` takes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        address: transport.Address,
+        token: str,
+        token_file: Path | None,
+        options: ServiceOptions,
+        limits: Limits,
+        ssl_context: ssl.SSLContext | None,
+        allow_remote: bool,
+        registry: Registry | None,
+    ) -> None:
+        self.engine = engine
+        self.requested = address
+        self.address = address
+        self.token_file = token_file
+        self.registry = registry
+        self.catch_up: list[dict[str, Any]] = []  # one outcome per journal entry replayed
+        self.ready = threading.Event()
+        self.failure: LivefixError | None = None
+        self._token = token
+        self._ssl = ssl_context
+        self._allow_remote = allow_remote
+        self.service = AgentService(engine, options, limits=limits, info=self.info)
+        self.server: AgentServer | None = None
+        self._closed = False
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def start(self, ready_timeout: float | None) -> None:
+        """Bind (and, in a fleet, catch up and register) on an untraced thread; wait for it."""
+        UntracedThread(self._start, "livefix-agent-start").start()
+        if not self.ready.wait(ready_timeout):
+            log.warning("livefix agent: still starting after %s s; it will listen when ready", ready_timeout)
+            return
+        if self.failure is not None:
+            raise self.failure
+
+    def _start(self) -> None:
+        try:
+            if self.registry is None:
+                self._bind()
+            else:
+                with self.registry.locked(timeout=None):
+                    self._replay_journal()
+                    self._bind()
+        except LivefixError as error:
+            self.failure = error
+        except Exception as exc:  # noqa: BLE001 - reported to listen()'s caller
+            log.exception("livefix agent: could not start")
+            self.failure = LivefixError("internal", f"the livefix agent could not start: {exc}")
+        finally:
+            self.ready.set()
+
+    def _bind(self) -> None:
+        listener = transport.bind(self.requested, allow_remote=self._allow_remote, ssl_context=self._ssl)
+        self.address = transport.address_of(listener, self.requested)
+        self.server = AgentServer(listener, self.service, self._token, self._ssl, hello=self.info)
+        self.server.start()
+
+    def _replay_journal(self) -> None:
+        """Bring a worker that starts late to the fleet's generation (the lock is held)."""
+        assert self.registry is not None
+        journal = self.registry.read_journal()
+        for entry in journal["entries"]:
+            outcome: dict[str, Any] = {"generation": entry.get("generation"), "action": entry.get("action")}
+            if entry.get("action") != "apply":
+                # A process that starts now imports modules from disk: a fleet reload is already in it.
+                outcome["status"] = "skipped"
+            else:
+                try:
+                    plan = self.engine.prepare(entry["changes"], action="apply")
+                    body = self.service.commit_approved(plan, entry.get("verify"))
+                    outcome.update(status="applied", workerGeneration=body.get("generation"))
+                except LivefixError as error:
+                    log.error("livefix agent: could not replay fleet generation %s: %s", entry.get("generation"), error)
+                    outcome.update(status="failed", error=error.to_dict())
+            self.catch_up.append(outcome)
+        self.service.fleet_generation = int(journal.get("generation", 0))
+
+    # -- serving -------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """Who this agent is (the authenticate response and `status`'s `agent`)."""
+        return {
+            "pid": os.getpid(),
+            "address": str(self.address),
+            "service": self.registry.name if self.registry else None,
+            "fleetGeneration": self.service.fleet_generation,
+            "generation": self.engine.generation,
+            "python": sys.version.split()[0],
+            "approval": self.service.options.approval,
+            "catchUp": self.catch_up,
+        }
+
+    def close(self) -> None:
+        """Stop listening and unregister (the service runs on, with whatever code it runs)."""
+        global _current
+        if self._closed:
+            return
+        self._closed = True
+        if self.server is not None:
+            self.server.close()
+        if self.address.kind == "unix" and self.address.path:
+            try:
+                os.unlink(self.address.path)
+            except OSError:
+                pass
+        with _current_lock:
+            if _current is self:
+                _current = None
+
+
+def listen(
+    address: str | int | tuple[str, int] | None = None,
+    *,
+    service: str | None = None,
+    token: str | None = None,
+    token_file: str | os.PathLike[str] | None = None,
+    approval: protocol.ApprovalPolicy = "risky",
+    audit_log: str | None = None,
+    allow_remote: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    limits: Limits | None = None,
+    engine: Engine | None = None,
+    ready_timeout: float | None = 10.0,
+) -> Agent:
+    """Start the livefix agent in this process and return it (one agent per process).
+
+    `address`: None for a Unix socket in the per-user runtime directory (the fleet
+    registry when `service` is given), `unix:PATH`, `HOST:PORT` or a port (loopback).
+    The token is `token`, else `$LIVEFIX_TOKEN`, else the file `token_file` or
+    `$LIVEFIX_TOKEN_FILE`, else `<runtime dir>/token` (created, mode 0600).
+    `approval` and `audit_log` are the adapter's `livefix` options."""
+    global _current
+    options = ServiceOptions.from_wire({"approval": approval, "auditLog": audit_log})
+    with _current_lock:
+        if _current is not None:
+            raise LivefixError("busy", f"livefix is already listening in this process on {_current.address}")
+        if ssl_context is None and certfile:
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(certfile, keyfile)
+        resolved = auth.resolve_token(token, token_file)
+        default_file: Path | None = None
+        if resolved is None:
+            default_file = transport.runtime_dir() / "token"
+            resolved = _default_token(default_file)
+        registry = Registry(service) if service else None
+        if address is None:
+            path = registry.socket_path() if registry else str(transport.runtime_dir() / "agents" / f"{os.getpid()}.sock")
+            parsed = transport.Address("unix", path=path)
+        else:
+            parsed = transport.parse_address(address)
+        engine = engine or default_engine()
+        engine.install()
+        agent = Agent(engine, parsed, resolved, default_file, options, limits or Limits(), ssl_context,
+                      allow_remote, registry)
+        _current = agent
+    try:
+        agent.start(ready_timeout)
+    except BaseException:
+        agent.close()
+        raise
+    return agent
+
+
+def current() -> Agent | None:
+    """The agent listening in this process, if any."""
+    return _current
+
+
+def _default_token(path: Path) -> str:
+    """The per-user token file, created on first use (0600)."""
+    try:
+        return auth.read_token_file(path)
+    except LivefixError:
+        if path.exists():
+            raise  # there, but unsafe or unreadable: say so rather than replace it
+    try:
+        auth.write_token_file(path, auth.generate_token())
+    except FileExistsError:
+        pass  # another worker created it at the same moment
+    return auth.read_token_file(path)
+
+
+def _forget_in_child() -> None:
+    """A forked child inherits the socket but not the thread: it must call listen() itself."""
+    global _current
+    _current = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

@@ -1,0 +1,113 @@
+"""A client for one agent: connect, authenticate, send requests, collect events.
+
+Connects the command line, the fleet coordinator and (later) the adapter's
+`attach` to an agent. Synchronous and single-threaded: `request()` sends one
+request and reads until its response, keeping the events that arrive meanwhile.
+A failed response is raised as the LivefixError it carries. Standard library only.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Callable
+
+from livefix import protocol
+from livefix.agent import auth, wire
+from livefix.agent.framing import DEFAULT_MAX_MESSAGE_BYTES, FramingError, MessageReader, encode, set_io_timeouts
+from livefix.agent.transport import Address, connect, parse_address, runtime_dir
+from livefix.errors import LivefixError
+
+EventHandler = Callable[[str, dict[str, Any]], None]
+
+
+def default_token(token: str | None = None, token_file: str | None = None) -> str:
+    """The token to present: explicit, `$LIVEFIX_TOKEN`, `$LIVEFIX_TOKEN_FILE`, else the per-user file."""
+    found = auth.resolve_token(token, token_file)
+    if found is not None:
+        return found
+    path = runtime_dir(create=False) / "token"
+    return auth.read_token_file(path)
+
+
+class AgentClient:
+    """One authenticated connection to an agent."""
+
+    def __init__(
+        self,
+        address: str | Address,
+        token: str,
+        *,
+        timeout: float | None = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        self.address = parse_address(address)
+        self.timeout = timeout
+        self.events: list[dict[str, Any]] = []
+        self.on_event = on_event
+        self.hello: dict[str, Any] = {}
+        self._seq = wire.Sequencer()
+        self._sock = connect(self.address, timeout=timeout, ssl_context=ssl_context, server_hostname=server_hostname)
+        set_io_timeouts(self._sock, timeout or 60.0, timeout or 60.0)
+        self._reader = MessageReader(self._sock, DEFAULT_MAX_MESSAGE_BYTES * 4)
+        try:
+            self.hello = self.request(protocol.AUTHENTICATE, {"token": token})
+        except BaseException:
+            self.close()
+            raise
+
+    def request(self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = -1) -> dict[str, Any]:
+        """Send a request and return its body; raise the LivefixError of a failure."""
+        seq = self._seq.next()
+        try:
+            self._sock.sendall(encode(wire.request(seq, command, arguments if arguments is not None else {})))
+        except OSError as exc:
+            raise self._lost(f"could not send {command}: {exc}") from None
+        wait = self.timeout if timeout == -1 else timeout
+        while True:
+            try:
+                message = self._reader.read(idle_timeout=wait, message_timeout=wait)
+            except FramingError as exc:
+                if exc.reason == "timeout":
+                    raise LivefixError(
+                        "failed", f"no answer to {command} from the agent at {self.address} within {wait:g} s",
+                        reason="timeout", address=str(self.address)) from None
+                raise self._lost(f"bad message from the agent: {exc.message}") from None
+            except OSError as exc:
+                raise self._lost(str(exc)) from None
+            if message is None:
+                raise self._lost(f"the agent closed the connection during {command}")
+            if message.get("type") == "event":
+                self._event(message)
+                continue
+            if message.get("type") != "response":
+                continue
+            if message.get("request_seq") not in (seq, 0):
+                continue
+            if message.get("success"):
+                body = message.get("body")
+                return body if isinstance(body, dict) else {}
+            raise wire.error_from_response(message)
+
+    def _event(self, message: dict[str, Any]) -> None:
+        self.events.append(message)
+        if self.on_event is not None:
+            body = message.get("body")
+            self.on_event(str(message.get("event")), body if isinstance(body, dict) else {})
+
+    def _lost(self, why: str) -> LivefixError:
+        return LivefixError("failed", f"lost the connection to the agent at {self.address}: {why}",
+                            reason="disconnected", address=str(self.address))
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "AgentClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

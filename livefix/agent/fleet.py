@@ -1,0 +1,308 @@
+"""Fleet operations: one change to every worker of a service, all or nothing.
+
+Connects a coordinator (the command line, later the adapter) to every worker
+registered under a service name. Apply is two-phase, under the service's lock:
+prepare everywhere (`livefix/prepare`: parse, compile, check, impact, approval);
+commit everywhere (`livefix/commit`) only if every worker prepared, `livefix/abort`
+otherwise; if a commit fails, the workers that committed are rolled back to the
+generation they ran before. The outcome is reported per worker, and a successful
+apply is journalled so that workers that start later catch up. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from livefix import protocol
+from livefix.agent.client import AgentClient
+from livefix.agent.registry import Member, Registry
+from livefix.errors import LivefixError
+
+# Called between phases with the phase name ("prepared", "committed") and the workers:
+# lets a caller observe (and a test interfere at) an exact point of the protocol.
+PhaseHook = Callable[[str, list["WorkerOutcome"]], None]
+
+
+@dataclass
+class WorkerOutcome:
+    """What happened on one worker."""
+
+    pid: int
+    address: str
+    status: str = "pending"  # prepared | committed | aborted | failed | rolledBack | rollbackFailed | unreachable
+    generation: int | None = None  # the worker's engine generation afterwards
+    before: int | None = None  # its generation before the apply
+    error: dict[str, Any] | None = None
+    body: dict[str, Any] | None = None
+    client: AgentClient | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pid": self.pid, "address": self.address, "status": self.status}
+        for key in ("generation", "before", "error"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+@dataclass
+class FleetResult:
+    """The fleet outcome: `applied` (every worker), `aborted` (none changed), `rolledBack`
+    (commits undone), `partial` (a rollback failed too: workers differ; see each one)."""
+
+    service: str
+    action: str
+    outcome: str
+    workers: list[WorkerOutcome]
+    fleet_generation: int | None = None
+    error: LivefixError | None = None  # the first failure, when not applied
+    report: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "service": self.service,
+            "action": self.action,
+            "outcome": self.outcome,
+            "fleetGeneration": self.fleet_generation,
+            "workers": [w.to_dict() for w in self.workers],
+            "report": self.report,
+        }
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        return out
+
+
+class Fleet:
+    """A coordinator for one service name."""
+
+    def __init__(self, service: str, token: str, *, timeout: float = 60.0, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry(service)
+        self.service = service
+        self.token = token
+        self.timeout = timeout
+
+    # -- two-phase apply ---------------------------------------------------------------
+
+    def apply(
+        self,
+        prepare: dict[str, Any],
+        *,
+        verify: str | None = None,
+        on_phase: PhaseHook | None = None,
+        lock_timeout: float = 30.0,
+    ) -> FleetResult:
+        """Apply (`prepare["action"]` "apply" with `changes`, or "reload") on every worker or none."""
+        action = str(prepare.get("action", "apply"))
+        with self.registry.locked(lock_timeout):
+            workers = self._connect_all()
+            try:
+                return self._apply_locked(action, prepare, verify, workers, on_phase)
+            finally:
+                for worker in workers:
+                    if worker.client is not None:
+                        worker.client.close()
+
+    def _apply_locked(
+        self,
+        action: str,
+        prepare: dict[str, Any],
+        verify: str | None,
+        workers: list[WorkerOutcome],
+        on_phase: PhaseHook | None,
+    ) -> FleetResult:
+        if not workers:
+            raise LivefixError("notFound", f"no worker is registered under service {self.service!r}", service=self.service)
+        result = FleetResult(self.service, action, "aborted", workers)
+        if any(w.status == "unreachable" for w in workers):
+            result.error = LivefixError("failed", "a registered worker cannot be reached; nothing was changed")
+            return self._finish(result)
+        # Phase 1: prepare everywhere.
+        args = {**prepare, "action": action}
+        if verify is not None:
+            args["verify"] = verify
+        self._each(workers, lambda w: self._prepare(w, args))
+        if on_phase is not None:
+            on_phase("prepared", workers)
+        failed = [w for w in workers if w.status != "prepared"]
+        if failed:
+            self._each([w for w in workers if w.status == "prepared"], self._abort)
+            result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "prepare failed"})
+            return self._finish(result)
+        # Phase 2: commit everywhere; the journal decides what later workers run.
+        generation = int(self.registry.read_journal().get("generation", 0)) + 1
+        self._each(workers, lambda w: self._commit(w, generation))
+        if on_phase is not None:
+            on_phase("committed", workers)
+        failed = [w for w in workers if w.status != "committed"]
+        if not failed:
+            entry: dict[str, Any] = {"action": action}
+            for key in ("changes", "modules", "package"):
+                if key in prepare:
+                    entry[key] = prepare[key]
+            if verify is not None:
+                entry["verify"] = verify
+            result.fleet_generation = self.registry.record_apply(entry)
+            result.outcome = "applied"
+            return self._finish(result)
+        # A commit failed: undo the ones that went through.
+        self._each([w for w in workers if w.status == "committed"], lambda w: self._undo(w, generation - 1))
+        result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "commit failed"})
+        result.outcome = "partial" if any(w.status == "rollbackFailed" for w in workers) else "rolledBack"
+        return self._finish(result)
+
+    def _prepare(self, worker: WorkerOutcome, args: dict[str, Any]) -> None:
+        body = self._call(worker, protocol.PREPARE, args)
+        if body is not None:
+            worker.status, worker.body, worker.before = "prepared", body, body.get("generation")
+
+    def _commit(self, worker: WorkerOutcome, fleet_generation: int) -> None:
+        assert worker.body is not None
+        args = {"prepareId": worker.body["prepareId"], "fleetGeneration": fleet_generation}
+        body = self._call(worker, protocol.COMMIT, args)
+        if body is not None:
+            worker.status, worker.generation, worker.body = "committed", body.get("generation"), body
+
+    def _abort(self, worker: WorkerOutcome) -> None:
+        assert worker.body is not None
+        if self._call(worker, protocol.ABORT, {"prepareId": worker.body["prepareId"]}, keep_status=True) is not None:
+            worker.status = "aborted"
+
+    def _undo(self, worker: WorkerOutcome, fleet_generation: int) -> None:
+        args = {"to": worker.before or 0, "approved": True, "fleetGeneration": fleet_generation}
+        body = self._call(worker, protocol.ROLLBACK, args, keep_status=True)
+        if body is None:
+            worker.status = "rollbackFailed"
+        else:
+            worker.status, worker.generation = "rolledBack", body.get("generation")
+
+    # -- other fleet requests ------------------------------------------------------------
+
+    def rollback(self, to: int | None = None, lock_timeout: float = 30.0) -> FleetResult:
+        """Roll every worker back (`to`: a fleet generation; default: the latest fleet apply)."""
+        with self.registry.locked(lock_timeout):
+            journal = self.registry.read_journal()
+            fleet_now = int(journal.get("generation", 0))
+            target = fleet_now - 1 if to is None else to
+            if target < 0 or target >= fleet_now:
+                raise LivefixError("nothingToRollBack", f"service {self.service!r} runs fleet generation {fleet_now}; "
+                                   f"nothing to roll back to {max(target, 0)}", generation=fleet_now)
+            workers = self._connect_all()
+            try:
+                # Fleet generation N is worker generation N on workers changed only by the fleet.
+                self._each(workers, lambda w: self._rollback(w, target))
+                result = FleetResult(self.service, "rollback", "applied", workers)
+                failed = [w for w in workers if w.status != "rolledBack"]
+                if failed:
+                    result.outcome = "partial"
+                    result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "rollback failed"})
+                else:
+                    result.fleet_generation = self.registry.record_rollback(target)
+                return self._finish(result)
+            finally:
+                for worker in workers:
+                    if worker.client is not None:
+                        worker.client.close()
+
+    def _rollback(self, worker: WorkerOutcome, to: int) -> None:
+        body = self._call(worker, protocol.ROLLBACK, {"to": to, "approved": True, "fleetGeneration": to})
+        if body is not None:
+            worker.status, worker.generation, worker.body = "rolledBack", body.get("generation"), body
+
+    def each(self, command: str, arguments: dict[str, Any] | None = None) -> list[WorkerOutcome]:
+        """Send one read-only request (history, status, frames) to every worker."""
+        workers = self._connect_all()
+        try:
+            self._each(workers, lambda w: self._ask(w, command, arguments or {}))
+            return workers
+        finally:
+            for worker in workers:
+                if worker.client is not None:
+                    worker.client.close()
+
+    def _ask(self, worker: WorkerOutcome, command: str, arguments: dict[str, Any]) -> None:
+        body = self._call(worker, command, arguments)
+        if body is not None:
+            worker.status, worker.body = "ok", body
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _connect_all(self) -> list[WorkerOutcome]:
+        workers = [WorkerOutcome(m.pid, f"unix:{m.path}") for m in self.registry.members()]
+        self._each(workers, self._connect)
+        return [w for w in workers if w.status != "gone"]
+
+    def _connect(self, worker: WorkerOutcome) -> None:
+        try:
+            worker.client = AgentClient(worker.address, self.token, timeout=self.timeout)
+            worker.status = "connected"
+        except LivefixError as error:
+            if error.kind == "notFound":
+                # The socket file outlived its worker (killed hard): drop it from the registry.
+                self.registry.unregister(worker.address[len("unix:"):])
+                worker.status = "gone"
+            else:
+                worker.status, worker.error = "unreachable", error.to_dict()
+
+    def _call(
+        self, worker: WorkerOutcome, command: str, args: dict[str, Any], keep_status: bool = False
+    ) -> dict[str, Any] | None:
+        if worker.client is None:
+            worker.status = worker.status if keep_status else "failed"
+            return None
+        try:
+            return worker.client.request(command, args)
+        except LivefixError as error:
+            worker.error = error.to_dict()
+            if not keep_status:
+                worker.status = "failed"
+            if error.details.get("reason") == "disconnected":
+                worker.client.close()
+                worker.client = None
+            return None
+
+    def _each(self, workers: list[WorkerOutcome], call: Callable[[WorkerOutcome], None]) -> None:
+        """Run `call` on every worker at once (requests are I/O bound: threads suffice)."""
+        if len(workers) <= 1:
+            for worker in workers:
+                call(worker)
+            return
+        with ThreadPoolExecutor(max_workers=min(32, len(workers))) as pool:
+            for future in [pool.submit(call, w) for w in workers]:
+                with contextlib.suppress(Exception):
+                    future.result()
+
+    def _finish(self, result: FleetResult) -> FleetResult:
+        result.report = fleet_report(result)
+        return result
+
+
+def fleet_report(result: FleetResult) -> str:
+    """A report a person reads: the outcome, then one line per worker."""
+    counts: dict[str, int] = {}
+    for worker in result.workers:
+        counts[worker.status] = counts.get(worker.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    n = len(result.workers)
+    head = {
+        "applied": f"Fleet {result.service}: {result.action} done on all {n} workers"
+        + (f" (fleet generation {result.fleet_generation})" if result.fleet_generation is not None else ""),
+        "aborted": f"Fleet {result.service}: {result.action} not applied: no worker was changed",
+        "rolledBack": f"Fleet {result.service}: a commit failed; every worker that committed was rolled back",
+        "partial": f"Fleet {result.service}: {result.action} FAILED and could not be fully undone: workers differ",
+    }[result.outcome]
+    lines = [head + f" [{summary}]"]
+    if result.error is not None:
+        lines.append(f"  reason: {result.error.message}")
+    for worker in result.workers:
+        line = f"  worker {worker.pid}: {worker.status}"
+        if worker.generation is not None:
+            line += f", generation {worker.generation}"
+        if worker.error:
+            line += f" - {worker.error.get('kind')}: {worker.error.get('message')}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+__all__ = ["Fleet", "FleetResult", "Member", "WorkerOutcome", "fleet_report"]

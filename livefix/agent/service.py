@@ -1,0 +1,214 @@
+"""The agent's dispatcher: livefix.service.Service plus two-phase apply and limits.
+
+Connects the agent's connections to the engine. Every request the adapter serves
+is answered by the shared `Service` (same arguments, bodies and errors); on top,
+the agent serves `livefix/prepare` (engine.prepare + the approval policy, keeping
+the Plan under a prepare id), `livefix/commit` and `livefix/abort` for fleet
+applies, and refuses sources and change lists beyond its limits. Standard library only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from livefix import protocol
+from livefix.engine import Engine, Plan
+from livefix.errors import LivefixError
+from livefix.service import EmitEvent, Service, ServiceOptions
+
+log = logging.getLogger("livefix.agent")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one peer can make the agent do (all sizes in bytes, times in seconds)."""
+
+    max_message_bytes: int = 8 * 1024 * 1024
+    max_source_bytes: int = 1024 * 1024  # one change's source
+    max_changes: int = 256  # changes in one request
+    max_connections: int = 16  # concurrent connections; more are refused with `busy`
+    max_plans: int = 8  # prepared, uncommitted plans per connection
+    auth_timeout: float = 5.0  # from connect to a successful authenticate
+    message_timeout: float = 10.0  # from a message's first byte to its last
+    send_timeout: float = 10.0  # a peer that does not read its responses is dropped
+
+
+@dataclass
+class _Prepared:
+    plan: Plan
+    owner: int
+    generation: int  # the engine generation the plan was computed against
+    verify: str | None
+
+
+class AgentService(Service):
+    """One per agent: the shared Service plus prepared plans keyed by prepare id."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        options: ServiceOptions | None = None,
+        emit: EmitEvent | None = None,
+        limits: Limits | None = None,
+        info: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(engine, options, emit)
+        self.limits = limits or Limits()
+        self._info = info
+        self._prepared: dict[str, _Prepared] = {}
+        # The fleet generation this worker runs (None: not changed through a fleet yet).
+        self.fleet_generation: int | None = None
+        self._prepared_lock = threading.Lock()
+
+    def handle_for(self, owner: int, command: str, arguments: Any) -> dict[str, Any]:
+        """Answer one request from connection `owner`: a body, or raise LivefixError."""
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise LivefixError("invalid", f"{command} arguments must be an object")
+        self.check_limits(arguments)
+        if command == protocol.PREPARE:
+            return self._guard(command, lambda: self.prepare_request(owner, arguments))
+        if command == protocol.COMMIT:
+            return self._guard(command, lambda: self.commit_request(arguments))
+        if command == protocol.ABORT:
+            return self.abort_request(arguments)
+        body = self.handle(command, arguments)
+        if command == protocol.ROLLBACK:
+            self._note_fleet_generation(arguments)
+        if command == protocol.STATUS and self._info is not None:
+            body = {**body, "agent": self._info()}
+        return body
+
+    def check_limits(self, arguments: dict[str, Any]) -> None:
+        changes = arguments.get("changes")
+        if not isinstance(changes, list):
+            return
+        if len(changes) > self.limits.max_changes:
+            raise LivefixError(
+                "invalid",
+                f"{len(changes)} changes in one request exceed the limit of {self.limits.max_changes}",
+                limit="maxChanges",
+            )
+        for index, change in enumerate(changes):
+            source = change.get("source") if isinstance(change, dict) else None
+            if isinstance(source, str) and len(source) > self.limits.max_source_bytes:
+                # len() counts characters; a character is at least one byte, so this never under-counts.
+                raise LivefixError(
+                    "invalid",
+                    f"changes[{index}].source is larger than the limit of {self.limits.max_source_bytes} bytes",
+                    limit="maxSourceBytes",
+                    index=index,
+                )
+
+    # -- two-phase apply ---------------------------------------------------------
+
+    def prepare_request(self, owner: int, args: dict[str, Any]) -> dict[str, Any]:
+        """Parse, compile, check and approve a change without touching anything."""
+        action = args.get("action", "apply")
+        verify = args.get("verify")
+        if verify is not None and not isinstance(verify, str):
+            raise LivefixError("invalid", "`verify` must be a string")
+        if action == "apply":
+            plan = self.engine.prepare(protocol.as_change_args(args.get("changes")), action="apply")
+        elif action == "reload":
+            modules = args.get("modules")
+            if modules is not None and (not isinstance(modules, list) or not all(isinstance(m, str) for m in modules)):
+                raise LivefixError("invalid", "`modules` must be a list of module names")
+            package = args.get("package")
+            if package is not None and not isinstance(package, str):
+                raise LivefixError("invalid", "`package` must be a string")
+            plan = self.engine.prepare_reload(modules=modules, package=package)
+        else:
+            raise LivefixError("invalid", f"`action` must be \"apply\" or \"reload\", not {action!r}")
+        reasons = self.approval_needed(plan)
+        if reasons and not args.get("approved", False):
+            raise LivefixError(
+                "approvalRequired",
+                f"Approval required: {'; '.join(reasons)}",
+                reasons=reasons,
+                impact=plan.impact,
+                applied=plan.planned(),
+                report=plan.report_before(),
+            )
+        prepare_id = uuid.uuid4().hex
+        with self._prepared_lock:
+            mine = [key for key, entry in self._prepared.items() if entry.owner == owner]
+            if len(mine) >= self.limits.max_plans:
+                raise LivefixError("busy", f"{len(mine)} prepared changes are waiting for commit or abort on this connection")
+            self._prepared[prepare_id] = _Prepared(plan, owner, self.engine.generation, verify)
+        return {
+            "prepareId": prepare_id,
+            "generation": self.engine.generation,
+            "planned": plan.planned(),
+            "impact": plan.impact,
+            "risks": plan.risks(),
+            "report": plan.report_before(),
+        }
+
+    def commit_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Commit a prepared plan (approval was settled at prepare)."""
+        entry = self._take(args)
+        if self.engine.generation != entry.generation:
+            raise LivefixError(
+                "busy",
+                f"the process changed since prepare (generation {entry.generation} -> {self.engine.generation}); "
+                "prepare again",
+                generation=self.engine.generation,
+            )
+        verify = args.get("verify", entry.verify)
+        if verify is not None and not isinstance(verify, str):
+            raise LivefixError("invalid", "`verify` must be a string")
+        body = self.commit_approved(entry.plan, verify)
+        self._note_fleet_generation(args)
+        return body
+
+    def _note_fleet_generation(self, args: dict[str, Any]) -> None:
+        generation = args.get("fleetGeneration")
+        if isinstance(generation, int) and not isinstance(generation, bool):
+            self.fleet_generation = generation
+
+    def commit_approved(self, plan: Plan, verify: str | None) -> dict[str, Any]:
+        """Commit a plan whose approval is settled (prepared and approved, or a fleet replay),
+        with the audit line and the `livefix/applied` event of any other commit."""
+        return self._commit(plan, verify, {"approved": True})
+
+    def abort_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self._take(args)
+        except LivefixError as error:
+            if error.kind != "notFound":
+                raise
+            return {"aborted": False}
+        return {"aborted": True}
+
+    def discard(self, owner: int) -> int:
+        """Forget every plan prepared on a connection that closed; how many there were."""
+        with self._prepared_lock:
+            stale = [key for key, entry in self._prepared.items() if entry.owner == owner]
+            for key in stale:
+                del self._prepared[key]
+        return len(stale)
+
+    def _take(self, args: dict[str, Any]) -> _Prepared:
+        prepare_id = args.get("prepareId")
+        if not isinstance(prepare_id, str):
+            raise LivefixError("invalid", "`prepareId` must be the id a livefix/prepare response returned")
+        with self._prepared_lock:
+            entry = self._prepared.pop(prepare_id, None)
+        if entry is None:
+            raise LivefixError("notFound", f"no prepared change {prepare_id!r} (committed, aborted or expired)")
+        return entry
+
+    def _guard(self, command: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return call()
+        except LivefixError:
+            raise
+        except Exception as exc:  # unexpected: log with traceback, answer as a failure
+            log.exception("livefix agent: %s failed unexpectedly", command)
+            raise LivefixError("internal", f"{command} failed unexpectedly: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,414 @@
+"""The `livefix` command line: fix a running service from a terminal.
+
+Connects a person (or a script, with `--json`) to one agent (`livefix.listen()`)
+or to every worker of a fleet (`--service NAME`), with the same reports and
+approval prompts as the editor. Exit codes (also in docs/agent.md):
+
+    0  done
+    1  refused or failed: nothing was changed (syntax, notFound, incompatible, busy...)
+    2  bad command line
+    3  approval required and not given: nothing was changed
+    4  verify failed: the change was rolled back
+    5  the agent cannot be reached, or refused the token
+    6  fleet: a failure could not be fully undone; workers differ (see the report)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import ssl
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from livefix import protocol
+from livefix.agent.client import AgentClient, default_token
+from livefix.agent.fleet import Fleet, FleetResult
+from livefix.agent.transport import Address, parse_address, runtime_dir
+from livefix.errors import LivefixError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_APPROVAL, EXIT_VERIFY, EXIT_UNREACHABLE, EXIT_PARTIAL = range(7)
+
+
+class Usage(Exception):
+    """A command line that cannot be acted on (exit 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    out = Output(args.json)
+    try:
+        return int(args.run(args, out))
+    except Usage as exc:
+        parser.error(str(exc))  # exits with 2
+        return EXIT_USAGE
+    except LivefixError as error:
+        return out.failure(error)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--service", metavar="NAME", help="every worker registered under NAME (a fleet)")
+    common.add_argument("--json", action="store_true", help="print the response body as JSON, for scripts")
+    common.add_argument("--yes", "-y", action="store_true", help="approve a risky change without asking")
+    common.add_argument("--token", help="the agent's token (default: $LIVEFIX_TOKEN, $LIVEFIX_TOKEN_FILE, "
+                        "then the per-user token file)")
+    common.add_argument("--token-file", metavar="PATH", help="read the token from PATH (must be mode 0600)")
+    common.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per request (default 60)")
+    common.add_argument("--cafile", metavar="PATH", help="connect with TLS, trusting the CA certificates in PATH")
+    common.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CAs")
+
+    parser = argparse.ArgumentParser(
+        prog="livefix",
+        description="Hot-fix a running Python service that called livefix.listen(). TARGET is a pid, "
+        "unix:PATH or a socket path, HOST:PORT, or service:NAME (same as --service NAME; then omit TARGET).",
+        epilog="exit codes: 0 done, 1 refused/failed (nothing changed), 2 usage, 3 approval required, "
+        "4 verify failed (rolled back), 5 agent unreachable or token refused, 6 fleet workers differ",
+    )
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    apply = sub.add_parser("apply", parents=[common], help="replace definitions or a module with the code in FILE")
+    apply.add_argument("items", nargs="+", metavar="[TARGET] FILE[::QUALNAME]")
+    apply.add_argument("--module", help="the module FILE is in the target (default: found by path)")
+    apply.add_argument("--verify", metavar="EXPR", help="an expression that must be true after the change")
+    apply.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    apply.set_defaults(run=run_apply)
+
+    reload = sub.add_parser("reload", parents=[common], help="reload modules whose file changed, as one generation")
+    reload.add_argument("items", nargs="*", metavar="[TARGET] MODULE")
+    reload.add_argument("--package", help="every modified module of a package")
+    reload.add_argument("--verify", metavar="EXPR")
+    reload.add_argument("--dry-run", action="store_true")
+    reload.set_defaults(run=run_reload)
+
+    rollback = sub.add_parser("rollback", parents=[common], help="undo the latest change (or return to --to N)")
+    rollback.add_argument("items", nargs="*", metavar="TARGET")
+    rollback.add_argument("--to", type=int, metavar="N", help="the generation to return to (0 = as loaded)")
+    rollback.set_defaults(run=run_rollback)
+
+    for name, help_text in (("history", "the generations applied"), ("frames", "every thread's stack, now"),
+                            ("status", "modules whose file differs from what runs")):
+        query = sub.add_parser(name, parents=[common], help=help_text)
+        query.add_argument("items", nargs="*", metavar="TARGET")
+        if name == "frames":
+            query.add_argument("--locals", action="store_true", help="include local variables (repr)")
+            query.add_argument("--max-frames", type=int, metavar="N")
+        query.set_defaults(run=run_query, command=name)
+    return parser
+
+
+def split_target(args: argparse.Namespace, minimum: int) -> tuple[Address | None, list[str]]:
+    """(agent address or None for a fleet, the remaining positional arguments)."""
+    items = list(args.items)
+    if args.service:
+        return None, items
+    if not items:
+        raise Usage("give a TARGET (pid, unix:PATH, HOST:PORT or service:NAME) or --service NAME")
+    target, rest = items[0], items[1:]
+    if target.startswith("service:"):
+        args.service = target[len("service:"):]
+        return None, rest
+    if len(rest) < minimum:
+        raise Usage("missing arguments after TARGET")
+    return resolve_target(target), rest
+
+
+def resolve_target(target: str) -> Address:
+    """A pid names the agent's default socket (alone, or in a fleet registry)."""
+    if target.isdigit():
+        root = runtime_dir(create=False)
+        candidates = [root / "agents" / f"{target}.sock", *sorted((root / "services").glob(f"*/{target}.sock"))]
+        for path in candidates:
+            if path.exists():
+                return Address("unix", path=str(path))
+        raise LivefixError("notFound", f"no livefix agent for pid {target} under {root} "
+                           "(did the process call livefix.listen()? is it another user's?)")
+    return parse_address(target)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def run_apply(args: argparse.Namespace, out: "Output") -> int:
+    address, files = split_target(args, minimum=1)
+    if not files:
+        raise Usage("give at least one FILE[::QUALNAME]")
+    changes = [change_from_spec(spec, args.module) for spec in files]
+    request: dict[str, Any] = {"changes": changes}
+    return _change(args, out, address, protocol.APPLY, request, "apply")
+
+
+def run_reload(args: argparse.Namespace, out: "Output") -> int:
+    address, modules = split_target(args, minimum=0)
+    request: dict[str, Any] = {}
+    if modules:
+        request["modules"] = modules
+    if args.package:
+        request["package"] = args.package
+    return _change(args, out, address, protocol.RELOAD, request, "reload")
+
+
+def _change(args: argparse.Namespace, out: "Output", address: Address | None, command: str,
+            request: dict[str, Any], action: str) -> int:
+    if args.verify:
+        request["verify"] = args.verify
+    if address is None:
+        if args.dry_run:
+            raise Usage("--dry-run works on one agent; run it against one worker's pid")
+        fleet = Fleet(args.service, _token(args), timeout=args.timeout)
+        verify = request.pop("verify", None)
+        result = fleet.apply({**request, "action": action, "approved": args.yes}, verify=verify)
+        if result.error is not None and result.error.kind == "approvalRequired" and out.confirm(result.error):
+            result = fleet.apply({**request, "action": action, "approved": True}, verify=verify)
+        return out.fleet(result)
+    if args.dry_run:
+        request["dryRun"] = True
+    if args.yes:
+        request["approved"] = True
+    with _connect(args, address, out) as client:
+        try:
+            body = client.request(command, request)
+        except LivefixError as error:
+            if error.kind != "approvalRequired" or not out.confirm(error):
+                raise
+            body = client.request(command, {**request, "approved": True})
+    return out.change(body)
+
+
+def run_rollback(args: argparse.Namespace, out: "Output") -> int:
+    address, _ = split_target(args, minimum=0)
+    if address is None:
+        return out.fleet(Fleet(args.service, _token(args), timeout=args.timeout).rollback(to=args.to))
+    request: dict[str, Any] = {"approved": True}  # going back to code that ran before needs no second opinion
+    if args.to is not None:
+        request["to"] = args.to
+    with _connect(args, address, out) as client:
+        return out.change(client.request(protocol.ROLLBACK, request))
+
+
+_QUERIES = {"history": protocol.HISTORY, "frames": protocol.CAPTURE_FRAMES, "status": protocol.STATUS}
+
+
+def run_query(args: argparse.Namespace, out: "Output") -> int:
+    address, _ = split_target(args, minimum=0)
+    request: dict[str, Any] = {}
+    if args.command == "frames":
+        request["locals"] = bool(args.locals)
+        if args.max_frames:
+            request["maxFrames"] = args.max_frames
+    render = {"history": render_history, "frames": render_frames, "status": render_status}[args.command]
+    if address is None:
+        workers = Fleet(args.service, _token(args), timeout=args.timeout).each(_QUERIES[args.command], request)
+        return out.per_worker(workers, render)
+    with _connect(args, address, out) as client:
+        return out.body(client.request(_QUERIES[args.command], request), render)
+
+
+def _token(args: argparse.Namespace) -> str:
+    try:
+        return default_token(args.token, args.token_file)
+    except LivefixError as error:
+        raise LivefixError("invalid", f"no token: {error.message} (set $LIVEFIX_TOKEN or pass --token-file)",
+                           reason="noToken") from None
+
+
+def _connect(args: argparse.Namespace, address: Address, out: "Output") -> AgentClient:
+    context = None
+    if args.cafile or args.tls:
+        context = ssl.create_default_context(cafile=args.cafile)
+    return AgentClient(address, _token(args), timeout=args.timeout, ssl_context=context,
+                       on_event=out.event)
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+
+def change_from_spec(spec: str, module: str | None) -> dict[str, Any]:
+    """`FILE` (the whole module) or `FILE::QUALNAME` (one definition, as written in FILE)."""
+    path_text, _, qualname = spec.partition("::")
+    path = Path(path_text)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LivefixError("notFound", f"cannot read {path}: {exc.strerror}", path=str(path)) from None
+    change: dict[str, Any] = {"path": str(path.resolve())}
+    if module:
+        change["module"] = module
+    if not qualname:
+        change["source"] = source
+        return change
+    source_text, line = definition_source(source, qualname, str(path))
+    change.update(qualname=qualname, source=source_text, line=line)
+    return change
+
+
+def definition_source(source: str, qualname: str, filename: str) -> tuple[str, int]:
+    """The text of definition `qualname` (decorators included, dedented) and its first line."""
+    try:
+        tree = ast.parse(source, filename)
+    except SyntaxError as exc:
+        raise LivefixError("syntax", f"{filename}:{exc.lineno}: {exc.msg}", path=filename, line=exc.lineno) from None
+    body: list[ast.stmt] = tree.body
+    node: ast.stmt | None = None
+    for part in qualname.split("."):
+        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                     and n.name == part), None)
+        if node is None:
+            raise LivefixError("notFound", f"no definition {qualname} in {filename}", path=filename, qualname=qualname)
+        body = node.body
+    assert node is not None and node.end_lineno is not None
+    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    lines = source.splitlines(keepends=True)[first - 1 : node.end_lineno]
+    return textwrap.dedent("".join(lines)), first
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+
+class Output:
+    """Human reports on a terminal, JSON for scripts; decides the exit code."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.interactive = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
+
+    def event(self, name: str, body: dict[str, Any]) -> None:
+        pass  # the response carries the same report; events matter to editors, not here
+
+    def change(self, body: dict[str, Any]) -> int:
+        if self.as_json:
+            _print_json(body)
+        else:
+            print(body.get("report") or json.dumps(body, indent=2))
+        verify = body.get("verify")
+        return EXIT_VERIFY if isinstance(verify, dict) and verify.get("passed") is False else EXIT_OK
+
+    def body(self, body: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> int:
+        if self.as_json:
+            _print_json(body)
+        else:
+            print(render(body))
+        return EXIT_OK
+
+    def per_worker(self, workers: list[Any], render: Callable[[dict[str, Any]], str]) -> int:
+        failed = [w for w in workers if w.status != "ok"]
+        if self.as_json:
+            _print_json({"workers": [{**w.to_dict(), "body": w.body} for w in workers]})
+        else:
+            for worker in workers:
+                print(f"== worker {worker.pid} ({worker.address}) ==")
+                if worker.body is not None:
+                    print(textwrap.indent(render(worker.body), "  "))
+                else:
+                    print(f"  {worker.status}: {(worker.error or {}).get('message', '')}")
+        if not workers:
+            return self.failure(LivefixError("notFound", "no worker is registered under that service"))
+        return EXIT_UNREACHABLE if failed else EXIT_OK
+
+    def fleet(self, result: FleetResult) -> int:
+        if self.as_json:
+            _print_json(result.to_dict())
+        else:
+            print(result.report)
+        if result.outcome == "applied":
+            return EXIT_OK
+        if result.outcome == "partial":
+            return EXIT_PARTIAL
+        return exit_code(result.error) if result.error is not None else EXIT_FAILED
+
+    def confirm(self, error: LivefixError) -> bool:
+        """Show what needs approval and ask; False when nobody can answer."""
+        if not self.interactive:
+            return False
+        report = error.details.get("report")
+        print(report if report else error.message, file=sys.stderr)
+        for reason in error.details.get("reasons", []):
+            print(f"  - {reason}", file=sys.stderr)
+        try:
+            answer = input("Apply anyway? [y/N] ")
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    def failure(self, error: LivefixError) -> int:
+        code = exit_code(error)
+        if self.as_json:
+            _print_json({"error": error.to_dict()})
+        else:
+            print(f"livefix: {error.message}", file=sys.stderr)
+            if error.kind == "approvalRequired":
+                report = error.details.get("report")
+                if report:
+                    print(report, file=sys.stderr)
+                print("livefix: re-run with --yes to approve", file=sys.stderr)
+        return code
+
+
+def exit_code(error: LivefixError) -> int:
+    if error.kind == "approvalRequired":
+        return EXIT_APPROVAL
+    if error.kind == "verifyFailed":
+        return EXIT_VERIFY
+    reason = error.details.get("reason")
+    if reason in ("unauthorized", "unauthenticated", "noToken", "disconnected") or (
+        error.kind in ("notFound", "failed") and "address" in error.details
+    ):
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED
+
+
+def render_history(body: dict[str, Any]) -> str:
+    lines = [f"running generation {body.get('generation', 0)}"]
+    for entry in body.get("generations", []):
+        changes = ", ".join(f"{c.get('module')}.{c.get('qualname')}" for c in entry.get("changes", []))
+        lines.append(f"  {entry.get('generation'):>3}  {entry.get('action', ''):<7} {entry.get('status', ''):<10} {changes}")
+    return "\n".join(lines)
+
+
+def render_frames(body: dict[str, Any]) -> str:
+    lines = []
+    for thread in body.get("threads", []):
+        mark = " (livefix)" if thread.get("livefix") else ""
+        lines.append(f"thread {thread.get('id')} {thread.get('name')}{mark}")
+        for frame in thread.get("frames", []):
+            lines.append(f"  {frame.get('qualname') or frame.get('name')}  {frame.get('path')}:{frame.get('line')}")
+            for name, value in (frame.get("locals") or {}).items():
+                lines.append(f"      {name} = {value}")
+    return "\n".join(lines)
+
+
+def render_status(body: dict[str, Any]) -> str:
+    agent = body.get("agent") or {}
+    lines = [f"pid {agent.get('pid', '?')}, generation {body.get('generation', 0)}"
+             + (f", service {agent['service']} at fleet generation {agent.get('fleetGeneration')}"
+                if agent.get("service") else "")]
+    modules = body.get("modules", [])
+    if not modules:
+        lines.append("no loaded module differs from its file")
+    for module in modules:
+        lines.append(f"  {module.get('name')} ({module.get('path')})")
+        for key in ("changed", "added", "removed"):
+            if module.get(key):
+                lines.append(f"    {key}: {', '.join(module[key])}")
+    return "\n".join(lines)
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

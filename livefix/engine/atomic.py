@@ -1,0 +1,144 @@
+"""Primitive mutations and their all-or-nothing application.
+
+Why this is atomic for other Python threads: a thread can only lose the GIL inside the
+bytecode evaluation loop (or in C code that releases it explicitly). The commit runs
+every mutation from one C-level iteration (`map` over `functools.partial` objects wrapping
+C setters such as `object.__setattr__`, `type.__setattr__`, `dict.__setitem__`), with the
+cyclic GC paused so that no finalizer (Python code) runs in between, and with every old
+value kept alive by the undo record so no deallocation runs user code either. So no other
+thread runs a bytecode between the first and the last mutation of a generation.
+(Free-threaded 3.13t builds have no GIL; livefix refuses to run there.)
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import gc
+import operator
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any, Callable
+
+_call = operator.methodcaller("__call__")
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One reversible assignment: `forward` applies it, `backward` restores the old value."""
+
+    forward: functools.partial
+    backward: functools.partial
+    label: str
+
+
+def _setter(target: Any) -> tuple[Callable[..., None], Callable[..., None]]:
+    # C-level setters that bypass Python-level __setattr__ overrides (EnumType, custom
+    # metaclasses), which would both run bytecode and refuse legitimate method swaps.
+    if isinstance(target, type):
+        return type.__setattr__, type.__delattr__
+    return object.__setattr__, object.__delattr__
+
+
+def set_attribute(target: Any, name: str, value: Any, label: str) -> Mutation:
+    """Set `target.name = value` (function attributes, class attributes, cells)."""
+    set_, del_ = _setter(target)
+    if isinstance(target, type):
+        old = target.__dict__.get(name, _MISSING)
+    else:
+        old = getattr(target, name, _MISSING)
+    forward = functools.partial(set_, target, name, value)
+    backward = functools.partial(del_, target, name) if old is _MISSING else functools.partial(set_, target, name, old)
+    return Mutation(forward, backward, label)
+
+
+def delete_attribute(target: type, name: str, label: str) -> Mutation:
+    set_, del_ = _setter(target)
+    old = target.__dict__[name]
+    return Mutation(functools.partial(del_, target, name), functools.partial(set_, target, name, old), label)
+
+
+def set_global(namespace: dict[str, Any], name: str, value: Any, label: str) -> Mutation:
+    old = namespace.get(name, _MISSING)
+    forward = functools.partial(dict.__setitem__, namespace, name, value)
+    if old is _MISSING:
+        backward = functools.partial(dict.pop, namespace, name, None)
+    else:
+        backward = functools.partial(dict.__setitem__, namespace, name, old)
+    return Mutation(forward, backward, label)
+
+
+def delete_global(namespace: dict[str, Any], name: str, label: str) -> Mutation:
+    old = namespace[name]
+    return Mutation(
+        functools.partial(dict.pop, namespace, name, None), functools.partial(dict.__setitem__, namespace, name, old), label
+    )
+
+
+def call_only(forward: Callable[[], Any], backward: Callable[[], Any], label: str) -> Mutation:
+    """A side step such as clearing an lru_cache (its old entries were computed by old code)."""
+    return Mutation(functools.partial(forward), functools.partial(backward), label)
+
+
+def gil_is_enabled() -> bool:
+    check = getattr(sys, "_is_gil_enabled", None)
+    return True if check is None else bool(check())
+
+
+def run_atomically(steps: list[functools.partial]) -> None:
+    """Run every step with no other Python thread running in between.
+
+    If a step raises, the steps before it have run: the caller restores with `undo`."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        collections.deque(map(_call, steps), 0)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def apply_all(mutations: list[Mutation]) -> None:
+    """Apply every mutation, or none: on failure, restore everything and re-raise."""
+    try:
+        run_atomically([m.forward for m in mutations])
+    except BaseException:
+        undo(mutations)
+        raise
+
+
+def undo(mutations: list[Mutation]) -> None:
+    """Restore the old values of `mutations` (applied in order), newest first."""
+    backward = [m.backward for m in reversed(mutations)]
+    try:
+        run_atomically(backward)
+    except BaseException:
+        # Some mutation had not run (a partial forward pass): restore one by one,
+        # tolerating the ones that have nothing to restore.
+        for step in backward:
+            try:
+                step()
+            except (AttributeError, KeyError, TypeError):
+                pass
+
+
+def noop() -> None:
+    return None
+
+
+__all__ = [
+    "Mutation",
+    "apply_all",
+    "call_only",
+    "delete_attribute",
+    "delete_global",
+    "gil_is_enabled",
+    "noop",
+    "run_atomically",
+    "set_attribute",
+    "set_global",
+    "undo",
+    "types",
+]

@@ -1,0 +1,122 @@
+"""Helpers on CPython code and function objects that differ across 3.10 .. 3.13."""
+
+from __future__ import annotations
+
+import functools
+import types
+from typing import Any, Iterator
+
+CodeType = types.CodeType
+FunctionType = types.FunctionType
+
+_VARARGS = 0x04  # inspect.CO_VARARGS
+_VARKEYWORDS = 0x08  # inspect.CO_VARKEYWORDS
+_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async generator
+
+
+def nested_codes(code: CodeType) -> Iterator[CodeType]:
+    """The code object and every code object nested in its constants (lambdas, inner defs,
+    comprehensions before 3.12), depth first."""
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(const for const in current.co_consts if isinstance(const, CodeType))
+
+
+def shift_lines(code: CodeType, delta: int) -> CodeType:
+    """The same code, `delta` lines further down the file.
+
+    Since 3.10 the line table is relative to co_firstlineno, so moving co_firstlineno moves
+    every line; nested code objects carry their own co_firstlineno and must move too."""
+    if delta == 0:
+        return code
+    consts = tuple(shift_lines(c, delta) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+
+
+def signature_key(code: CodeType, defaults: Any, kwdefaults: Any) -> tuple[Any, ...]:
+    """What callers depend on: parameter names and kinds, which ones have defaults."""
+    positional = code.co_argcount
+    names = code.co_varnames[: positional + code.co_kwonlyargcount]
+    star = bool(code.co_flags & _VARARGS)
+    double_star = bool(code.co_flags & _VARKEYWORDS)
+    return (
+        names,
+        code.co_posonlyargcount,
+        positional,
+        star,
+        double_star,
+        len(defaults or ()),
+        tuple(sorted(kwdefaults or {})),
+    )
+
+
+def describe_signature(code: CodeType) -> str:
+    positional = code.co_argcount
+    params = list(code.co_varnames[:positional])
+    index = positional + code.co_kwonlyargcount
+    if code.co_flags & _VARARGS:
+        params.append("*" + code.co_varnames[index])
+        index += 1
+    elif code.co_kwonlyargcount:
+        params.append("*")
+    params.extend(code.co_varnames[positional : positional + code.co_kwonlyargcount])
+    if code.co_flags & _VARKEYWORDS:
+        params.append("**" + code.co_varnames[index])
+    return f"({', '.join(params)})"
+
+
+def is_generator_like(code: CodeType) -> bool:
+    return bool(code.co_flags & _GENERATOR_LIKE)
+
+
+def unwrap_function(obj: Any, name: str) -> FunctionType | None:
+    """The plain Python function behind a decorated object whose definition is named `name`.
+
+    Follows `__wrapped__` (functools.wraps, lru_cache, singledispatch), `__func__`
+    (staticmethod, classmethod, bound methods) and closure cells of wrappers made without
+    functools.wraps, and returns the innermost function whose code is named `name`."""
+    seen: set[int] = set()
+    candidates = [obj]
+    while candidates:
+        current = candidates.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, FunctionType):
+            if current.__code__.co_name == name:
+                return current
+            for cell in current.__closure__ or ():
+                try:
+                    contents = cell.cell_contents
+                except ValueError:  # empty cell
+                    continue
+                if isinstance(contents, (FunctionType, staticmethod, classmethod, functools.partial)) or hasattr(
+                    contents, "__wrapped__"
+                ):
+                    candidates.append(contents)
+        for attr in ("__wrapped__", "__func__"):
+            try:
+                inner = object.__getattribute__(current, attr) if not isinstance(current, type) else None
+            except AttributeError:
+                inner = None
+            if inner is not None:
+                candidates.append(inner)
+    return None
+
+
+def lru_wrappers(obj: Any) -> list[Any]:
+    """The functools.lru_cache / functools.cache wrappers on the way from obj to its function."""
+    found = []
+    seen: set[int] = set()
+    current = obj
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if hasattr(current, "cache_clear") and hasattr(current, "cache_info"):
+            found.append(current)
+        try:
+            current = object.__getattribute__(current, "__wrapped__")
+        except AttributeError:
+            current = getattr(current, "__func__", None)
+    return found

@@ -1,0 +1,186 @@
+"""Compiling new source for one module: in the right scope, at the right lines, without side effects.
+
+New definitions are executed with the module's real globals but a scratch namespace for
+locals, so nothing in the module changes until the commit binds what was produced.
+Definitions nested in classes are compiled inside synthetic class statements with the
+same names (so `__qualname__` and zero-argument `super()` come out right), whose
+namespace is a copy of the real class's (so defaults and decorators that name class
+attributes resolve). Decorators of definitions that already exist are replaced by an
+identity function: the existing decorated object stays, only its function gets new code,
+and decorators with side effects (route registration...) do not run twice.
+"""
+
+from __future__ import annotations
+
+import __future__ as future_module
+import ast
+import re
+import textwrap
+import types
+from typing import Any
+
+from livefix.errors import LivefixError
+
+RECORD = "__livefix_record__"
+STAND_IN = "__livefix_class__"
+TARGET = "livefix_target"
+HELPER_NAMES = frozenset({RECORD, STAND_IN})
+
+_FUTURE_RE = re.compile(r"^from\s+__future__\s+import\s+\(?([\w\s,]+)\)?", re.MULTILINE)
+
+
+def future_flags(text: str | None) -> int:
+    """Compiler flags for the `from __future__` imports at the top of a module's source."""
+    if not text:
+        return 0
+    flags = 0
+    for match in _FUTURE_RE.finditer(text[:16384]):
+        for name in match.group(1).replace("\n", " ").split(","):
+            feature = getattr(future_module, name.strip(), None)
+            if feature is not None:
+                flags |= feature.compiler_flag
+    return flags
+
+
+def parse(source: str, filename: str, first_line: int = 1, what: str = "source") -> ast.Module:
+    """Parse `source` whose first line is line `first_line` of `filename`; a syntax error
+    becomes LivefixError('syntax') with the line and column in the real file."""
+    if not isinstance(source, str):
+        raise LivefixError("invalid", f"the new {what} must be text, not {type(source).__name__}")
+    if "\x00" in source:
+        raise LivefixError("invalid", f"the new {what} contains NUL bytes: not Python source")
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as error:
+        line = (error.lineno or 1) + first_line - 1
+        raise LivefixError(
+            "syntax",
+            f"{filename}:{line}:{error.offset or 0}: {error.msg}",
+            path=filename,
+            line=line,
+            column=error.offset or 0,
+            text=(error.text or "").rstrip("\n"),
+        ) from None
+    except (ValueError, RecursionError, MemoryError) as error:
+        raise LivefixError("syntax", f"{filename}: cannot parse the new {what}: {error}", path=filename) from None
+    if first_line != 1:
+        ast.increment_lineno(tree, first_line - 1)
+    return tree
+
+
+def dedent_definition(source: str) -> str:
+    """The definition's text with its common indentation removed (a method copied from a class)."""
+    return textwrap.dedent(source.expandtabs(8) if source.startswith("\t") else source)
+
+
+class Recorder:
+    """Collects the plain function of each transformed definition, by statement index.
+
+    Each transformed `def` gets `@__livefix_record__(i)` as its innermost decorator (placed
+    on the definition's first line, so line numbers do not move): it stores the function
+    before any other decorator wraps it, and returns it unchanged."""
+
+    def __init__(self) -> None:
+        self.functions: dict[int, Any] = {}
+
+    def __call__(self, index: int) -> Any:
+        def record(function: Any) -> Any:
+            self.functions[index] = function
+            return function
+
+        return record
+
+
+class BuiltClass:
+    """What a patching class statement produced: its evaluated bases, keywords and namespace."""
+
+    def __init__(self, name: str, bases: tuple[Any, ...], namespace: dict[str, Any], keywords: dict[str, Any]) -> None:
+        self.name = name
+        self.bases = bases
+        self.namespace = namespace
+        self.keywords = keywords
+
+
+class StandInClass:
+    """The metaclass of class statements that patch an existing class: prepares a fresh
+    namespace and returns what the body produced instead of building a new class."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.targets: list[type] = []
+        self.built: dict[int, BuiltClass] = {}
+
+    def add_target(self, cls: type) -> int:
+        self.targets.append(cls)
+        return len(self.targets) - 1
+
+    def __prepare__(self, name: str, bases: tuple[Any, ...], **kwargs: Any) -> dict[str, Any]:
+        # Class bodies look names up in their own namespace, then globals: never in the
+        # scratch locals, so the helpers the transformed body calls must be here.
+        return {RECORD: self.recorder, STAND_IN: self}
+
+    def __call__(self, name: str, bases: tuple[Any, ...], namespace: dict[str, Any], **kwargs: Any) -> BuiltClass:
+        index = kwargs.pop(TARGET)
+        cell = namespace.get("__classcell__")
+        if cell is not None:
+            cell.cell_contents = self.targets[index]  # zero-argument super() in new methods sees the real class
+        built = BuiltClass(name, bases, namespace, kwargs)
+        self.built[index] = built
+        return built
+
+
+def first_line_node(node: ast.AST) -> ast.AST:
+    decorators = getattr(node, "decorator_list", None)
+    return min(decorators, key=lambda d: d.lineno) if decorators else node
+
+
+def record_definition(node: Any, index: int, keep_decorators: bool) -> None:
+    """Give a def the recorder as innermost decorator; drop its own decorators unless kept."""
+    anchor = first_line_node(node)
+    call = ast.Call(func=ast.Name(id=RECORD, ctx=ast.Load()), args=[ast.Constant(index)], keywords=[])
+    for part in (call, call.func, call.args[0]):
+        ast.copy_location(part, anchor)
+    kept = list(node.decorator_list) if keep_decorators else []
+    node.decorator_list = kept + [call]
+
+
+def patch_class_statement(node: ast.ClassDef, target_index: int) -> None:
+    """Make a class statement produce a BuiltClass for the existing class at target_index."""
+    keywords = [k for k in node.keywords if k.arg != "metaclass"]
+    for keyword in (
+        ast.keyword(arg="metaclass", value=ast.Name(id=STAND_IN, ctx=ast.Load())),
+        ast.keyword(arg=TARGET, value=ast.Constant(target_index)),
+    ):
+        ast.copy_location(keyword, node)
+        ast.copy_location(keyword.value, node)
+        keywords.append(keyword)
+    node.keywords = keywords
+    node.decorator_list = []
+
+
+def compile_module_ast(tree: ast.Module, filename: str, flags: int) -> types.CodeType:
+    try:
+        return compile(tree, filename, "exec", flags=flags, dont_inherit=True)
+    except SyntaxError as error:  # compile-time errors ast.parse lets through (e.g. 'return' outside function)
+        raise LivefixError(
+            "syntax",
+            f"{filename}:{error.lineno}:{error.offset or 0}: {error.msg}",
+            path=filename,
+            line=error.lineno,
+            column=error.offset or 0,
+            text=(error.text or "").rstrip("\n"),
+        ) from None
+
+
+def run_isolated(code: types.CodeType, module_globals: dict[str, Any], scratch: dict[str, Any], what: str) -> None:
+    """Execute new module-level code with the module's globals and scratch locals."""
+    try:
+        exec(code, module_globals, scratch)
+    except LivefixError:
+        raise
+    except Exception as error:
+        raise LivefixError(
+            "failed",
+            f"executing the new {what} raised {type(error).__name__}: {error}; nothing was changed",
+            exception=type(error).__name__,
+        ) from None

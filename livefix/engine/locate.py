@@ -1,0 +1,171 @@
+"""Finding modules and definitions: a module by name or file, a definition by qualified
+name in a source text, and the text with one definition replaced (or inserted)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import types
+from dataclasses import dataclass
+
+from livefix.engine import compiler
+from livefix.errors import LivefixError
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def find_module(module: str | types.ModuleType | None, path: str | None) -> types.ModuleType:
+    if isinstance(module, types.ModuleType):
+        return module
+    if module:
+        found = sys.modules.get(module)
+        if found is None:
+            raise LivefixError("notFound", f"module {module!r} is not loaded in this process", module=module)
+        return found
+    if path:
+        wanted = os.path.realpath(path)
+        for candidate in list(sys.modules.values()):
+            file = getattr(candidate, "__file__", None)
+            if file and os.path.realpath(file) == wanted:
+                return candidate
+        raise LivefixError("notFound", f"no module loaded in this process comes from {path}", path=path)
+    raise LivefixError("invalid", "a change must name a module or a path")
+
+
+@dataclass
+class Located:
+    """A definition's place in a text: lines [first, last] (1-based, first includes decorators)."""
+
+    first: int
+    last: int
+    indent: str
+    node: ast.stmt
+
+
+def parse_text(text: str, filename: str) -> ast.Module:
+    try:
+        return ast.parse(text, filename=filename)
+    except SyntaxError as error:
+        raise LivefixError(
+            "syntax",
+            f"the running source of {filename} does not parse ({error.msg} at line {error.lineno})",
+            path=filename, line=error.lineno,
+        ) from None
+
+
+def find_definition(tree: ast.Module, text_lines: list[str], qualname: str, prefer: str | None = None,
+                    near_line: int | None = None) -> Located | None:
+    """The definition `qualname` (e.g. `Class.Inner.method`) in a parsed text."""
+    parts = qualname.split(".")
+    body: list[ast.stmt] = tree.body
+    for part in parts[:-1]:
+        owner = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if owner is None:
+            return None
+        body = owner.body
+    candidates = [n for n in body if isinstance(n, _DEFS) and n.name == parts[-1]]
+    if not candidates:
+        return None
+    if prefer is not None:
+        preferred = [n for n in candidates if _accessor_of(n) == prefer]
+        candidates = preferred or candidates
+    if near_line is not None:
+        node = min(candidates, key=lambda n: abs(compiler.first_line_node(n).lineno - near_line))
+    else:
+        node = candidates[-1]
+    first = compiler.first_line_node(node).lineno
+    line = text_lines[first - 1] if first - 1 < len(text_lines) else ""
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    return Located(first=first, last=node.end_lineno or node.lineno, indent=indent, node=node)
+
+
+def find_class_body_end(tree: ast.Module, text_lines: list[str], class_path: list[str]) -> tuple[int, str] | None:
+    """Where to insert a new member of class `class_path` ([] = the module): the line after
+    its last statement, and the indentation of its body."""
+    body: list[ast.stmt] = tree.body
+    owner: ast.ClassDef | None = None
+    for part in class_path:
+        owner = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if owner is None:
+            return None
+        body = owner.body
+    if owner is None:
+        return (len(text_lines), "")
+    last = owner.body[-1]
+    first_member = owner.body[0]
+    line = text_lines[first_member.lineno - 1]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    return (last.end_lineno or last.lineno, indent)
+
+
+def _accessor_of(node: ast.stmt) -> str:
+    for decorator in getattr(node, "decorator_list", []):
+        if isinstance(decorator, ast.Attribute) and decorator.attr in ("setter", "deleter", "getter"):
+            return decorator.attr
+    return "getter"
+
+
+def check_definition_source(source: str, qualname: str, filename: str, first_line: int) -> ast.stmt:
+    """The one definition a change's source must contain, named like the qualname's last part."""
+    if not source.strip():
+        raise LivefixError("invalid", f"the new source of {qualname} is empty", qualname=qualname)
+    tree = compiler.parse(compiler.dedent_definition(source), filename, first_line, what=f"source of {qualname}")
+    definitions = list(tree.body)
+    name = qualname.rsplit(".", 1)[-1]
+    if len(definitions) != 1 or not isinstance(definitions[0], _DEFS):
+        found = ", ".join(_describe(n) for n in definitions) or "nothing"
+        raise LivefixError(
+            "invalid",
+            f"the new source of {qualname} must be exactly one def or class statement; it contains {found}",
+            qualname=qualname,
+        )
+    if definitions[0].name != name:
+        raise LivefixError(
+            "invalid",
+            f"the new source defines `{definitions[0].name}`, not `{name}` (qualname {qualname})",
+            qualname=qualname, defines=definitions[0].name,
+        )
+    return definitions[0]
+
+
+def _describe(node: ast.stmt) -> str:
+    if isinstance(node, _DEFS):
+        return f"`{node.name}`"
+    return type(node).__name__.lower()
+
+
+def reindent(source: str, indent: str) -> list[str]:
+    """The definition's lines, dedented, then indented by `indent`, each ending in a newline."""
+    lines = compiler.dedent_definition(source).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return [(indent + line if line.strip() else "") + "\n" for line in lines]
+
+
+def splice(text: str, qualname: str, source: str, filename: str, near_line: int | None = None) -> tuple[str, bool]:
+    """`text` with the definition `qualname` replaced by `source` (or inserted where it
+    belongs when absent). Returns (new text, whether it was inserted)."""
+    tree = parse_text(text, filename)
+    lines = text.splitlines(True)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    prefer = _accessor_of(check_definition_source(source, qualname, filename, near_line or 1))
+    located = find_definition(tree, [l.rstrip("\r\n") for l in lines], qualname, prefer=prefer, near_line=near_line)
+    if located is not None:
+        new_lines = [l.replace("\n", newline) if newline != "\n" else l for l in reindent(source, located.indent)]
+        return "".join(lines[: located.first - 1] + new_lines + lines[located.last :]), False
+    parts = qualname.split(".")
+    place = find_class_body_end(tree, [l.rstrip("\r\n") for l in lines], parts[:-1])
+    if place is None:
+        raise LivefixError(
+            "notFound",
+            f"class {'.'.join(parts[:-1])} is not defined in {filename}; cannot add {qualname}",
+            qualname=qualname, path=filename,
+        )
+    after, indent = place
+    head = lines[:after]
+    if head and not head[-1].endswith("\n"):
+        head[-1] += newline
+    new_lines = [l.replace("\n", newline) if newline != "\n" else l for l in reindent(source, indent)]
+    separator = [newline] if indent else [newline, newline]
+    return "".join(head + separator + new_lines + lines[after:]), True

@@ -1,0 +1,664 @@
+"""From an old and a new text of one module to the mutations that bring the running module
+in line with the new text, keeping everything whose own statement did not change.
+
+Changed functions and methods keep their identity and get the new code (`__code__`,
+defaults, kwdefaults, annotations, doc); changed classes keep their identity and are
+patched member by member; new definitions are added, removed ones deleted; changed
+module-level statements are re-executed and rebind only the names they bind; code
+after the change whose lines moved gets its line numbers moved. Nothing is mutated
+here: the result is a list of `atomic.Mutation`s for the commit.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import enum
+import types
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from livefix.engine import atomic, codeutil, compiler
+from livefix.engine.textdiff import Chunk, TextDiff, diff_texts, statement_text, whole_file_diff
+from livefix.errors import LivefixError
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_ACCESSOR_SUFFIXES = {"getter": "fget", "setter": "fset", "deleter": "fdel"}
+_IGNORED_CLASS_NAMES = frozenset({"__module__", "__qualname__", "__classcell__", "__firstlineno__", "__static_attributes__"})
+
+
+@dataclass
+class Edit:
+    """One definition-level change, as reported to people and clients."""
+
+    module: str
+    qualname: str
+    kind: str  # replaced | added | removed
+    source: str | None = None
+    signature_changed: bool = False
+    old_codes: tuple[types.CodeType, ...] = ()
+    note: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"module": self.module, "qualname": self.qualname, "kind": self.kind}
+        if self.signature_changed:
+            entry["signatureChanged"] = True
+        return entry
+
+
+@dataclass
+class ModulePlan:
+    module: types.ModuleType
+    path: str
+    old_text: str
+    new_text: str
+    edits: list[Edit] = field(default_factory=list)
+    mutations: list[atomic.Mutation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    shifted: int = 0
+
+
+# -- statement keys and pairing ------------------------------------------------------
+
+
+def bound_names(node: ast.stmt) -> list[str]:
+    """Names a module- or class-level statement binds (for pairing and rebinding)."""
+    names: list[str] = []
+    if isinstance(node, (*_DEFS, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        for alias in node.names:
+            if alias.name != "*":
+                names.append((alias.asname or alias.name).split(".")[0])
+        return names
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+        targets = [node.target]
+    for target in targets:
+        for sub in ast.walk(target):
+            if isinstance(sub, ast.Name):
+                names.append(sub.id)
+    return names
+
+
+def statement_key(node: ast.stmt) -> tuple[str, ...]:
+    if isinstance(node, _DEFS):
+        return ("def", node.name)
+    if isinstance(node, ast.ClassDef):
+        return ("class", node.name)
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        names = bound_names(node)
+        if names:
+            return ("assign", *names)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        return ("docstring",)
+    return ("stmt", ast.dump(node))
+
+
+@dataclass
+class Pair:
+    key: tuple[str, ...]
+    old: ast.stmt | None
+    new: ast.stmt | None
+    changed: bool
+
+
+def pair_statements(
+    old: list[ast.stmt], old_chunk: Chunk | None, new: list[ast.stmt], new_chunk: Chunk
+) -> list[Pair]:
+    """Pair old and new statements by key (and occurrence), in new order, removed ones last."""
+    by_key: dict[tuple[str, ...], list[ast.stmt]] = {}
+    for node in old:
+        by_key.setdefault(statement_key(node), []).append(node)
+    pairs: list[Pair] = []
+    for node in new:
+        key = statement_key(node)
+        candidates = by_key.get(key)
+        previous = candidates.pop(0) if candidates else None
+        if previous is None:
+            pairs.append(Pair(key, None, node, True))
+        else:
+            changed = old_chunk is None or _differs(previous, old_chunk, node, new_chunk)
+            pairs.append(Pair(key, previous, node, changed))
+    for key, remaining in by_key.items():
+        for node in remaining:
+            pairs.append(Pair(key, node, None, True))
+    return pairs
+
+
+def _differs(old: ast.stmt, old_chunk: Chunk, new: ast.stmt, new_chunk: Chunk) -> bool:
+    """Definitions differ when their text does (their line table is part of what runs);
+    other statements only when their syntax tree does (a comment must not reset state)."""
+    if isinstance(new, (*_DEFS, ast.ClassDef)):
+        return _text(old_chunk, old) != _text(new_chunk, new)
+    return ast.dump(old) != ast.dump(new)
+
+
+def _text(chunk: Chunk, node: ast.stmt) -> str:
+    return _dedent_lines(statement_text(chunk, node))
+
+
+def _dedent_lines(text: str) -> str:
+    return compiler.dedent_definition(text)
+
+
+def _decorator_texts(chunk: Chunk | None, node: ast.stmt) -> list[str] | None:
+    if chunk is None:
+        return None
+    lines = chunk.text.splitlines()
+    texts = []
+    for decorator in getattr(node, "decorator_list", []):
+        first, last = decorator.lineno - chunk.first, (decorator.end_lineno or decorator.lineno) - chunk.first
+        texts.append("\n".join(lines[first : last + 1]).strip())
+    return texts
+
+
+def _accessor(node: ast.stmt) -> str:
+    """Which property accessor a `def` is: fget unless decorated `@name.setter`/`.deleter`."""
+    for decorator in getattr(node, "decorator_list", []):
+        if isinstance(decorator, ast.Attribute) and decorator.attr in _ACCESSOR_SUFFIXES:
+            return _ACCESSOR_SUFFIXES[decorator.attr]
+    return "fget"
+
+
+# -- the planner ---------------------------------------------------------------------
+
+
+class ModulePlanner:
+    """Plans `old_text` -> `new_text` for one loaded module."""
+
+    def __init__(self, module: types.ModuleType, path: str, old_text: str | None, new_text: str) -> None:
+        self.module = module
+        self.name = module.__name__
+        self.namespace: dict[str, Any] = module.__dict__
+        self.path = path
+        self.old_text = old_text
+        self.new_text = new_text
+        self.recorder = compiler.Recorder()
+        self.stand_in = compiler.StandInClass(self.recorder)
+        self.plan = ModulePlan(module, path, old_text or "", new_text)
+        self._record_index = 0
+        # (statement index in recorder) -> what to do with the recorded function
+        self._swaps: list[tuple[int, Any, str, str, ast.stmt]] = []  # (index, old function, qualname, accessor, node)
+        self._class_patches: list[tuple[int, type, ast.ClassDef | None, ast.ClassDef, Chunk | None, Chunk, str]] = []
+        self._scratch: dict[str, Any] = {}
+
+    # -- entry -------------------------------------------------------------------------
+
+    def run(self) -> ModulePlan:
+        diff = self._diff()
+        if diff is None:
+            return self.plan
+        flags = compiler.future_flags(self.new_text)
+        old_chunk = diff.old if self.old_text is not None else None
+        pairs = pair_statements(diff.old.statements if old_chunk else [], old_chunk, diff.new.statements, diff.new)
+        executed: list[ast.stmt] = []
+        rebind: list[tuple[ast.stmt, Pair]] = []
+        for pair in pairs:
+            if not pair.changed:
+                continue
+            if pair.new is None:
+                self._plan_removal(self.namespace, pair.old, old_chunk, qualprefix="")  # type: ignore[arg-type]
+                continue
+            node = copy.deepcopy(pair.new)
+            action = self._transform_top_level(node, pair, old_chunk, diff.new)
+            if action is not None:
+                executed.append(node)
+                if action == "bind":
+                    rebind.append((node, pair))
+        if executed:
+            self._execute(executed, flags)
+        for node, pair in rebind:
+            self._bind_module_names(node, pair, diff.new)
+        self._collect_swaps()
+        self._collect_class_patches()
+        if self.old_text is not None and diff.line_delta and not diff.whole_file:
+            self._shift_following(diff.old.last, diff.line_delta)
+        return self.plan
+
+    def _diff(self) -> TextDiff | None:
+        try:
+            if self.old_text is None:
+                return whole_file_diff("", self.new_text, self.path) if self.new_text else None
+            diff = diff_texts(self.old_text, self.new_text, self.path)
+            if diff is not None and not diff.whole_file and not self._aligned(diff.old):
+                diff = whole_file_diff(self.old_text, self.new_text, self.path)
+            return diff
+        except SyntaxError as error:
+            raise LivefixError(
+                "syntax",
+                f"{self.path}:{error.lineno}:{error.offset or 0}: {error.msg}",
+                path=self.path,
+                line=error.lineno,
+                column=error.offset or 0,
+                text=(error.text or "").rstrip("\n"),
+                module=self.name,
+            ) from None
+
+    def _aligned(self, chunk: Chunk) -> bool:
+        """Do the chunk's definitions sit where the running code says they are?"""
+        names = [n.name for n in chunk.statements if isinstance(n, _DEFS)]
+        for node in chunk.statements:
+            if isinstance(node, _DEFS) and names.count(node.name) == 1:
+                function = codeutil.unwrap_function(self.namespace.get(node.name), node.name)
+                if function is not None and function.__code__.co_filename == self.path:
+                    if function.__code__.co_firstlineno != compiler.first_line_node(node).lineno:
+                        return False
+        return True
+
+    # -- module level ------------------------------------------------------------------
+
+    def _transform_top_level(self, node: ast.stmt, pair: Pair, old_chunk: Chunk | None, new_chunk: Chunk) -> str | None:
+        """Prepare a changed or added top-level statement; returns 'bind', 'swap' or 'patch'."""
+        current = self.namespace.get(node.name) if isinstance(node, (*_DEFS, ast.ClassDef)) else None
+        if isinstance(node, _DEFS) and current is not None and pair.old is not None:
+            function = self._function_at(current, node.name, pair.old)
+            if function is None:
+                self.plan.warnings.append(
+                    f"{self.name}.{node.name} (line {compiler.first_line_node(pair.old).lineno}) has no running "
+                    "function object of its own (an overload stub or a shadowed definition); left as it is."
+                )
+                return None
+            same_decorators = _decorator_texts(old_chunk, pair.old) == _decorator_texts(new_chunk, pair.new)  # type: ignore[arg-type]
+            index = self._next_index()
+            compiler.record_definition(node, index, keep_decorators=not same_decorators)
+            self._swaps.append((index, function, node.name, "function", pair.new))  # type: ignore[arg-type]
+            self._add_edit(node.name, "replaced", new_chunk, pair.new, function.__code__)
+            if not same_decorators:
+                self.plan.warnings.append(
+                    f"The decorators of {self.name}.{node.name} changed: the name now refers to the newly decorated "
+                    "object; references taken earlier keep the old decorators around the new code."
+                )
+                return "bind"
+            return "swap"
+        if isinstance(node, ast.ClassDef) and isinstance(current, type) and pair.old is not None:
+            self._transform_class(node, current, pair.old, old_chunk, new_chunk, node.name)  # type: ignore[arg-type]
+            return "patch"
+        if isinstance(node, ast.ClassDef) and isinstance(current, type) and old_chunk is None:
+            self._transform_class(node, current, None, None, new_chunk, node.name)
+            return "patch"
+        if isinstance(node, _DEFS) and current is not None and old_chunk is None:
+            function = self._existing_function(current, node.name, node.name)
+            index = self._next_index()
+            compiler.record_definition(node, index, keep_decorators=False)
+            self._swaps.append((index, function, node.name, "function", pair.new))  # type: ignore[arg-type]
+            self._add_edit(node.name, "replaced", new_chunk, pair.new, function.__code__)
+            return "swap"
+        # new definitions and other statements: executed, their names bound
+        if isinstance(node, (*_DEFS, ast.ClassDef)):
+            self._add_edit(node.name, "added" if current is None else "replaced", new_chunk, pair.new)
+        else:
+            names = bound_names(node)
+            if names:
+                kind = "replaced" if pair.old is not None else "added"
+                for name in names:
+                    self._add_edit(name, kind, new_chunk, pair.new, statement=True)
+        return "bind"
+
+    def _bind_module_names(self, node: ast.stmt, pair: Pair, new_chunk: Chunk) -> None:
+        for name in bound_names(node):
+            if name in self._scratch:
+                value = self._scratch[name]
+                self.plan.mutations.append(atomic.set_global(self.namespace, name, value, f"{self.name}.{name}"))
+
+    def _plan_removal(self, namespace: Any, node: ast.stmt, old_chunk: Chunk | None, qualprefix: str) -> None:
+        for name in bound_names(node):
+            qualname = qualprefix + name
+            if isinstance(namespace, type):
+                if name in namespace.__dict__:
+                    value = namespace.__dict__[name]
+                    self._check_removable(value, qualname)
+                    self.plan.mutations.append(atomic.delete_attribute(namespace, name, f"{self.name}.{qualname}"))
+                    self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=_codes_of(value)))
+            elif name in namespace:
+                value = namespace[name]
+                self._check_removable(value, qualname)
+                self.plan.mutations.append(atomic.delete_global(namespace, name, f"{self.name}.{qualname}"))
+                self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=_codes_of(value)))
+
+    def _check_removable(self, value: Any, qualname: str) -> None:
+        if isinstance(value, enum.Enum):
+            raise LivefixError(
+                "incompatible", f"{self.name}.{qualname}: removing an enum member is not possible in a running process",
+                module=self.name, qualname=qualname,
+            )
+
+    # -- classes -----------------------------------------------------------------------
+
+    def _transform_class(
+        self,
+        node: ast.ClassDef,
+        cls: type,
+        old: ast.ClassDef | None,
+        old_chunk: Chunk | None,
+        new_chunk: Chunk,
+        qualname: str,
+    ) -> None:
+        target = self.stand_in.add_target(cls)
+        compiler.patch_class_statement(node, target)
+        self._class_patches.append((target, cls, old, node, old_chunk, new_chunk, qualname))
+        old_body = list(old.body) if old is not None else []
+        pairs = pair_statements(old_body, old_chunk if old is not None else None, list(node.body), new_chunk)
+        new_body_by_id = {id(n): n for n in node.body}
+        own = cls.__dict__
+        for pair in pairs:
+            member = pair.new
+            if member is None or id(member) not in new_body_by_id:
+                continue
+            if isinstance(member, _DEFS):
+                existing = own.get(member.name)
+                if existing is not None and (isinstance(existing, property) or _has_function(existing, member.name)):
+                    if not pair.changed and old is not None:
+                        compiler.record_definition(member, self._next_index(), keep_decorators=False)
+                        continue
+                    accessor = _accessor(member) if isinstance(existing, property) else "function"
+                    function = self._existing_member(existing, member.name, f"{qualname}.{member.name}", accessor)
+                    index = self._next_index()
+                    compiler.record_definition(member, index, keep_decorators=False)
+                    if function is None:  # a property gains an accessor
+                        self._swaps.append((index, existing, f"{qualname}.{member.name}", accessor, member))
+                    else:
+                        self._swaps.append((index, function, f"{qualname}.{member.name}", accessor, member))
+                    if pair.changed:
+                        self._add_edit(
+                            f"{qualname}.{member.name}", "replaced", new_chunk, member,
+                            function.__code__ if function is not None else None,
+                        )
+            elif isinstance(member, ast.ClassDef):
+                existing = own.get(member.name)
+                if isinstance(existing, type) and (pair.changed or old is None):
+                    self._transform_class(member, existing, pair.old, old_chunk if pair.old is not None else None,  # type: ignore[arg-type]
+                                          new_chunk, f"{qualname}.{member.name}")
+
+    def _collect_class_patches(self) -> None:
+        for target, cls, old, node, old_chunk, new_chunk, qualname in self._class_patches:
+            built = self.stand_in.built.get(target)
+            if built is None:
+                continue  # an enclosing statement failed before reaching this class
+            self._check_class_compatible(cls, built, qualname)
+            old_body = list(old.body) if old is not None else []
+            pairs = pair_statements(old_body, old_chunk if old is not None else None, list(node.body), new_chunk)
+            swapped_names = {
+                q.rsplit(".", 1)[-1] for _, _, q, _, _ in self._swaps if q.rsplit(".", 1)[0] == qualname
+            }
+            patched_names = {
+                q.rsplit(".", 1)[-1] for _, c, _, _, _, _, q in self._class_patches if q.rsplit(".", 1)[0] == qualname
+            }
+            for pair in pairs:
+                if not pair.changed and old is not None:
+                    continue
+                if pair.new is None:
+                    self._plan_removal(cls, pair.old, old_chunk, qualprefix=qualname + ".")  # type: ignore[arg-type]
+                    continue
+                for name in bound_names(pair.new) or (["__doc__"] if pair.key == ("docstring",) else []):
+                    if name in swapped_names or name in patched_names:
+                        continue
+                    if old is None and name in cls.__dict__ and not isinstance(pair.new, (*_DEFS, ast.ClassDef)):
+                        continue  # no baseline text: keep existing class state
+                    if name not in built.namespace:
+                        continue
+                    value = built.namespace[name]
+                    self._check_member_assignable(cls, name, qualname)
+                    kind = "replaced" if name in cls.__dict__ else "added"
+                    self.plan.mutations.append(atomic.set_attribute(cls, name, value, f"{self.name}.{qualname}.{name}"))
+                    if name != "__doc__":
+                        self._add_edit(f"{qualname}.{name}", kind, new_chunk, pair.new,
+                                       statement=not isinstance(pair.new, (*_DEFS, ast.ClassDef)))
+
+    def _check_class_compatible(self, cls: type, built: compiler.BuiltClass, qualname: str) -> None:
+        where = f"{self.name}.{qualname}"
+        if tuple(built.bases or (object,)) != tuple(cls.__bases__):
+            raise LivefixError(
+                "incompatible",
+                f"{where}: the base classes changed ({_names(cls.__bases__)} -> {_names(built.bases)}); "
+                "existing instances cannot change their layout in place: restart to apply this",
+                module=self.name, qualname=qualname, reason="bases",
+            )
+        metaclass = built.keywords.get("metaclass")
+        if "__slots__" in built.namespace and tuple(_as_tuple(built.namespace["__slots__"])) != tuple(
+            _as_tuple(cls.__dict__.get("__slots__", ()))
+        ):
+            raise LivefixError(
+                "incompatible",
+                f"{where}: __slots__ changed; instances' memory layout is fixed when the class is created: restart to apply this",
+                module=self.name, qualname=qualname, reason="slots",
+            )
+        del metaclass
+        if dataclasses.is_dataclass(cls):
+            old_fields = {f.name: (f.default, f.type) for f in dataclasses.fields(cls)}
+            annotations = built.namespace.get("__annotations__", {})
+            if list(annotations) != [n for n in cls.__dict__.get("__annotations__", {})] or any(
+                name in built.namespace and old_fields.get(name, (None,))[0] is not dataclasses.MISSING
+                and _field_default(built.namespace[name]) != old_fields[name][0]
+                for name in annotations
+                if name in old_fields
+            ):
+                raise LivefixError(
+                    "incompatible",
+                    f"{where}: the dataclass fields changed; generated __init__/__eq__ and existing instances depend "
+                    "on them: restart to apply this",
+                    module=self.name, qualname=qualname, reason="dataclassFields",
+                )
+        if isinstance(cls, enum.EnumMeta):
+            members = cls.__members__
+            for name, value in built.namespace.items():
+                if isinstance(value, enum.auto):
+                    continue
+                if name in members and getattr(members[name], "_value_", value) != value:
+                    raise LivefixError(
+                        "incompatible",
+                        f"{where}.{name}: enum members cannot change their value in a running process",
+                        module=self.name, qualname=f"{qualname}.{name}", reason="enumMember",
+                    )
+            added = [n for n, v in built.namespace.items() if not n.startswith("_") and n not in members
+                     and not callable(v) and not isinstance(v, (property, staticmethod, classmethod))]
+            if added:
+                raise LivefixError(
+                    "incompatible",
+                    f"{where}: adding enum members ({', '.join(added)}) is not possible in a running process",
+                    module=self.name, qualname=qualname, reason="enumMember",
+                )
+
+    def _check_member_assignable(self, cls: type, name: str, qualname: str) -> None:
+        if isinstance(cls, enum.EnumMeta) and name in cls.__members__:
+            raise LivefixError(
+                "incompatible", f"{self.name}.{qualname}.{name}: enum members cannot be replaced in a running process",
+                module=self.name, qualname=f"{qualname}.{name}", reason="enumMember",
+            )
+
+    # -- functions ---------------------------------------------------------------------
+
+    def _existing_function(self, current: Any, name: str, qualname: str) -> types.FunctionType:
+        function = codeutil.unwrap_function(current, name)
+        if function is None:
+            if isinstance(current, (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)):
+                raise LivefixError(
+                    "unsupported",
+                    f"{self.name}.{qualname} is a built-in (C) function, not Python code: it cannot be replaced",
+                    module=self.name, qualname=qualname,
+                )
+            raise LivefixError(
+                "unsupported",
+                f"{self.name}.{qualname} is a {type(current).__name__}, not a Python function livefix can find code in",
+                module=self.name, qualname=qualname,
+            )
+        return function
+
+    def _function_at(self, current: Any, name: str, old_node: ast.stmt) -> types.FunctionType | None:
+        """The running function of the definition `old_node`, checked by its first line: a name
+        may be bound to the last of several definitions (singledispatch `_`, overloads)."""
+        function = self._existing_function(current, name, name)
+        line = compiler.first_line_node(old_node).lineno
+        if function.__code__.co_firstlineno == line or function.__code__.co_filename != self.path:
+            return function
+        for candidate in _functions_of(self.namespace.values(), self.name, set()):
+            code = candidate.__code__
+            if code.co_name == name and code.co_firstlineno == line and code.co_filename == self.path:
+                return candidate
+        return None
+
+    def _existing_member(self, existing: Any, name: str, qualname: str, accessor: str) -> types.FunctionType | None:
+        if isinstance(existing, property):
+            function = getattr(existing, accessor)
+            return None if function is None else self._existing_function(function, name, qualname)
+        return self._existing_function(existing, name, qualname)
+
+    def _collect_swaps(self) -> None:
+        for index, old, qualname, accessor, node in self._swaps:
+            new = self.recorder.functions.get(index)
+            if new is None:
+                continue
+            where = f"{self.name}.{qualname}"
+            if isinstance(old, property):  # a new accessor for an existing property
+                cls = self._owner_class(qualname)
+                replacement = old.setter(new) if accessor == "fset" else old.deleter(new) if accessor == "fdel" else old.getter(new)
+                self.plan.mutations.append(atomic.set_attribute(cls, qualname.rsplit(".", 1)[-1], replacement, where))
+                self._add_edit(qualname, "replaced", None, node)
+                continue
+            self.plan.mutations.extend(swap_function(old, new, where, self.name, qualname))
+            for edit in self.plan.edits:
+                if edit.qualname == qualname and edit.kind == "replaced" and old.__code__ in edit.old_codes:
+                    edit.signature_changed = codeutil.signature_key(
+                        old.__code__, old.__defaults__, old.__kwdefaults__
+                    ) != codeutil.signature_key(new.__code__, new.__defaults__, new.__kwdefaults__)
+            for wrapper in codeutil.lru_wrappers(self._lookup(qualname)):
+                self.plan.mutations.append(atomic.call_only(wrapper.cache_clear, wrapper.cache_clear, f"{where} cache"))
+
+    def _owner_class(self, qualname: str) -> type:
+        owner: Any = self.module
+        for part in qualname.split(".")[:-1]:
+            owner = getattr(owner, part)
+        return owner
+
+    def _lookup(self, qualname: str) -> Any:
+        try:
+            owner: Any = self.module
+            for part in qualname.split("."):
+                owner = owner.__dict__[part] if isinstance(owner, type) else getattr(owner, part)
+            return owner
+        except (AttributeError, KeyError):
+            return None
+
+    # -- executing new code ------------------------------------------------------------
+
+    def _execute(self, statements: list[ast.stmt], flags: int) -> None:
+        module_ast = ast.Module(body=statements, type_ignores=[])
+        ast.fix_missing_locations(module_ast)
+        code = compiler.compile_module_ast(module_ast, self.path, flags)
+        self._scratch = {compiler.RECORD: self.recorder, compiler.STAND_IN: self.stand_in}
+        compiler.run_isolated(code, self.namespace, self._scratch, f"code of {self.name}")
+
+    # -- line numbers of code after the change -----------------------------------------
+
+    def _shift_following(self, after_line: int, delta: int) -> None:
+        """Move the code of unchanged definitions below the change by `delta` lines."""
+        replaced = {id(old) for _, old, _, _, _ in self._swaps}
+        seen: set[int] = set()
+        for function in _functions_of(self.namespace.values(), self.name, seen):
+            code = function.__code__
+            if id(function) in replaced or code.co_filename != self.path or code.co_firstlineno <= after_line:
+                continue
+            self.plan.mutations.append(
+                atomic.set_attribute(function, "__code__", codeutil.shift_lines(code, delta), f"line numbers of {function.__qualname__}")
+            )
+            self.plan.shifted += 1
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def _next_index(self) -> int:
+        self._record_index += 1
+        return self._record_index
+
+    def _add_edit(
+        self,
+        qualname: str,
+        kind: str,
+        chunk: Chunk | None,
+        node: ast.stmt | None,
+        old_code: types.CodeType | None = None,
+        statement: bool = False,
+    ) -> None:
+        source = _dedent_lines(statement_text(chunk, node)) if chunk is not None and node is not None else None
+        codes = tuple(codeutil.nested_codes(old_code)) if old_code is not None else ()
+        self.plan.edits.append(
+            Edit(self.name, qualname, kind, source=source, old_codes=codes, note="statement" if statement else None)
+        )
+
+
+def swap_function(old: types.FunctionType, new: types.FunctionType, where: str, module: str, qualname: str) -> list[atomic.Mutation]:
+    """The mutations that give `old` the behaviour of `new`, keeping `old`'s identity."""
+    if old.__code__.co_freevars != new.__code__.co_freevars:
+        added = sorted(set(new.__code__.co_freevars) - set(old.__code__.co_freevars))
+        removed = sorted(set(old.__code__.co_freevars) - set(new.__code__.co_freevars))
+        detail = []
+        if "__class__" in added:
+            detail.append("it now uses zero-argument super() or __class__, which needs a closure cell the running function does not have")
+        other = [n for n in added if n != "__class__"] + removed
+        if other:
+            detail.append(f"its closure variables changed ({', '.join(other)})")
+        raise LivefixError(
+            "incompatible",
+            f"{where}: {'; '.join(detail) or 'its closure changed'}; a running function's closure cannot be changed in place",
+            module=module, qualname=qualname, reason="closure",
+        )
+    mutations = [
+        atomic.set_attribute(old, "__code__", new.__code__, where),
+        atomic.set_attribute(old, "__defaults__", new.__defaults__, where),
+        atomic.set_attribute(old, "__kwdefaults__", new.__kwdefaults__, where),
+        atomic.set_attribute(old, "__annotations__", new.__annotations__, where),
+        atomic.set_attribute(old, "__doc__", new.__doc__, where),
+    ]
+    return mutations
+
+
+def _has_function(value: Any, name: str) -> bool:
+    return codeutil.unwrap_function(value, name) is not None
+
+
+def _functions_of(values: Iterable[Any], module_name: str, seen: set[int]) -> Iterable[types.FunctionType]:
+    for value in list(values):
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, types.FunctionType):
+            yield value
+        elif isinstance(value, (staticmethod, classmethod)):
+            yield from _functions_of([value.__func__], module_name, seen)
+        elif isinstance(value, property):
+            yield from _functions_of([value.fget, value.fset, value.fdel], module_name, seen)
+        elif isinstance(value, type) and value.__module__ == module_name:
+            yield from _functions_of(value.__dict__.values(), module_name, seen)
+        elif hasattr(value, "__wrapped__") and not isinstance(value, type):
+            try:
+                inner = [value.__wrapped__]
+                registry = getattr(value, "registry", None)  # functools.singledispatch implementations
+                if registry is not None and hasattr(registry, "values"):
+                    inner.extend(registry.values())
+            except Exception:
+                continue
+            yield from _functions_of(inner, module_name, seen)
+
+
+def _codes_of(value: Any) -> tuple[types.CodeType, ...]:
+    function = codeutil.unwrap_function(value, getattr(value, "__name__", "")) if value is not None else None
+    return tuple(codeutil.nested_codes(function.__code__)) if function is not None else ()
+
+
+def _names(classes: Iterable[Any]) -> str:
+    return ", ".join(getattr(c, "__qualname__", repr(c)) for c in classes) or "object"
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        return (value,)
+
+
+def _field_default(value: Any) -> Any:
+    return value.default if isinstance(value, dataclasses.Field) else value

@@ -1,0 +1,119 @@
+"""Which loaded modules differ from their files, and which definitions differ."""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import types
+from typing import Any
+
+from livefix.engine import locate
+from livefix.engine.planner import Edit, bound_names, pair_statements
+from livefix.engine.sources import SourceStore, module_file, read_source
+from livefix.engine.textdiff import Chunk, diff_texts
+
+_OWN_PACKAGE = __name__.split(".")[0]
+
+
+def modified_modules(store: SourceStore, names: list[str] | None, include_libraries: bool) -> list[dict[str, Any]]:
+    result = []
+    candidates = names if names is not None else sorted(sys.modules)
+    for name in candidates:
+        module = sys.modules.get(name)
+        if not isinstance(module, types.ModuleType):
+            if names is not None:
+                from livefix.errors import LivefixError
+
+                raise LivefixError("notFound", f"module {name!r} is not loaded in this process", module=name)
+            continue
+        if names is None and (name == _OWN_PACKAGE or name.startswith(_OWN_PACKAGE + ".")):
+            continue
+        path = module_file(module)
+        if path is None or (names is None and not include_libraries and store.is_library(path)):
+            continue
+        running = store.get(module)
+        if running is None or running.text is None:
+            continue
+        try:
+            disk = read_source(path)
+        except (OSError, UnicodeDecodeError, SyntaxError):
+            continue
+        if disk == running.text:
+            continue
+        changed, added, removed = definition_changes(running.text, disk, path)
+        result.append({"name": name, "path": path, "changed": changed, "added": added, "removed": removed})
+    return result
+
+
+def definition_changes(old: str, new: str, path: str) -> tuple[list[str], list[str], list[str]]:
+    """Qualnames of definitions changed, added and removed from `old` to `new`."""
+    try:
+        diff = diff_texts(old, new, path)
+    except SyntaxError as error:
+        return ([f"<file does not parse: line {error.lineno}: {error.msg}>"], [], [])
+    changed: list[str] = []
+    added: list[str] = []
+    removed: list[str] = []
+    if diff is None:
+        return changed, added, removed
+    _compare(diff.old.statements, diff.old, diff.new.statements, diff.new, "", changed, added, removed)
+    return changed, added, removed
+
+
+def _compare(old: list[ast.stmt], old_chunk: Chunk, new: list[ast.stmt], new_chunk: Chunk, prefix: str,
+             changed: list[str], added: list[str], removed: list[str]) -> None:
+    for pair in pair_statements(old, old_chunk, new, new_chunk):
+        if not pair.changed:
+            continue
+        node = pair.new or pair.old
+        name = getattr(node, "name", None) or ", ".join(bound_names(node))  # type: ignore[arg-type]
+        label = prefix + name if name else prefix + ("<module statement>" if not prefix else "<class statement>")
+        if pair.old is None:
+            added.append(label)
+        elif pair.new is None:
+            removed.append(label)
+        elif isinstance(pair.old, ast.ClassDef) and isinstance(pair.new, ast.ClassDef):
+            before = (len(changed), len(added), len(removed))
+            _compare(pair.old.body, old_chunk, pair.new.body, new_chunk, label + ".", changed, added, removed)
+            if before == (len(changed), len(added), len(removed)):
+                changed.append(label)
+        elif label not in changed:
+            changed.append(label)
+
+
+def running_sources(edits: list[Edit], store: SourceStore, generation: int) -> list[dict[str, Any]]:
+    """For each definition touched, the source that runs now (None where it no longer exists)."""
+    result = []
+    parsed: dict[str, tuple[ast.Module, list[str], str, str]] = {}
+    for edit in edits:
+        if edit.note == "statement":
+            continue
+        module = sys.modules.get(edit.module)
+        text = store.snapshot(edit.module)
+        path = module_file(module) if module is not None else None
+        source = None
+        if text is not None and path is not None:
+            if edit.module not in parsed:
+                try:
+                    parsed[edit.module] = (ast.parse(text), text.splitlines(True), text, path)
+                except SyntaxError:
+                    parsed[edit.module] = None  # type: ignore[assignment]
+            entry = parsed.get(edit.module)
+            if entry is not None:
+                tree, lines, _, _ = entry
+                found = locate.find_definition(tree, [l.rstrip("\r\n") for l in lines], edit.qualname)
+                if found is not None:
+                    source = "".join(lines[found.first - 1 : found.last])
+        result.append({"module": edit.module, "path": path, "qualname": edit.qualname,
+                       "source": _dedent(source) if source else None, "generation": generation})
+    return result
+
+
+def _dedent(text: str) -> str:
+    from livefix.engine.compiler import dedent_definition
+
+    return dedent_definition(text)
+
+
+__all__ = ["definition_changes", "modified_modules", "running_sources", "os"]
