@@ -1,0 +1,11 @@
+"""Debuggee child process: prints its shop.price(2) forever."""
+
+import os
+import time
+
+import shop
+
+print(f"child started pid={os.getpid()}", flush=True)
+while True:
+    print(f"child price={shop.price(2)}", flush=True)
+    time.sleep(0.1)

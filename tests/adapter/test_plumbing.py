@@ -1,0 +1,160 @@
+"""The adapter's own behaviour, independent of the engine: options, routing, errors, internals.
+
+Real `python -m livefix.adapter` over stdio, real debugpy, real debuggee processes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from adapter_support import (
+    ADAPTER, DapClient, clean_env, find_marker, launch_args, next_price, wait_price,
+)
+
+
+def test_adapter_runs_a_plain_debug_session_like_debugpy(session, workdir: Path) -> None:
+    """Breakpoints, stack traces, evaluate and threads behave exactly as with debugpy."""
+    line = find_marker(workdir / "shop.py", "price_body")
+    dap = session(breakpoints={str(workdir / "shop.py"): [line]}, ready=None)
+    stopped = dap.wait_stopped()
+    thread_id = stopped["body"]["threadId"]
+    frame = dap.top_frame(thread_id)
+    assert (frame["name"], frame["line"]) == ("price", line)
+    assert dap.call("evaluate", {"expression": "qty * 3", "frameId": frame["id"], "context": "repl"})["result"] == "3"
+    assert "worker" in [t["name"] for t in dap.threads()]
+    dap.set_breakpoints(workdir / "shop.py", [])
+    mark = dap.mark()
+    dap.call("continue", {"threadId": thread_id})
+    wait_price(dap, 10, since=mark)
+
+
+@pytest.mark.parametrize(
+    "option, complaint",
+    [
+        ({"approval": "sometimes"}, "approval must be one of never, risky, always"),
+        ({"aproval": "never"}, "Unknown key(s) in the \"livefix\" option: aproval"),
+        ("risky", "must be an object"),
+        ({"auditLog": 3}, "auditLog must be a file path"),
+    ],
+)
+def test_bad_livefix_option_is_refused_with_a_clear_error(adapter, workdir: Path, option, complaint) -> None:
+    dap = adapter()
+    dap.initialize()
+    response = dap.fail("launch", launch_args(workdir, livefix=option))
+    assert complaint in response["message"]
+    assert response["body"]["livefix"]["kind"] == "invalid"
+    assert response["body"]["error"]["showUser"] is True
+    # Nothing was started: no debuggee process event ever arrives.
+    assert not [e for e in dap.events if e.get("event") == "process"]
+
+
+def test_livefix_errors_keep_their_body_through_the_adapter(session) -> None:
+    """Service validation errors come back as DAP errors with body.livefix, the debuggee untouched."""
+    dap = session(livefix={"approval": "never"})
+    response = dap.fail("livefix/apply", {"changes": "not a list"})
+    assert response["body"]["livefix"]["kind"] == "invalid"
+    assert response["body"]["error"]["format"] == response["message"]
+    assert "changes" in response["message"]
+    assert next_price(dap) == 10
+
+
+def test_unknown_livefix_request_is_invalid(session) -> None:
+    dap = session()
+    response = dap.fail("livefix/frobnicate", {})
+    assert response["body"]["livefix"]["kind"] == "invalid"
+    assert "livefix/apply" in response["message"]  # names the known requests
+
+
+def test_livefix_request_before_launch_is_refused(adapter) -> None:
+    dap = adapter()
+    dap.initialize()
+    response = dap.fail("livefix/history")
+    assert response["body"]["livefix"]["kind"] == "invalid"
+
+
+def test_debuggee_without_livefix_answers_unsupported(adapter, workdir: Path, tmp_path_factory) -> None:
+    """A debuggee interpreter whose environment lacks livefix: a clear `unsupported` error."""
+    bare = tmp_path_factory.mktemp("bare-venv")
+    venv.EnvBuilder(with_pip=False).create(bare)
+    python = str(bare / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import livefix"], capture_output=True, cwd=str(bare), env=clean_env())
+    assert probe.returncode != 0, "the bare environment must not see livefix"
+    dap = adapter()
+    dap.launch(launch_args(workdir, python=python))
+    dap.wait_output("ready")
+    response = dap.fail("livefix/apply", {"changes": [{"module": "shop", "qualname": "price", "source": "def price(qty):\n    return 0\n"}]})
+    assert response["body"]["livefix"]["kind"] == "unsupported"
+    assert "not installed" in response["message"]
+    assert next_price(dap) == 10
+
+
+def test_adapter_listens_on_tcp(workdir: Path) -> None:
+    """`--host/--port`: the same adapter for clients that connect over TCP."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([*ADAPTER, "--host", "127.0.0.1", "--port", str(port)], env=clean_env(), cwd=str(workdir))
+    try:
+        with DapClient.tcp("127.0.0.1", port) as dap:
+            dap.launch(launch_args(workdir))
+            dap.wait_output("ready")
+            assert dap.fail("livefix/apply", {"changes": []})["body"]["livefix"]["kind"] == "invalid"
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def _run_isolated(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A fresh interpreter: the checks import debugpy/pydevd internals, not this pytest process.
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), cwd=str(cwd), timeout=120)
+
+
+def test_pydevd_internals_that_livefix_relies_on_are_present(tmp_path: Path) -> None:
+    """Fails loudly when a debugpy release changes the pydevd internals in livefix.pydevd_bridge."""
+    code = (
+        "import json, debugpy, debugpy.server\n"  # debugpy.server imports the vendored pydevd
+        "from livefix import pydevd_bridge\n"
+        "problems = pydevd_bridge.check_compatibility()\n"
+        "bridge = pydevd_bridge.PydevdBridge() if not problems else None\n"
+        "print(json.dumps({'debugpy': debugpy.__version__, 'problems': problems}))\n"
+    )
+    result = _run_isolated(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["problems"] == [], f"debugpy {report['debugpy']} changed pydevd internals livefix uses: {report['problems']}"
+
+
+def test_debugpy_adapter_internals_that_livefix_relies_on_are_present(tmp_path: Path) -> None:
+    """Fails loudly when a debugpy release changes the adapter internals in livefix.adapter.debugpy_hooks."""
+    code = (
+        "import json, debugpy\n"
+        "from livefix.adapter import debugpy_hooks\n"
+        "print(json.dumps({'debugpy': debugpy.__version__, 'problems': debugpy_hooks.check_compatibility()}))\n"
+    )
+    result = _run_isolated(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["problems"] == [], f"debugpy {report['debugpy']} changed adapter internals livefix uses: {report['problems']}"
+
+
+def test_pydevd_bridge_check_reports_a_missing_internal(tmp_path: Path) -> None:
+    """The compatibility check itself can fail: remove one internal and it names it."""
+    code = (
+        "import json, debugpy.server\n"
+        "from _pydevd_bundle._debug_adapter import pydevd_base_schema\n"
+        "del pydevd_base_schema.register_request\n"
+        "from livefix import pydevd_bridge\n"
+        "print(json.dumps(pydevd_bridge.check_compatibility()))\n"
+    )
+    result = _run_isolated(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    problems = json.loads(result.stdout.strip().splitlines()[-1])
+    assert problems == ["_pydevd_bundle._debug_adapter.pydevd_base_schema.register_request is missing"]
