@@ -25,6 +25,7 @@ from livefix.errors import LivefixError
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _ACCESSOR_SUFFIXES = {"getter": "fget", "setter": "fset", "deleter": "fdel"}
+_C_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 _IGNORED_CLASS_NAMES = frozenset({"__module__", "__qualname__", "__classcell__", "__firstlineno__", "__static_attributes__"})
 
 
@@ -288,6 +289,8 @@ class ModulePlanner:
             self._add_edit(node.name, "replaced", new_chunk, pair.new, function.__code__)
             return "swap"
         # new definitions and other statements: executed, their names bound
+        if isinstance(node, _DEFS) and isinstance(current, _C_CALLABLES):
+            self._existing_function(current, node.name, node.name)  # raises: not Python code
         if isinstance(node, (*_DEFS, ast.ClassDef)):
             self._add_edit(node.name, "added" if current is None else "replaced", new_chunk, pair.new)
         else:
@@ -625,6 +628,9 @@ def _functions_of(values: Iterable[Any], module_name: str, seen: set[int]) -> It
         seen.add(id(value))
         if isinstance(value, types.FunctionType):
             yield value
+            inner = _wrapped_functions(value)
+            if inner:
+                yield from _functions_of(inner, module_name, seen)
         elif isinstance(value, (staticmethod, classmethod)):
             yield from _functions_of([value.__func__], module_name, seen)
         elif isinstance(value, property):
@@ -632,14 +638,31 @@ def _functions_of(values: Iterable[Any], module_name: str, seen: set[int]) -> It
         elif isinstance(value, type) and value.__module__ == module_name:
             yield from _functions_of(value.__dict__.values(), module_name, seen)
         elif hasattr(value, "__wrapped__") and not isinstance(value, type):
-            try:
-                inner = [value.__wrapped__]
-                registry = getattr(value, "registry", None)  # functools.singledispatch implementations
-                if registry is not None and hasattr(registry, "values"):
-                    inner.extend(registry.values())
-            except Exception:
-                continue
-            yield from _functions_of(inner, module_name, seen)
+            yield from _functions_of(_wrapped_functions(value), module_name, seen)
+
+
+def _wrapped_functions(value: Any) -> list[Any]:
+    """What a wrapper wraps: `__wrapped__`, singledispatch implementations, closure cells."""
+    inner: list[Any] = []
+    try:
+        wrapped = value.__dict__.get("__wrapped__") if hasattr(value, "__dict__") else None
+        if wrapped is None and not isinstance(value, types.FunctionType):
+            wrapped = getattr(value, "__wrapped__", None)
+        if wrapped is not None:
+            inner.append(wrapped)
+        registry = getattr(value, "registry", None)  # functools.singledispatch implementations
+        if registry is not None and hasattr(registry, "values"):
+            inner.extend(registry.values())
+    except Exception:
+        return inner
+    for cell in getattr(value, "__closure__", None) or ():
+        try:
+            contents = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(contents, types.FunctionType):
+            inner.append(contents)
+    return inner
 
 
 def _codes_of(value: Any) -> tuple[types.CodeType, ...]:

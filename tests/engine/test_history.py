@@ -1,0 +1,84 @@
+"""Generations: history, rollback to any point, verify with automatic rollback, dry runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from livefix.errors import LivefixError
+
+
+def change(module, body):
+    return [{"module": module.__name__, "qualname": "value", "source": f"def value():\n    return {body}\n"}]
+
+
+@pytest.fixture
+def m(ws):
+    return ws.module("def value():\n    return 0\n")
+
+
+def test_history_and_rollback_to_a_generation(engine, m):
+    for n in (1, 2, 3):
+        assert engine.apply(change(m, n)).generation == n
+    history = engine.history()
+    assert history["generation"] == 3
+    assert [(g["generation"], g["status"], g["action"]) for g in history["generations"]] == [
+        (1, "active", "apply"), (2, "active", "apply"), (3, "active", "apply")]
+    engine.rollback(to=1)
+    assert m.value() == 1 and engine.generation == 1
+    assert [g["status"] for g in engine.history()["generations"]] == ["active", "rolledBack", "rolledBack"]
+    result = engine.rollback()
+    assert m.value() == 0 and result.generation == 0 and "Rolled back to generation 0" in result.report
+    with pytest.raises(LivefixError) as info:
+        engine.rollback()
+    assert info.value.kind == "nothingToRollBack"
+    assert engine.apply(change(m, 4)).generation == 4 and m.value() == 4
+
+
+def test_rollback_to_an_unknown_generation(engine, m):
+    engine.apply(change(m, 1))
+    with pytest.raises(LivefixError) as info:
+        engine.rollback(to=7)
+    assert info.value.kind == "notFound" and m.value() == 1
+
+
+def test_rollback_removes_added_definitions(engine, m):
+    engine.apply([{"module": m.__name__, "qualname": "extra", "source": "def extra():\n    return 1\n"}])
+    assert m.extra() == 1
+    result = engine.rollback()
+    assert not hasattr(m, "extra") and result.applied == [{"module": m.__name__, "qualname": "extra", "kind": "removed"}]
+
+
+def test_failing_verify_rolls_back(engine, m):
+    engine.apply(change(m, 1))
+    with pytest.raises(LivefixError) as info:
+        engine.apply(change(m, 2), verify="value() == 3")
+    assert info.value.kind == "verifyFailed" and m.value() == 1 and engine.generation == 1
+    with pytest.raises(LivefixError) as info:
+        engine.apply(change(m, "1 / 0"), verify="value()")
+    assert info.value.kind == "verifyFailed" and "ZeroDivisionError" in info.value.message and m.value() == 1
+    result = engine.apply(change(m, 5), verify=lambda: m.value() == 5)
+    assert result.verify == {"check": result.verify["check"], "passed": True} and "verify passed" in result.report
+    assert [g["generation"] for g in engine.history()["generations"]] == [1, 2]
+
+
+def test_dry_run_changes_nothing(engine, m):
+    result = engine.apply(change(m, 9), dry_run=True)
+    assert result.dry_run and result.applied == [{"module": m.__name__, "qualname": "value", "kind": "replaced"}]
+    assert m.value() == 0 and engine.generation == 0 and engine.history()["generations"] == []
+
+
+def test_stale_plan_is_refused(engine, m):
+    plan = engine.prepare(change(m, 1))
+    engine.apply(change(m, 2))
+    with pytest.raises(LivefixError) as info:
+        engine.commit(plan)
+    assert info.value.kind == "busy" and m.value() == 2
+
+
+def test_report_says_what_happened(engine, m):
+    result = engine.apply(change(m, 1), verify="value() == 1")
+    assert result.report.splitlines()[0] == f"Applying fix to {m.__name__}.value"
+    assert result.report.splitlines()[-1] == "Applied generation 1: 1 replaced, 0 added, 0 removed; verify passed"
+    body = result.to_body()
+    assert body["sources"] == [{"module": m.__name__, "path": m.__file__, "qualname": "value",
+                                "source": "def value():\n    return 1\n", "generation": 1}]
