@@ -25,7 +25,9 @@ never imports this module.
 from __future__ import annotations
 
 import inspect
+import os
 import socket
+import sys
 import threading
 from importlib import import_module
 from typing import Any, Callable
@@ -194,9 +196,31 @@ class PydevdBridge:
         Threads pydevd lists are keyed by `get_thread_id(thread)`; threads unknown to the
         debugger get a stable id of their own from the same counter, so ids never clash.
         """
-        thread = next((t for t in threading.enumerate() if t.ident == ident), None)
+        thread = _all_threads().get(ident)
         key = self._get_thread_id(thread) if thread is not None else f"livefix_ident_{ident}"
         return int(self._schema.BaseSchema._translate_id_to_dap(key))
+
+    def debugger_thread_ids(self) -> set[int]:
+        """DAP ids of pydevd's own threads (reader, writer...), which `threads` never lists.
+
+        pydevd (and debugpy's `hide_thread_from_debugger`) mark them `is_pydev_daemon_thread`.
+        """
+        return {
+            self.dap_thread_id(ident)
+            for ident, thread in _all_threads().items()
+            if getattr(thread, "is_pydev_daemon_thread", False)
+        }
+
+    def debugger_code_dirs(self) -> tuple[str, ...]:
+        """Directories of the debugger's own code (debugpy, with pydevd vendored inside it):
+        frames there are the debugger's, e.g. the wait loop above a paused frame."""
+        dirs = []
+        for name in ("debugpy", "pydevd"):
+            module = sys.modules.get(name)
+            path = getattr(module, "__file__", None)
+            if path:
+                dirs.append(os.path.dirname(os.path.abspath(path)) + os.sep)
+        return tuple(dirs)
 
     def set_nodelay(self, py_db: Any) -> bool:
         """Disable Nagle on pydevd's connection to the adapter.
@@ -212,6 +236,12 @@ class PydevdBridge:
         except (OSError, AttributeError):
             return False  # not TCP (e.g. a pipe in some embeddings): nothing to disable
         return True
+
+
+def _all_threads() -> dict[int, threading.Thread]:
+    """Every Python thread by ident, the debugger's included: pydevd patches
+    `threading.enumerate` to hide its own threads, so read the registry it filters."""
+    return dict(threading._active)  # type: ignore[attr-defined]  # copied under the GIL
 
 
 def _make_request_class(base: type) -> type:

@@ -61,10 +61,12 @@ class LivefixPlugin:
 
     def answer(self, py_db: Any, command: str, arguments: Any) -> tuple[bool, str, dict[str, Any]]:
         """One livefix request: (success, message, body). Never raises."""
-        from livefix import dap
+        from livefix import dap, protocol
         from livefix.errors import LivefixError
 
         try:
+            if command == protocol.CAPTURE_FRAMES:
+                return True, "", self._capture_frames(arguments)
             return True, "", self.service.handle(command, arguments)
         except LivefixError as error:
             message, body = dap.error_response(error)
@@ -74,6 +76,29 @@ class LivefixPlugin:
                 LivefixError("internal", f"{command} failed unexpectedly: {type(exc).__name__}: {exc}")
             )
             return False, message, body
+
+    def _capture_frames(self, arguments: Any) -> dict[str, Any]:
+        """Frames as the debugger shows them: without pydevd's threads, nor its frames (the
+        wait loop on top of a paused thread, the runner below `<module>`)."""
+        from livefix import protocol
+        from livefix.errors import LivefixError
+
+        max_frames = arguments.get("maxFrames") if isinstance(arguments, dict) else None
+        if max_frames is not None:
+            if not isinstance(max_frames, int) or isinstance(max_frames, bool) or max_frames < 1:
+                raise LivefixError("invalid", "`maxFrames` must be a positive integer")
+            # Capture whole stacks: the bound applies after the debugger's frames are dropped.
+            arguments = {key: value for key, value in arguments.items() if key != "maxFrames"}
+        body = self.service.handle(protocol.CAPTURE_FRAMES, arguments)
+        hidden = self.bridge.debugger_thread_ids()
+        debugger_dirs = self.bridge.debugger_code_dirs()
+        threads = []
+        for thread in body.get("threads", []):
+            if thread.get("id") in hidden:
+                continue
+            frames = _user_frames(thread.get("frames", []), debugger_dirs)
+            threads.append({**thread, "frames": frames[:max_frames] if max_frames else frames})
+        return {**body, "threads": threads}
 
     def on_start_request(self, py_db: Any, command: str, arguments: dict[str, Any]) -> Any:
         """Read the `livefix` option of `launch`/`attach`; refuse the request when it is bad."""
@@ -97,6 +122,26 @@ class LivefixPlugin:
         self.bridge.send_event(event, body)
         if event == protocol.APPLIED_EVENT and body.get("report"):
             self.bridge.send_event("output", {"category": "console", "output": dap.output_text(body["report"])})
+
+
+def _user_frames(frames: list[dict[str, Any]], debugger_dirs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Drop the debugger's frames from a stack (innermost first).
+
+    Below user code the debugger's runner frames are simply dropped. Above it, a debugger
+    frame means the debugger took over (a paused thread waits in pydevd, which calls into
+    `threading`): that frame and everything it called go.
+    """
+    def is_debugger(frame: dict[str, Any]) -> bool:
+        return str(frame.get("path", "")).startswith(debugger_dirs)
+
+    seen_user = False
+    for index in range(len(frames) - 1, -1, -1):  # from the outermost frame inwards
+        if not is_debugger(frames[index]):
+            seen_user = True
+        elif seen_user:
+            frames = frames[index + 1 :]
+            break
+    return [frame for frame in frames if not is_debugger(frame)]
 
 
 def _start() -> LivefixPlugin | None:
