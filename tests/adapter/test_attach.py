@@ -1,0 +1,85 @@
+"""Attaching: to a process started with `python -m debugpy --listen`, and to child processes.
+
+Real debugpy in real processes: `--listen` starts debugpy's own adapter inside the target,
+so this also proves the livefix plugin serves any DAP client and adapter, not only ours.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from adapter_support import (
+    DapClient, ProcessOutput, clean_env, definition, edit, free_port, needs_engine, wait_price,
+)
+
+DOUBLE = ("total = qty * RATE  # @price_body", "total = qty * RATE * 2  # @price_body")
+
+
+def start_listening(workdir: Path, processes: list) -> tuple[int, ProcessOutput]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "debugpy", "--listen", f"127.0.0.1:{port}", str(workdir / "app.py")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(), cwd=str(workdir),
+    )
+    processes.append(process)
+    output = ProcessOutput(process)
+    output.wait(r"^ready")
+    return port, output
+
+
+def attach_args(port: int, **extra) -> dict:
+    return {"name": "attach", "type": "python", "request": "attach",
+            "connect": {"host": "127.0.0.1", "port": port}, "justMyCode": True, **extra}
+
+
+@needs_engine
+def test_attach_fix_disconnect_and_the_process_runs_on_fixed(workdir: Path, processes: list) -> None:
+    port, output = start_listening(workdir, processes)
+    output.wait(r"^price=10 ")
+    with DapClient.tcp("127.0.0.1", port) as dap:
+        dap.attach(attach_args(port, livefix={"approval": "never"}))
+        edit(workdir / "shop.py", *DOUBLE)
+        mark = output.mark()
+        body = dap.call("livefix/apply", {"changes": [definition(workdir / "shop.py", "price")]})
+        assert body["generation"] == 1
+        output.wait(r"^price=20 ", since=mark)
+        dap.disconnect()
+    mark = output.mark()
+    output.wait(r"^price=20 ", since=mark)  # still running, still fixed, with no client
+    assert processes[0].poll() is None
+
+
+def test_attach_with_a_bad_livefix_option_is_refused_by_the_plugin(workdir: Path, processes: list) -> None:
+    """Through debugpy's stock adapter the plugin itself checks the option."""
+    port, output = start_listening(workdir, processes)
+    with DapClient.tcp("127.0.0.1", port) as dap:
+        dap.initialize()
+        response = dap.fail("attach", attach_args(port, livefix={"approval": "sometimes"}))
+        assert "approval must be one of never, risky, always" in response["message"]
+    mark = output.mark()
+    output.wait(r"^price=10 ", since=mark)  # the process runs on, unchanged
+
+
+@needs_engine
+def test_child_process_answers_livefix_requests_for_itself(session, workdir: Path) -> None:
+    dap = session(program="parent.py", livefix={"approval": "never"}, ready=r"^parent pid=")
+    wait_price(dap, 10, prefix="parent price")
+    config = dap.wait_event("debugpyAttach")["body"]
+    assert config["livefix"] == {"approval": "never"}  # the child inherits the session's option
+    child = DapClient.tcp(config["connect"]["host"], config["connect"]["port"], name="child")
+    try:
+        child.attach(config)
+        wait_price(dap, 20, prefix="child price")
+        edit(workdir / "shop.py", *DOUBLE)
+        mark = dap.mark()
+        body = child.call("livefix/apply", {"changes": [definition(workdir / "shop.py", "price")]})
+        assert body["generation"] == 1
+        wait_price(dap, 40, since=mark, prefix="child price")  # the child runs the fix
+        mark = dap.mark()
+        wait_price(dap, 10, since=mark, prefix="parent price")  # the parent does not
+        assert child.call("livefix/history")["generation"] == 1
+        assert dap.call("livefix/history")["generation"] == 0
+    finally:
+        child.close()
