@@ -31,7 +31,7 @@ _FUTURE_RE = re.compile(r"^from\s+__future__\s+import\s+\(?([\w\s,]+)\)?", re.MU
 
 def future_flags(text: str | None) -> int:
     """Compiler flags for the `from __future__` imports at the top of a module's source."""
-    if not text:
+    if not text or "__future__" not in text[:16384]:
         return 0
     flags = 0
     for match in _FUTURE_RE.finditer(text[:16384]):

@@ -473,6 +473,8 @@ def _new_codes(mutations: list[atomic.Mutation]) -> dict[types.CodeType, str]:
 
 def _dependency_order(names: list[str]) -> list[str]:
     """Modules others depend on first (a module depends on those whose objects it holds)."""
+    if len(names) < 2:
+        return list(names)
     wanted = set(names)
     depends: dict[str, set[str]] = {}
     for name in names:

@@ -12,7 +12,6 @@ here: the result is a list of `atomic.Mutation`s for the commit.
 from __future__ import annotations
 
 import ast
-import copy
 import dataclasses
 import enum
 import types
@@ -204,7 +203,7 @@ class ModulePlanner:
             if pair.new is None:
                 self._plan_removal(self.namespace, pair.old, old_chunk, qualprefix="")  # type: ignore[arg-type]
                 continue
-            node = copy.deepcopy(pair.new)
+            node = pair.new  # parsed for this plan alone: transformed in place
             action = self._transform_top_level(node, pair, old_chunk, diff.new)
             if action is not None:
                 executed.append(node)

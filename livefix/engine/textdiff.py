@@ -41,31 +41,42 @@ class TextDiff:
 
 
 def common_prefix_length(a: str, b: str) -> int:
+    """Length of the common prefix: block compares, then a binary search inside the block
+    (every comparison is one C-level memcmp; no Python loop over characters)."""
     limit = min(len(a), len(b))
-    index = 0
-    while index < limit:
-        end = min(index + _BLOCK, limit)
-        if a[index:end] != b[index:end]:
+    low = 0
+    while low < limit:
+        end = min(low + _BLOCK, limit)
+        if a[low:end] != b[low:end]:
             break
-        index = end
-    # refine inside the differing block
-    end = min(index + _BLOCK, limit)
-    while index < end and a[index] == b[index]:
-        index += 1
-    return index
+        low = end
+    high = min(low + _BLOCK, limit)  # the prefix ends in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def common_suffix_length(a: str, b: str, prefix: int) -> int:
+    """Length of the common suffix that does not overlap the common prefix."""
     limit = min(len(a), len(b)) - prefix
-    length = 0
-    while length < limit:
-        step = min(_BLOCK, limit - length)
-        if a[len(a) - length - step : len(a) - length] != b[len(b) - length - step : len(b) - length]:
+    low = 0
+    while low < limit:
+        step = min(_BLOCK, limit - low)
+        if a[len(a) - low - step : len(a) - low] != b[len(b) - low - step : len(b) - low]:
             break
-        length += step
-    while length < limit and a[len(a) - length - 1] == b[len(b) - length - 1]:
-        length += 1
-    return length
+        low += step
+    high = min(low + _BLOCK, limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[len(a) - middle : len(a) - low] == b[len(b) - middle : len(b) - low]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 class Lines:
