@@ -1,0 +1,180 @@
+"""Locates the definitions livefix can replace in a document, with `ast` (fast).
+
+A *target* is a function, method or class whose qualified name the engine can find
+in the running process: one defined at module level or in a class body, possibly
+inside `if`/`try`/`with`/`for`/`while`/`match` blocks of those scopes. Anything
+defined inside a function lives under `f.<locals>` and is no target: the engine
+replaces the whole enclosing function instead, so a cursor there maps to it.
+Lines are 0-based here (LSP lines), as are all positions this package passes around.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+DefinitionKind = Literal["function", "class"]
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One function or class definition the engine can target."""
+
+    qualname: str
+    kind: DefinitionKind
+    first_line: int  # its first decorator's line, or the `def`/`class` line
+    def_line: int  # the `def`/`class` line
+    end_line: int  # the last line of its body
+    scope: str  # the enclosing class's qualname; "" at module level
+    ordinal: int  # how many definitions of the same qualname precede it in the document
+    is_overload: bool = False  # `@overload` stubs never run, so they are never sent
+    decorators: tuple[str, ...] = ()  # `ast.dump` of each decorator, to tell `@x.setter` from `@property`
+
+    @property
+    def name(self) -> str:
+        return self.qualname.rpartition(".")[2]
+
+    def contains_line(self, line: int) -> bool:
+        return self.first_line <= line <= self.end_line
+
+
+@dataclass
+class DefinitionIndex:
+    """Every target of one document, in document order, and lookups over them."""
+
+    definitions: list[Definition] = field(default_factory=list)
+    by_qualname: dict[str, list[Definition]] = field(default_factory=dict)
+    # (first line incl. decorators, last line) of each module-level statement.
+    statements: list[tuple[int, int]] = field(default_factory=list)
+    # A module-level `if __name__ == ...:` block that ends the file: its first line.
+    main_guard_line: int | None = None
+    # (line of a module-level compound statement, line of its first inner statement):
+    # their indentation difference is the file's indentation unit.
+    indent_sample: tuple[int, int] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "DefinitionIndex":
+        """Index `text`; raises `SyntaxError` (or `ValueError` for NUL bytes) if it does not parse."""
+        index = cls()
+        body = ast.parse(text).body
+        for definition in _walk(body, scope="", counts={}):
+            index.definitions.append(definition)
+            index.by_qualname.setdefault(definition.qualname, []).append(definition)
+        for statement in body:
+            first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
+            index.statements.append((first - 1, (statement.end_lineno or statement.lineno) - 1))
+            inner = getattr(statement, "body", None)
+            if index.indent_sample is None and isinstance(inner, list) and inner and inner[0].lineno > statement.lineno:
+                index.indent_sample = (statement.lineno - 1, inner[0].lineno - 1)
+        if body and _is_main_guard(body[-1]):
+            index.main_guard_line = index.statements[-1][0]
+        return index
+
+    def statement_containing(self, line: int) -> tuple[int, int] | None:
+        """The (first, last) lines of the module-level statement that contains `line`."""
+        for first, last in self.statements:
+            if first <= line <= last:
+                return first, last
+        return None
+
+    def function_at(self, line: int) -> Definition | None:
+        """The function or method whose text contains `line` (decorators included).
+
+        A line inside a nested function or a class defined in a function belongs to the
+        enclosing target function. Classes are never returned: a cursor in a class body
+        outside its methods has nothing to apply but the module.
+        """
+        for definition in self.definitions:
+            if definition.kind == "function" and definition.contains_line(line):
+                return definition
+        return None
+
+    def runnable(self, definition: Definition) -> Definition | None:
+        """The definition that actually runs for `definition`'s name.
+
+        For an `@overload` stub that is the implementation (the last definition of the
+        same qualname that is not a stub); `None` when there is none (a stub-only file).
+        """
+        if not definition.is_overload:
+            return definition
+        candidates = [d for d in self.by_qualname.get(definition.qualname, []) if not d.is_overload]
+        return candidates[-1] if candidates else None
+
+    def candidates(self, qualname: str) -> list[Definition]:
+        """Definitions of `qualname` that could be the running one (stubs left out)."""
+        return [d for d in self.by_qualname.get(qualname, []) if not d.is_overload]
+
+
+def _walk(body: list[ast.stmt], scope: str, counts: dict[str, int]) -> Iterator[Definition]:
+    for node in body:
+        if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
+            qualname = f"{scope}.{node.name}" if scope else node.name
+            ordinal = counts.get(qualname, 0)
+            counts[qualname] = ordinal + 1
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            yield Definition(
+                qualname=qualname,
+                kind="class" if isinstance(node, ast.ClassDef) else "function",
+                first_line=first - 1,
+                def_line=node.lineno - 1,
+                end_line=(node.end_lineno or node.lineno) - 1,
+                scope=scope,
+                ordinal=ordinal,
+                is_overload=any(_is_overload(d) for d in node.decorator_list),
+                decorators=tuple(ast.dump(d) for d in node.decorator_list),
+            )
+            if isinstance(node, ast.ClassDef):
+                yield from _walk(node.body, qualname, counts)
+        else:
+            for block in _blocks(node):
+                yield from _walk(block, scope, counts)
+
+
+def _blocks(node: ast.stmt) -> Iterator[list[ast.stmt]]:
+    """The statement lists of a compound statement, in source order (same scope)."""
+    for name in ("body", "orelse"):
+        if name == "orelse" and isinstance(node, ast.Try | _try_star()):
+            break
+        value = getattr(node, name, None)
+        if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+            yield value
+    if isinstance(node, ast.Try | _try_star()):
+        for handler in node.handlers:
+            yield handler.body
+        yield node.orelse
+        yield node.finalbody
+    elif isinstance(node, ast.Match):
+        for case in node.cases:
+            yield case.body
+
+
+def _try_star() -> type:
+    # ast.TryStar exists from Python 3.11; on 3.10 `except*` cannot appear anyway.
+    return getattr(ast, "TryStar", ast.Try)
+
+
+def _is_main_guard(statement: ast.stmt) -> bool:
+    test = getattr(statement, "test", None)
+    return (
+        isinstance(statement, ast.If)
+        and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+    )
+
+
+def _is_overload(decorator: ast.expr) -> bool:
+    if isinstance(decorator, ast.Name):
+        return decorator.id == "overload"
+    if isinstance(decorator, ast.Attribute):
+        return decorator.attr == "overload"
+    return False
+
+
+def is_target_qualname(qualname: str) -> bool:
+    """Whether the engine can target `qualname` (no `<locals>`, no empty parts)."""
+    parts = qualname.split(".")
+    return bool(qualname) and all(part.isidentifier() for part in parts)

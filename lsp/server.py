@@ -1,0 +1,213 @@
+"""The livefix language server: wires LSP features to the locator, drift and persister.
+
+One `LivefixServer` per process holds its collaborators (options, module resolver,
+document cache, drift tracker); the handlers registered by `create_server` stay thin
+and delegate. Standard methods are named with lsprotocol constants; the one custom
+notification comes from `livefix.protocol`, the single source of truth for names.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types
+from pygls import uris
+from pygls.lsp.server import LanguageServer
+
+from livefix import protocol
+from livefix.errors import LivefixError
+from livefix.lsp import actions, errors
+from livefix.lsp.documents import DocumentCache, Snapshot
+from livefix.lsp.drift import DriftTracker, diagnostic, drifts
+from livefix.lsp.modules import ModuleResolver
+from livefix.lsp.options import Options, parse_options
+from livefix.lsp.persist import persist_change
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "livefix-lsp"
+SERVER_VERSION = "0.1.0"
+
+
+class LivefixServer(LanguageServer):
+    """The root object of the language server process."""
+
+    def __init__(self) -> None:
+        super().__init__(SERVER_NAME, SERVER_VERSION, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.options = Options()
+        self.option_problems: list[str] = []
+        self.resolver = ModuleResolver()
+        self.documents = DocumentCache(lambda: self.workspace, lambda: self.resolver)
+        self.tracker = DriftTracker()
+        self._published: set[str] = set()  # uris that currently show drift diagnostics
+
+    # -- configuration ---------------------------------------------------------------
+
+    def configure(self, raw_options: Any) -> None:
+        self.options, self.option_problems = parse_options(raw_options)
+        self.rebuild_resolver()
+
+    def rebuild_resolver(self) -> None:
+        folders = [uris.to_fs_path(f.uri) for f in self.workspace.folders.values()]
+        if not folders and self.workspace.root_path:
+            folders = [self.workspace.root_path]
+        self.resolver = ModuleResolver.for_workspace([f for f in folders if f], self.options.module_roots)
+        self.documents.clear()
+
+    # -- drift -----------------------------------------------------------------------
+
+    def drifts_for(self, snapshot: Snapshot) -> list[Any]:
+        if not self.tracker or snapshot.index is None or not self.options.drift_diagnostics:
+            return []
+        return drifts(snapshot, self.tracker.for_document(snapshot.path, snapshot.module))
+
+    def publish_drift(self, uri: str) -> None:
+        """(Re)publish the drift diagnostics of one document."""
+        if not self.tracker and uri not in self._published:
+            return  # the common case: nothing was ever applied, so nothing to do per keystroke
+        snapshot = self.documents.get(uri)
+        if snapshot.index is None:
+            return  # mid-edit syntax error: keep what is shown rather than flicker
+        found = [diagnostic(snapshot, d) for d in self.drifts_for(snapshot)]
+        if not found and uri not in self._published:
+            return
+        if found:
+            self._published.add(uri)
+        else:
+            self._published.discard(uri)
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=snapshot.version)
+        )
+
+    def generation_applied(self, body: Any) -> None:
+        touched = self.tracker.record(body)
+        targets = set(self.workspace.text_documents) | set(self._published)
+        for _module, path in touched:
+            if path:
+                targets.add(uris.from_fs_path(path) or "")
+        for uri in sorted(t for t in targets if t):
+            self.publish_drift(uri)
+
+    # -- persisting --------------------------------------------------------------------
+
+    async def persist(self, argument: Any) -> dict[str, Any]:
+        """`livefix.persist {uri, qualname, source}`: edit the document via workspace/applyEdit."""
+        action = "persist"
+        try:
+            uri, qualname, source = _persist_arguments(argument)
+            action = f"persist `{qualname}`"
+            snapshot = self.documents.get(uri)
+            if snapshot.path is None and uri not in self.workspace.text_documents:
+                raise LivefixError("notFound", f"{uri} is neither open in the editor nor a file", uri=uri)
+            change = persist_change(snapshot.text, qualname, source)
+        except LivefixError as error:
+            errors.refuse(self, error, action)
+        except Exception as exc:  # never leave the request unanswered or the user uninformed
+            errors.unexpected(self, exc, action)
+        if change is None:
+            self.publish_drift(uri)
+            return {"applied": False, "reason": "the document already has this definition"}
+        edit = types.TextEdit(
+            range=types.Range(start=snapshot.position_at(change.start), end=snapshot.position_at(change.end)),
+            new_text=change.new_text,
+        )
+        result = await self.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=self._workspace_edit(snapshot, edit), label=f"Persist {qualname}")
+        )
+        if not result.applied:
+            reason = result.failure_reason or "the document changed meanwhile"
+            errors.refuse(self, LivefixError("failed", f"the editor did not apply the edit ({reason})"), action)
+        return {"applied": True, "range": _range_dict(edit.range)}
+
+    def _workspace_edit(self, snapshot: Snapshot, edit: types.TextEdit) -> types.WorkspaceEdit:
+        capabilities = self.client_capabilities.workspace
+        versioned = bool(
+            capabilities and capabilities.workspace_edit and capabilities.workspace_edit.document_changes
+        )
+        if versioned:
+            # Versioned: the editor refuses the edit if the buffer changed since we read it.
+            identifier = types.OptionalVersionedTextDocumentIdentifier(uri=snapshot.uri, version=snapshot.version)
+            return types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(text_document=identifier, edits=[edit])])
+        return types.WorkspaceEdit(changes={snapshot.uri: [edit]})
+
+
+def _persist_arguments(argument: Any) -> tuple[str, str, str]:
+    if not isinstance(argument, dict):
+        raise LivefixError("invalid", "livefix.persist takes one argument {uri, qualname, source}")
+    values = tuple(argument.get(key) for key in ("uri", "qualname", "source"))
+    if not all(isinstance(value, str) for value in values):
+        raise LivefixError("invalid", "livefix.persist needs string `uri`, `qualname` and `source`")
+    return values  # type: ignore[return-value]
+
+
+def _range_dict(span: types.Range) -> dict[str, Any]:
+    return {
+        "start": {"line": span.start.line, "character": span.start.character},
+        "end": {"line": span.end.line, "character": span.end.character},
+    }
+
+
+def _wanted(kind: str | None, only: list[str] | None) -> bool:
+    """LSP kinds are hierarchical: asking for `refactor` includes `refactor.rewrite`."""
+    if not only:
+        return True
+    return kind is not None and any(kind == k or kind.startswith(f"{k}.") for k in only)
+
+
+def create_server() -> LivefixServer:
+    """A server with every feature registered (one per process, or per test)."""
+    server = LivefixServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: LivefixServer, params: types.InitializeParams) -> None:
+        ls.configure(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: LivefixServer, params: types.InitializedParams) -> None:
+        for problem in ls.option_problems:
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"livefix: {problem}"))
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def folders_changed(ls: LivefixServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        ls.rebuild_resolver()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: LivefixServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.publish_drift(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: LivefixServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.publish_drift(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: LivefixServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.publish_drift(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: LivefixServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.documents.forget(params.text_document.uri)
+        ls.publish_drift(params.text_document.uri)  # now judged against the file on disk
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[types.CodeActionKind.RefactorRewrite, types.CodeActionKind.QuickFix],
+            resolve_provider=False,
+        ),
+    )
+    def code_action(ls: LivefixServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+        snapshot = ls.documents.get(params.text_document.uri)
+        found = actions.code_actions(snapshot, params.range, ls.drifts_for(snapshot))
+        only = [str(kind.value if hasattr(kind, "value") else kind) for kind in params.context.only or []]
+        return [a for a in found if _wanted(str(a.kind.value) if a.kind else None, only)]
+
+    @server.feature(protocol.GENERATION_APPLIED_NOTIFICATION)
+    def generation_applied(ls: LivefixServer, params: Any) -> None:
+        ls.generation_applied(params)
+
+    @server.command(actions.PERSIST)
+    async def persist(ls: LivefixServer, *arguments: Any) -> dict[str, Any]:
+        return await ls.persist(arguments[0] if len(arguments) == 1 else None)
+
+    return server

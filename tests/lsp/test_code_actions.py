@@ -1,0 +1,164 @@
+"""Code actions at many cursor positions, through a real server process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+
+from lsp_support import Editor, find_marker, utf16_len
+
+PRICING = Path("src/shop/pricing.py")
+
+# marker -> the qualname "Apply" must offer there (None: no apply action at all)
+EXPECTED = {
+    "module_level": None,
+    "lambda": None,
+    "total_def": "total",
+    "total_body": "total",
+    "nested_def": "total",  # total.<locals>.helper is no target: the enclosing function is
+    "nested_body": "total",
+    "between": None,
+    "decorator_line": "cached",
+    "cached_end": "cached",
+    "async_def": "fetch",
+    "class_line": None,
+    "class_doc": None,
+    "class_attr": None,
+    "method": "Cart.add",
+    "prop": "Cart.size",
+    "setter": "Cart.size",
+    "nested_class": None,
+    "nested_method": "Cart.Line.price",
+    "comprehension": "Cart.checkout",
+    "overload_stub": "parse",
+    "overload_impl": "parse",
+    "stub_only": None,
+    "conditional": "conditional",
+    "local_class": "make_class",
+    "local_method": "make_class",
+    "local_body": "make_class",
+}
+
+
+def titles(actions: list[types.CodeAction]) -> list[str]:
+    return [action.title for action in actions]
+
+
+async def test_actions_at_every_marker(editor: Editor, workspace: Path) -> None:
+    text = (workspace / PRICING).read_text(encoding="utf-8")
+    uri = editor.open(workspace / PRICING)
+    wrong = {}
+    for marker, qualname in EXPECTED.items():
+        line = find_marker(text, marker)
+        for character in (0, 4):
+            actions = await editor.code_actions(uri, line, character)
+            expected = [] if qualname is None else [f"Apply `{qualname}` to running process"]
+            if titles(actions) != [*expected, "Reload `shop.pricing` in running process"]:
+                wrong[f"{marker}:{character}"] = titles(actions)
+            assert all(action.kind == types.CodeActionKind.RefactorRewrite for action in actions)
+    assert wrong == {}
+    reload = actions[-1].command
+    assert reload is not None and reload.command == "livefix.reloadModule"
+    assert list(reload.arguments or []) == [{"uri": uri, "path": str(workspace / PRICING), "module": "shop.pricing"}]
+
+
+def lines_of(text: str, first: int, last: int) -> str:
+    return "".join(text.splitlines(keepends=True)[first : last + 1]).rstrip("\n")
+
+
+async def test_apply_arguments_carry_exact_source_and_utf16_range(editor: Editor, workspace: Path) -> None:
+    text = (workspace / PRICING).read_text(encoding="utf-8")
+    uri = editor.open(workspace / PRICING)
+    first, last = find_marker(text, "decorator_line"), find_marker(text, "cached_end")
+    [apply, _] = await editor.code_actions(uri, last, 8)
+    assert apply.command is not None and apply.command.command == "livefix.applyDefinition"
+    [argument] = list(apply.command.arguments or [])
+    last_line = text.splitlines()[last]
+    assert argument == {
+        "uri": uri,
+        "path": str(workspace / PRICING),
+        "module": "shop.pricing",
+        "qualname": "cached",
+        "source": lines_of(text, first, last),  # decorators included, no trailing line break
+        "range": {"start": {"line": first, "character": 0}, "end": {"line": last, "character": utf16_len(last_line)}},
+        "line": first + 1,
+    }
+    # The emoji counts as two UTF-16 code units: the end is not the Python string length.
+    assert argument["range"]["end"]["character"] == len(last_line) + 1
+
+
+async def test_method_source_is_the_indented_text_and_overload_sends_the_implementation(
+    editor: Editor, workspace: Path
+) -> None:
+    text = (workspace / PRICING).read_text(encoding="utf-8")
+    uri = editor.open(workspace / PRICING)
+    [apply, _] = await editor.code_actions(uri, find_marker(text, "nested_method"))
+    [argument] = apply.command.arguments  # type: ignore[union-attr]
+    assert argument["qualname"] == "Cart.Line.price"
+    assert argument["source"] == "        def price(self):  # @nested_method\n            return 0"
+
+    [apply, _] = await editor.code_actions(uri, find_marker(text, "overload_stub"))
+    [argument] = apply.command.arguments  # type: ignore[union-attr]
+    implementation = find_marker(text, "overload_impl")
+    assert argument["source"] == lines_of(text, implementation, implementation + 1)
+    assert argument["range"]["start"]["line"] == implementation
+
+
+async def test_actions_follow_unsaved_edits(editor: Editor, workspace: Path) -> None:
+    """Positions come from the editor's buffer, not the file on disk."""
+    text = (workspace / PRICING).read_text(encoding="utf-8")
+    uri = editor.open(workspace / PRICING)
+    method = find_marker(text, "method")
+    inserted = "# ünïcode 😀\n# two lines pushed in above\n"
+    editor.change(uri, types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0)), inserted)
+    assert titles(await editor.code_actions(uri, method + 2))[0] == "Apply `Cart.add` to running process"
+    [apply, _] = await editor.code_actions(uri, method + 2)
+    assert apply.command.arguments[0]["range"]["start"]["line"] == method + 2  # type: ignore[union-attr]
+
+
+async def test_broken_document_offers_only_reload(editor: Editor, workspace: Path) -> None:
+    text = (workspace / PRICING).read_text(encoding="utf-8")
+    uri = editor.open(workspace / PRICING, text + "\ndef broken(:\n")
+    actions = await editor.code_actions(uri, find_marker(text, "method"))
+    assert titles(actions) == ["Reload `shop.pricing` in running process"]
+
+
+async def test_only_filter_and_module_names(editor: Editor, workspace: Path) -> None:
+    text = (workspace / PRICING).read_text(encoding="utf-8")
+    uri = editor.open(workspace / PRICING)
+    line = find_marker(text, "method")
+    assert await editor.code_actions(uri, line, only=[types.CodeActionKind.QuickFix]) == []
+    assert len(await editor.code_actions(uri, line, only=[types.CodeActionKind.Refactor])) == 2
+    # A package's __init__ is the package; a file outside any package is a top-level module.
+    init = editor.open(workspace / "src" / "shop" / "__init__.py", "def hello():\n    return 1\n")
+    assert titles(await editor.code_actions(init, 1)) == [
+        "Apply `hello` to running process",
+        "Reload `shop` in running process",
+    ]
+    script = workspace / "tools" / "run.py"
+    script.parent.mkdir()
+    script.write_text("def main():\n    pass\n")
+    uri = editor.open(script)
+    [apply, reload] = await editor.code_actions(uri, 1)
+    assert apply.command.arguments[0]["module"] == "tools.run"  # type: ignore[union-attr]
+
+
+async def test_module_roots_option(start_editor, workspace: Path) -> None:
+    editor = await start_editor(options={"moduleRoots": ["src/shop"]})
+    text = (workspace / PRICING).read_text(encoding="utf-8")
+    uri = editor.open(workspace / PRICING)
+    actions = await editor.code_actions(uri, find_marker(text, "method"))
+    assert titles(actions)[-1] == "Reload `pricing` in running process"
+    assert editor.messages == []
+
+
+async def test_bad_options_are_reported_and_replaced_by_defaults(start_editor, workspace: Path) -> None:
+    editor = await start_editor(options={"moduleRoots": "src", "driftDiagnostics": "yes", "colour": 1})
+    await editor.wait_until(lambda: len(editor.messages) == 3, "three option warnings")
+    assert all(m.type == types.MessageType.Warning for m in editor.messages)
+    text = "\n".join(m.message for m in editor.messages)
+    assert "moduleRoots" in text and "driftDiagnostics" in text and "unknown option `colour`" in text
+    uri = editor.open(workspace / PRICING)
+    actions = await editor.code_actions(uri, find_marker((workspace / PRICING).read_text(encoding="utf-8"), "method"))
+    assert titles(actions)[-1] == "Reload `shop.pricing` in running process"
