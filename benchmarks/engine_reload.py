@@ -63,7 +63,7 @@ class Cell:
     steady_ms: list[float] = field(default_factory=list)
     first_ms: float | None = None
     error: str | None = None
-    timed_out: float | None = None  # the timeout in seconds, when the worker was killed
+    timed_out: float | None = None  # seconds the unfinished reload had run when the worker was killed
     held_updated: bool | None = None
 
     @property
@@ -85,16 +85,21 @@ def run_cell(tool: str, size: int, heap: int, reps: int, budget: float, timeout:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=tempfile.gettempdir())
+        killed_at = None
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            killed_at = time.monotonic()
             proc.kill()
             proc.wait()
-            cell.timed_out = timeout
         out.seek(0)
         err.seek(0)
         records = [json.loads(line) for line in out if line.startswith("{")]
         stderr = err.read()
+    if killed_at is not None:
+        begins = [r["monotonic"] for r in records if r.get("event") == "begin"]
+        # Killed before the first edit (import, heap): the whole cell's timeout is the bound.
+        cell.timed_out = killed_at - begins[-1] if begins else timeout
     helds = []
     for rec in records:
         if rec.get("event") != "rep":
@@ -168,7 +173,13 @@ def main_table(results: dict[tuple[int, int], dict[str, Cell]], sizes: list[int]
                 mine = cells["livefix"].median
                 peer = fastest_peer(cells, tools)
                 base = results[(sizes[0], heap)]["livefix"].median
-                row.append(f"{peer[1] / mine:.1f}x ({TITLES[peer[0]]})" if mine and peer else "-")
+                if mine and peer:
+                    row.append(f"{peer[1] / mine:.1f}x ({TITLES[peer[0]]})")
+                elif mine and (bounds := [c.timed_out for t, c in cells.items() if t in PEERS and c.timed_out]):
+                    # Every peer timed out: its unfinished time is a lower bound of the ratio.
+                    row.append(f">{min(bounds) * 1000 / mine:.0f}x (all peers timed out)")
+                else:
+                    row.append("-")
                 row.append(f"{mine / base:.1f}x" if mine and base else "-")
             lines.append("| " + " | ".join(row) + " |")
     return lines
@@ -265,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             for tool in tools:
                 cell = run_cell(tool, size, h, reps, budget, timeout)
                 results[(size, h)][tool] = cell
-                note = cell.error or (f"timed out after {timeout:.0f} s" if cell.timed_out else "")
+                note = cell.error or (f"killed after {timeout:.0f} s, reload unfinished after {cell.timed_out:.0f} s"
+                                      if cell.timed_out is not None else "")
                 print(f"#   {size:>6} fns, heap {fmt_heap(h):>5}, {tool:<20} "
                       f"median {fmt_ms(cell.median):>8} ms  first {fmt_ms(cell.first_ms):>8} ms  {note}",
                       flush=True)

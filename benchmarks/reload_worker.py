@@ -295,6 +295,9 @@ def run(tool_name: str, size: int, heap: int, reps: int, budget: float, profile:
     for rep in range(reps + 1):
         const = 2 if rep % 2 == 0 else 1
         file.write(const)
+        # time.monotonic() is system-wide, so the parent can tell how long an unfinished
+        # reload had been running when it had to kill this worker.
+        emit({"event": "begin", "rep": rep, "monotonic": time.monotonic()})
         if profiler is not None and rep > 0:
             profiler.enable()
         t0 = time.perf_counter()
