@@ -116,6 +116,16 @@ class Service:
         to = args.get("to")
         if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 0):
             raise LivefixError("invalid", "`to` must be a generation number (0 = as loaded)")
+        if self.options.approval == "always" and not args.get("approved", False):
+            # Under "always" every change to the process is approved, rolling back included;
+            # under "risky" a rollback returns to code that already ran, so it goes ahead.
+            raise LivefixError(
+                "approvalRequired",
+                "Approval required: the approval policy is \"always\"",
+                reasons=['the approval policy is "always"'],
+                impact={"threads": [], "signatureChanges": [], "removals": []},
+                report=f"Rolling back {'the latest generation' if to is None else f'to generation {to}'}",
+            )
         result = self.engine.rollback(to=to, thread_id=self.thread_id)
         body = result.to_body()
         self._audit("rollback", body, changes=None)

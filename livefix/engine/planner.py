@@ -412,7 +412,8 @@ class ModulePlanner:
 
     def _check_class_compatible(self, cls: type, built: compiler.BuiltClass, qualname: str) -> None:
         where = f"{self.name}.{qualname}"
-        if tuple(built.bases or (object,)) != tuple(cls.__bases__):
+        bases = types.resolve_bases(built.bases) if built.bases else (object,)  # Generic[T] -> Generic
+        if tuple(bases) != tuple(cls.__bases__):
             raise LivefixError(
                 "incompatible",
                 f"{where}: the base classes changed ({_names(cls.__bases__)} -> {_names(built.bases)}); "

@@ -291,3 +291,38 @@ def test_whole_module_source(ws, engine):
     result = engine.apply([{"module": m.__name__, "source": new}])
     assert (m.f(), m.g(), m.STATE) == (2, 3, ["kept"])
     assert sorted((e["qualname"], e["kind"]) for e in result.applied) == [("f", "replaced"), ("g", "added")]
+
+
+def test_generic_and_abstract_classes_can_be_patched(ws, engine):
+    m = ws.module(
+        """
+        import abc
+        from typing import Generic, TypeVar
+
+        T = TypeVar("T")
+
+        class Store(Generic[T], abc.ABC):
+            def get(self) -> int:
+                return 1
+
+            @abc.abstractmethod
+            def name(self) -> str: ...
+
+        class Real(Store[int]):
+            def name(self):
+                return "real"
+        """
+    )
+    source = "class Store(Generic[T], abc.ABC):\n    def get(self) -> int:\n        return 2\n\n    @abc.abstractmethod\n    def name(self) -> str: ...\n"
+    apply(engine, m, "Store", source)
+    assert m.Real().get() == 2
+
+
+def test_base_class_change_is_refused(ws, engine):
+    from livefix.errors import LivefixError
+
+    m = ws.module("class A:\n    pass\n\nclass B:\n    def f(self):\n        return 1\n")
+    with pytest.raises(LivefixError) as info:
+        apply(engine, m, "B", "class B(A):\n    def f(self):\n        return 2\n")
+    assert info.value.kind == "incompatible" and "base classes" in info.value.message
+    assert m.B().f() == 1 and m.B.__bases__ == (object,)
