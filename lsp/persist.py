@@ -101,7 +101,9 @@ def persist_change(text: str, qualname: str, source: str) -> TextChange | None:
     # Ordinals count definitions of the same qualname from the top of the file.
     before = sum(1 for d in index.by_qualname.get(anchor.qualname, []) if d.first_line < first)
     if target is not None:
-        new_tree = _replace(tree, target, target.ordinal - before, new)
+        # Above a module-level definition the comments are outside the parsed piece.
+        above = _comments_above(lines, target.first_line) if first == target.first_line else []
+        new_tree = _replace(tree, target, target.ordinal - before, new, above)
         keep = (lines.offset(target.first_line), lines.offset(target.end_line + 1))
     else:
         new_tree = _insert_in_class(tree, anchor, anchor.ordinal - before, new)
@@ -205,7 +207,16 @@ def _choose_target(index: DefinitionIndex, qualname: str, new: _NewDefinition) -
     return candidates[0] if candidates else None
 
 
-def _replace(tree: cst.Module, target: Definition, ordinal: int, new: "_NewDefinition") -> cst.Module:
+def _comments_above(lines: Lines, line: int) -> list[str]:
+    """The comment lines directly above `line`, up to the first line that is not one."""
+    found: list[str] = []
+    while line > 0 and lines.line(line - 1).lstrip().startswith("#"):
+        found.insert(0, lines.line(line - 1).strip())
+        line -= 1
+    return found
+
+
+def _replace(tree: cst.Module, target: Definition, ordinal: int, new: "_NewDefinition", above: list[str]) -> cst.Module:
     found = _find(tree, target.qualname, ordinal)
     if found is None:
         raise LivefixError("internal", f"libcst and ast disagree about `{target.qualname}`; nothing was changed")
@@ -220,7 +231,8 @@ def _replace(tree: cst.Module, target: Definition, ordinal: int, new: "_NewDefin
                 "invalid",
                 f"`{target.qualname}` is followed by comments that a one-line definition cannot keep; persist it by hand",
             )
-    node = node.with_changes(leading_lines=(*old.leading_lines, *_missing_comments(old.leading_lines, new.comments)))
+    have = above + [line.comment.value for line in old.leading_lines if line.comment is not None]
+    node = node.with_changes(leading_lines=(*old.leading_lines, *_missing_comments(have, new.comments)))
     return _rebuild(path, node)
 
 
@@ -240,11 +252,10 @@ def _insert_in_class(tree: cst.Module, cls: Definition, ordinal: int, new: "_New
     return _rebuild(path, cls_node.with_changes(body=block))
 
 
-def _missing_comments(existing: Sequence[cst.EmptyLine], comments: list[cst.EmptyLine]) -> list[cst.EmptyLine]:
+def _missing_comments(have: list[str], comments: list[cst.EmptyLine]) -> list[cst.EmptyLine]:
     """`comments` unless the file's lines above the definition already end with them."""
     if not comments:
         return []
-    have = [line.comment.value for line in existing if line.comment is not None]
     want = [line.comment.value for line in comments if line.comment is not None]
     return [] if have[-len(want) :] == want else comments
 

@@ -22,7 +22,6 @@ from livefix.lsp.documents import DocumentCache, Snapshot
 from livefix.lsp.drift import DriftTracker, diagnostic, drifts
 from livefix.lsp.modules import ModuleResolver
 from livefix.lsp.options import Options, parse_options
-from livefix.lsp.persist import persist_change
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,9 @@ class LivefixServer(LanguageServer):
             snapshot = self.documents.get(uri)
             if snapshot.path is None and uri not in self.workspace.text_documents:
                 raise LivefixError("notFound", f"{uri} is neither open in the editor nor a file", uri=uri)
+            # Imported here: libcst is the heaviest import and only persisting needs it.
+            from livefix.lsp.persist import persist_change
+
             change = persist_change(snapshot.text, qualname, source)
         except LivefixError as error:
             errors.refuse(self, error, action)

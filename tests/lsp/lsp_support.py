@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from lsprotocol import types
+from pygls import uris
 from pygls.protocol import default_converter
 from pytest_lsp import LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
@@ -183,6 +184,8 @@ class Editor:
         for uri, edits in (edit.changes or {}).items():
             per_uri.setdefault(uri, []).extend(edits)
         for uri, edits in per_uri.items():
+            if uri not in self.texts:  # as VS Code does for an edit to a closed file: open it
+                self.open(Path(uris.to_fs_path(uri) or ""))
             # As an editor does: apply, then tell the server what changed.
             for text_edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
                 self.change(uri, text_edit.range, text_edit.new_text)
