@@ -8,6 +8,7 @@ A failed response is raised as the LivefixError it carries. Standard library onl
 
 from __future__ import annotations
 
+import socket
 import ssl
 from typing import Any, Callable
 
@@ -105,6 +106,24 @@ class AgentClient:
             self._sock.close()
         except OSError:
             pass
+
+    def hang_up(self) -> None:
+        """End our side and wait (up to the timeout) for the agent to close its side.
+
+        When this returns the agent has released the connection (its slot counts
+        against the agent's connection limit again), unlike a plain close()."""
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+            while True:
+                message = self._reader.read(idle_timeout=self.timeout, message_timeout=self.timeout)
+                if message is None:
+                    break
+                if message.get("type") == "event":
+                    self._event(message)
+        except (OSError, FramingError):
+            pass
+        finally:
+            self.close()
 
     def __enter__(self) -> "AgentClient":
         return self

@@ -141,29 +141,38 @@ def _flock(fd: int, timeout: float | None, name: str) -> None:
     if timeout is None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return
-    # flock has no timeout: wait for it on a helper thread, bounded by an Event.
-    done = threading.Event()
-    failure: list[BaseException] = []
-
-    def take() -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException as exc:  # noqa: BLE001 - reported to the waiting thread
-            failure.append(exc)
-        done.set()
-
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return
     except BlockingIOError:
         pass
-    taker = threading.Thread(target=take, name="livefix-registry-lock", daemon=True)
-    taker.start()
+    # flock has no timeout: wait on a helper thread, bounded by an Event. The helper
+    # locks a duplicate of fd (same open file description, so the lock is ours too)
+    # and owns that duplicate, so giving up never leaves it with a recycled fd number.
+    done = threading.Event()
+    state = {"abandoned": False, "failure": None}
+    guard = threading.Lock()
+    dup = os.dup(fd)
+
+    def take() -> None:
+        try:
+            fcntl.flock(dup, fcntl.LOCK_EX)
+        except OSError as exc:
+            state["failure"] = exc
+        with guard:
+            if state["abandoned"] and state["failure"] is None:
+                fcntl.flock(dup, fcntl.LOCK_UN)
+            os.close(dup)
+            done.set()
+
+    threading.Thread(target=take, name="livefix-registry-lock", daemon=True).start()
     if not done.wait(timeout):
-        # The helper still waits on our fd; closing it (caller's finally) makes its flock fail.
-        raise LivefixError("busy", f"another livefix operation holds service {name!r}; try again", service=name)
-    if failure:
-        raise LivefixError("failed", f"cannot lock service {name!r}: {failure[0]}")
+        with guard:
+            if not done.is_set():
+                state["abandoned"] = True
+                raise LivefixError("busy", f"another livefix operation holds service {name!r}; try again", service=name)
+    if state["failure"] is not None:
+        raise LivefixError("failed", f"cannot lock service {name!r}: {state['failure']}")
 
 
 def _alive(pid: int) -> bool:

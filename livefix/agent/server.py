@@ -11,6 +11,9 @@ closed. Standard library only.
 
 from __future__ import annotations
 
+import collections
+import functools
+import itertools
 import logging
 import os
 import selectors
@@ -33,19 +36,29 @@ log = logging.getLogger("livefix.agent")
 class UntracedThread(threading.Thread):
     """A daemon thread that no tracer or profiler follows.
 
-    `threading.settrace()`/`setprofile()` hooks (debuggers, coverage) are installed by
-    threading's bootstrap before `run()`; we remove them first thing, so the agent
-    never pays, nor imposes, a tracer's cost. pydevd skips threads marked
-    `pydev_do_not_trace`. We never register a `sys.monitoring` tool (3.12+)."""
+    threading's bootstrap installs the `threading.settrace()`/`setprofile()` hooks
+    (debuggers, coverage) right before it calls `run()`, so a Python `run()` would be
+    reported to them as a call before it could remove them. Our `run` is therefore
+    built only from C callables (see `_untraced_run`): the hooks are removed before
+    any Python frame of ours exists. pydevd also skips threads marked
+    `is_pydev_daemon_thread`/`pydev_do_not_trace`. We never register a
+    `sys.monitoring` tool (3.12+)."""
 
     def __init__(self, target: Callable[[], None], name: str) -> None:
-        super().__init__(target=target, name=name, daemon=True)
+        super().__init__(name=name, daemon=True)
         self.pydev_do_not_trace = True
+        self.is_pydev_daemon_thread = True
+        self.run = _untraced_run(target)  # type: ignore[method-assign]
 
-    def run(self) -> None:
-        sys.settrace(None)
-        sys.setprofile(None)
-        super().run()
+
+def _untraced_run(target: Callable[[], None]) -> Callable[[], object]:
+    """`sys.settrace(None); sys.setprofile(None); target()`, with no Python frame before `target`."""
+    steps = itertools.chain(
+        itertools.starmap(sys.settrace, [(None,)]),
+        itertools.starmap(sys.setprofile, [(None,)]),
+        itertools.starmap(target, [()]),
+    )
+    return functools.partial(collections.deque, steps, 0)  # consumes the steps, keeps nothing
 
 
 class Connection:

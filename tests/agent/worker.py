@@ -1,0 +1,69 @@
+"""A small service process for the agent tests: imports an app module, calls livefix.listen().
+
+Run as `python worker.py APP_DIR JSON_OPTIONS`. Prints one JSON line
+`{"ready": ADDRESS, "pid": PID, ...}` once the agent listens, then answers stdin lines:
+`call` prints the app's `shop.total(2)` (what its users see), `history` prints
+`livefix.history()`, `traced` the threads a tracer saw, `exit` ends. With `busy`, a background thread keeps
+calling the app, as a busy service would.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+app_dir, raw_options = sys.argv[1], sys.argv[2]
+sys.path.insert(0, app_dir)
+options = json.loads(raw_options)
+
+import shop  # noqa: E402  (the app: written by the test into app_dir)
+
+import livefix  # noqa: E402
+
+stop = threading.Event()
+
+
+def busy() -> None:
+    while not stop.is_set():
+        shop.total(1)
+        stop.wait(0.05)  # the service's own pacing (not test synchronisation)
+
+
+traced: set[str] = set()
+if options.pop("trace", False):
+    # A tracer like a debugger's or coverage's, installed for every new thread.
+    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+        traced.add(threading.current_thread().name)
+        return tracer  # trace lines too, as a debugger does
+
+    def profiler(frame, event, arg):  # type: ignore[no-untyped-def]
+        traced.add(threading.current_thread().name)
+
+    threading.settrace(tracer)
+    threading.setprofile(profiler)
+if options.pop("busy", False):
+    threading.Thread(target=busy, name="service-loop", daemon=True).start()
+if "limits" in options:
+    from livefix.agent import Limits
+
+    options["limits"] = Limits(**options["limits"])
+agent = livefix.listen(options.pop("address", None), **options)
+print(json.dumps({"ready": str(agent.address), "pid": __import__("os").getpid(),
+                  "catchUp": agent.catch_up}), flush=True)
+
+for line in sys.stdin:
+    command = line.strip()
+    if command == "call":
+        print(json.dumps(shop.total(2)), flush=True)
+    elif command == "history":
+        try:
+            print(json.dumps(livefix.history()), flush=True)
+        except NotImplementedError:
+            print(json.dumps(None), flush=True)
+    elif command == "traced":
+        print(json.dumps(sorted(traced)), flush=True)
+    elif command == "exit":
+        break
+stop.set()
+agent.close()
