@@ -66,6 +66,10 @@ class ApplyArguments(TypedDict):
 class RollbackArguments(TypedDict):
     to: NotRequired[int]
     approved: NotRequired[bool]
+    # Agent only (fleets): roll back to what this worker ran at fleet generation N,
+    # or say which fleet generation runs again after undoing a failed fleet commit.
+    fleetTo: NotRequired[int]
+    fleetGeneration: NotRequired[int]
 
 
 class CaptureFramesArguments(TypedDict):
