@@ -1,0 +1,263 @@
+/**
+ * What each livefix command does, and how the extension reacts to sessions, events and
+ * saves. Editor access goes through `Host`; the wiring to VS Code is in extension.ts.
+ */
+
+import type { Host, SessionRef } from './host';
+import { formatFrames } from './frames';
+import { generationDiff, historyItems, type HistoryChoice } from './history';
+import * as protocol from './protocol';
+import { Requests, type Outcome, LivefixRequestError } from './requests';
+import { SessionRegistry } from './sessions';
+import type { ApplyMode } from './settings';
+import { LivefixState } from './state';
+import { statusItem } from './statusBar';
+
+/** The command ids contributed in package.json, in one place. */
+export const COMMANDS = {
+  applyAtCursor: 'livefix.applyAtCursor',
+  reloadModified: 'livefix.reloadModified',
+  rollback: 'livefix.rollback',
+  showHistory: 'livefix.showHistory',
+  captureFrames: 'livefix.captureFrames',
+  persistRunning: 'livefix.persistRunning',
+  applyDefinition: protocol.APPLY_DEFINITION_COMMAND,
+  reloadModule: protocol.RELOAD_MODULE_COMMAND,
+} as const;
+
+const NO_SESSION =
+  'livefix: no livefix debug session to send this to. Start one with the "Python (livefix)" configuration ' +
+  '(or select one in the Call Stack view when several launches run).';
+
+export interface ControllerDeps {
+  host: Host;
+  sessions: SessionRegistry;
+  requests: Requests;
+  state: LivefixState;
+  applyMode: () => ApplyMode;
+  /** Forwards a `livefix/applied` body to the language server (no-op when it is off). */
+  notifyServer: (body: protocol.ChangeResultBody) => void;
+}
+
+export class Controller {
+  constructor(private readonly deps: ControllerDeps) {}
+
+  private get host(): Host {
+    return this.deps.host;
+  }
+
+  private targets(): SessionRef[] {
+    return this.deps.sessions.targets(this.host.activeSession());
+  }
+
+  // -- changes ---------------------------------------------------------------------------
+
+  /** The language server's "Apply `f` to running process" code action lands here. */
+  async applyDefinition(args: protocol.ApplyDefinitionCommandArgs): Promise<Outcome<protocol.ChangeResultBody>[]> {
+    const change: protocol.ChangeArgs = { source: args.source, qualname: args.qualname };
+    if (args.module) change.module = args.module;
+    if (args.path) change.path = args.path;
+    if (typeof args.line === 'number') change.line = args.line;
+    return this.change(protocol.APPLY, { changes: [change] } satisfies protocol.ApplyArguments);
+  }
+
+  async reloadModule(args: protocol.ReloadModuleCommandArgs): Promise<Outcome<protocol.ChangeResultBody>[]> {
+    return this.change(protocol.RELOAD, { modules: [args.module] } satisfies protocol.ReloadArguments);
+  }
+
+  async reloadModified(): Promise<Outcome<protocol.ChangeResultBody>[]> {
+    return this.change(protocol.RELOAD, {} satisfies protocol.ReloadArguments);
+  }
+
+  async rollback(to?: number, only?: SessionRef): Promise<Outcome<protocol.ChangeResultBody>[]> {
+    const args: protocol.RollbackArguments = to === undefined ? {} : { to };
+    return this.change(protocol.ROLLBACK, args, only ? [only] : undefined);
+  }
+
+  private async change(command: string, args: object, targets = this.targets()): Promise<Outcome<protocol.ChangeResultBody>[]> {
+    if (this.deps.applyMode() === 'never') {
+      this.host.showInfo('livefix: "livefix.applyMode" is "never": this editor does not change running processes.');
+      return [];
+    }
+    if (targets.length === 0) {
+      this.host.showError(NO_SESSION);
+      return [];
+    }
+    this.host.log(`${command} -> ${targets.map((session) => session.name).join(', ')}: ${JSON.stringify(args).slice(0, 500)}`);
+    const outcomes = await this.deps.requests.sendToAll<protocol.ChangeResultBody>(targets, command, args);
+    this.deps.requests.report(outcomes, command);
+    return outcomes;
+  }
+
+  /** Apply the definition at the cursor: the language server's code action for that spot. */
+  async applyAtCursor(): Promise<void> {
+    const action = await this.codeActionAtCursor(protocol.APPLY_DEFINITION_COMMAND);
+    if (action === 'no editor') return;
+    if (!action) {
+      this.host.showInfo('livefix: put the cursor inside a function or method to apply it to the running process.');
+      return;
+    }
+    await this.applyDefinition(action as protocol.ApplyDefinitionCommandArgs);
+  }
+
+  /** Write what runs back into the file: the server's "Persist running definition" action. */
+  async persistRunning(): Promise<void> {
+    const action = await this.codeActionAtCursor(protocol.PERSIST_COMMAND);
+    if (action === 'no editor') return;
+    if (!action) {
+      this.host.showInfo('livefix: the running process has no other version of the definition at the cursor.');
+      return;
+    }
+    await this.host.executeCommand(protocol.PERSIST_COMMAND, action);
+  }
+
+  private async codeActionAtCursor(command: string): Promise<unknown | undefined | 'no editor'> {
+    const editor = this.host.activeEditor();
+    if (!editor || editor.languageId !== 'python') {
+      this.host.showError('livefix: open a Python file and put the cursor in a definition first.');
+      return 'no editor';
+    }
+    const actions = await this.host.codeActionsAt(editor.uri, editor.line, editor.character);
+    return actions.find((action) => action.command === command)?.arguments?.[0];
+  }
+
+  // -- views -------------------------------------------------------------------------
+
+  /** One process to look at: the only one, or the developer's pick among the launch's. */
+  private async oneSession(purpose: string): Promise<SessionRef | undefined> {
+    const targets = this.targets();
+    if (targets.length === 0) {
+      this.host.showError(NO_SESSION);
+      return undefined;
+    }
+    if (targets.length === 1) {
+      return targets[0];
+    }
+    return this.host.pick(
+      targets.map((session) => ({ label: session.name, description: session.parentId ? 'child process' : 'launch', value: session })),
+      `Which process ${purpose}?`,
+    );
+  }
+
+  async showHistory(): Promise<void> {
+    const session = await this.oneSession('should show its history');
+    if (!session) return;
+    let history: protocol.HistoryBody;
+    try {
+      history = await this.deps.requests.send<protocol.HistoryBody>(session, protocol.HISTORY, {});
+    } catch (error) {
+      this.failed(error);
+      return;
+    }
+    const launch = this.deps.sessions.rootOf(session);
+    this.deps.state.setGeneration(launch, history.generation);
+    const choice = await this.host.pick<HistoryChoice>(historyItems(history), `livefix history of "${session.name}" (running generation ${history.generation})`);
+    if (!choice) return;
+    const target = choice.kind === 'asLoaded' ? 0 : choice.generation.generation;
+    const actions: { label: string; description?: string; value: 'diff' | 'rollback' }[] = [];
+    if (choice.kind === 'generation') {
+      actions.push({ label: '$(diff) Show the changes of this generation', value: 'diff' });
+    }
+    if (target !== history.generation) {
+      actions.push({
+        label: `$(discard) Roll back to generation ${target}`,
+        description: target === 0 ? 'undo every change' : 'undo the generations after it',
+        value: 'rollback',
+      });
+    }
+    const action = actions.length === 1 ? actions[0].value : await this.host.pick(actions, `Generation ${target}`);
+    if (action === 'diff' && choice.kind === 'generation') {
+      const sides = await generationDiff(launch, choice.generation, this.deps.state, (path) => this.host.readFile(path));
+      await this.host.showDiff(sides.title, sides.left, sides.right);
+    } else if (action === 'rollback') {
+      await this.rollback(target, session);
+    }
+  }
+
+  async captureFrames(): Promise<void> {
+    const session = await this.oneSession('should show its threads');
+    if (!session) return;
+    try {
+      const body = await this.deps.requests.send<protocol.CaptureFramesBody>(session, protocol.CAPTURE_FRAMES, {
+        locals: true,
+      } satisfies protocol.CaptureFramesArguments);
+      await this.host.showReadOnly(`livefix-frames-${session.name.replace(/[^\w.-]+/g, '_')}.txt`, formatFrames(session.name, body, new Date()));
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  private failed(error: unknown): void {
+    if (error instanceof LivefixRequestError) {
+      this.host.showError(`livefix: ${error.message}`);
+      this.host.log(`[${error.session.name}] ${error.command} failed (${error.kind}): ${error.message}`);
+    } else {
+      throw error;
+    }
+  }
+
+  // -- reactions -----------------------------------------------------------------------
+
+  sessionStarted(session: SessionRef): void {
+    this.deps.sessions.add(session);
+    void this.refreshStatus();
+  }
+
+  sessionEnded(sessionId: string): void {
+    const session = this.deps.sessions.get(sessionId);
+    if (session && this.deps.sessions.rootOf(session) === session.id) {
+      this.deps.state.forget(session.id);
+    }
+    this.deps.sessions.remove(sessionId);
+    void this.refreshStatus();
+  }
+
+  /** Every `livefix/applied` event: remember what runs, tell the server, update the status bar. */
+  async applied(sessionId: string, body: protocol.ChangeResultBody): Promise<void> {
+    const session = this.deps.sessions.get(sessionId);
+    const launch = session ? this.deps.sessions.rootOf(session) : sessionId;
+    this.deps.state.onApplied(launch, body);
+    this.deps.notifyServer(body);
+    await this.refreshStatus();
+  }
+
+  /**
+   * With `livefix.applyMode: onSave`, a saved Python file that a debugged process has
+   * loaded (and that now differs from what runs there) is reloaded in that process.
+   */
+  async saved(path: string, languageId: string): Promise<void> {
+    if (languageId === 'python' && this.deps.applyMode() === 'onSave') {
+      for (const session of this.deps.sessions.all()) {
+        let status: protocol.StatusBody;
+        try {
+          status = await this.deps.requests.send<protocol.StatusBody>(session, protocol.STATUS, {});
+        } catch (error) {
+          this.host.log(`[${session.name}] ${protocol.STATUS} failed: ${error instanceof Error ? error.message : error}`);
+          continue;
+        }
+        const modules = status.modules.filter((module) => samePath(module.path, path)).map((module) => module.name);
+        if (modules.length) {
+          await this.change(protocol.RELOAD, { modules } satisfies protocol.ReloadArguments, [session]);
+        }
+      }
+    }
+    await this.refreshStatus();
+  }
+
+  async refreshStatus(): Promise<void> {
+    const targets = this.targets();
+    if (targets.length === 0) {
+      this.host.setStatus(undefined);
+      return;
+    }
+    const launch = this.deps.sessions.rootOf(targets[0]);
+    const unpersisted = await this.deps.state.unpersisted(launch, (path) => this.host.readFile(path));
+    this.host.setStatus(statusItem(targets[0].name, this.deps.state.generation(launch), unpersisted));
+  }
+}
+
+function samePath(a: string, b: string): boolean {
+  // Windows paths differ in case and separators between the debuggee and the editor.
+  const windows = /^[A-Za-z]:[\\/]/.test(a);
+  return a === b || (windows && a.replace(/\\/g, '/').toLowerCase() === b.replace(/\\/g, '/').toLowerCase());
+}

@@ -1,0 +1,107 @@
+/**
+ * Entry point: wires the editor (vscodeHost) to the logic modules. No decisions here.
+ */
+
+import type * as vscode from 'vscode';
+import { Controller, COMMANDS } from './commands';
+import { DEBUG_TYPE, describeAdapter, resolveConfiguration } from './debugAdapter';
+import { checkLivefixInstalled, resolveInterpreter, runProcess } from './interpreter';
+import { languageServerSpec } from './languageClient';
+import * as protocol from './protocol';
+import { FailedResponses, Requests } from './requests';
+import { SessionRegistry } from './sessions';
+import { readSettings, type Settings } from './settings';
+import { LivefixState } from './state';
+import { VSCodeHost } from './vscodeHost';
+
+let stopLanguageClient: (() => Promise<void>) | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const host = new VSCodeHost();
+  context.subscriptions.push(host);
+
+  let settings = loadSettings(host);
+  host.onSettingsChanged(() => (settings = loadSettings(host)));
+  const interpreter = (resource?: string) => resolveInterpreter(settings.python, host.pythonExtensionQuery(), resource);
+
+  const failures = new FailedResponses();
+  let notifyServer: (body: protocol.ChangeResultBody) => void = () => undefined;
+  const controller = new Controller({
+    host,
+    sessions: new SessionRegistry(),
+    requests: new Requests(host, failures),
+    state: new LivefixState(),
+    applyMode: () => settings.applyMode,
+    notifyServer: (body) => notifyServer(body),
+  });
+
+  host.registerDebugAdapter(
+    DEBUG_TYPE,
+    async (configuration) => describeAdapter(configuration, (await interpreter()).command),
+    async (configuration, folder) => {
+      const python = await interpreter(folder);
+      const problem = await checkLivefixInstalled(python, runProcess);
+      if (problem) {
+        host.showError(problem);
+        return undefined;
+      }
+      const resolved = resolveConfiguration(configuration, python.command, host.activeFilePath());
+      if ('error' in resolved) {
+        host.showError(resolved.error);
+        return undefined;
+      }
+      return resolved.configuration;
+    },
+    (sessionId, message) => failures.record(sessionId, message),
+  );
+  host.onSessions(
+    DEBUG_TYPE,
+    (session) => controller.sessionStarted(session),
+    (sessionId) => {
+      failures.forget(sessionId);
+      controller.sessionEnded(sessionId);
+    },
+    () => void controller.refreshStatus(),
+  );
+  host.onCustomEvent(DEBUG_TYPE, (sessionId, event, body) => {
+    if (event === protocol.APPLIED_EVENT) void controller.applied(sessionId, body as protocol.ChangeResultBody);
+  });
+  host.onSave((path, languageId) => void controller.saved(path, languageId));
+
+  host.registerCommand(COMMANDS.applyAtCursor, () => controller.applyAtCursor());
+  host.registerCommand(COMMANDS.reloadModified, () => controller.reloadModified());
+  host.registerCommand(COMMANDS.rollback, () => controller.rollback());
+  host.registerCommand(COMMANDS.showHistory, () => controller.showHistory());
+  host.registerCommand(COMMANDS.captureFrames, () => controller.captureFrames());
+  host.registerCommand(COMMANDS.persistRunning, () => controller.persistRunning());
+  host.registerCommand(COMMANDS.applyDefinition, (args: protocol.ApplyDefinitionCommandArgs) => controller.applyDefinition(args));
+  host.registerCommand(COMMANDS.reloadModule, (args: protocol.ReloadModuleCommandArgs) => controller.reloadModule(args));
+
+  if (settings.languageServer) {
+    const python = await interpreter();
+    const problem = await checkLivefixInstalled(python, runProcess);
+    if (problem) {
+      host.log(`language server not started: ${problem}`);
+      host.showError(problem);
+    } else {
+      try {
+        const client = await host.startLanguageClient(languageServerSpec(python.command));
+        notifyServer = (body) => client.notify(protocol.GENERATION_APPLIED_NOTIFICATION, body);
+        stopLanguageClient = () => client.stop();
+      } catch (error) {
+        host.showError(`livefix: the language server did not start: ${error instanceof Error ? error.message : error}`);
+      }
+    }
+  }
+  host.log('livefix extension active');
+}
+
+export async function deactivate(): Promise<void> {
+  await stopLanguageClient?.();
+}
+
+function loadSettings(host: VSCodeHost): Settings {
+  const { settings, problems } = readSettings((key) => host.setting(key));
+  for (const problem of problems) host.showError(problem);
+  return settings;
+}

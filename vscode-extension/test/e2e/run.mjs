@@ -1,0 +1,206 @@
+// End-to-end test driver: a real VS Code (code-server) in Debian's chromium, driven by
+// playwright-core, with this extension loaded in development mode and the test module
+// (out/e2e/suite.js) run inside VS Code's extension host through the
+// `extensionDevelopmentPath` / `extensionTestsPath` payload, which the web workbench only
+// honours with `--enable-smoke-test-driver`.
+//
+// The test module talks back over a small HTTP server on 127.0.0.1 (LIVEFIX_E2E_CONTROL):
+// `POST /screenshot?name=...` makes this driver photograph the workbench and answers when
+// the PNG is written, `POST /log` prints a line. VS Code calls `window.codeAutomationExit(code)`
+// when the test module settles; that is the test's result.
+//
+// Usage: node test/e2e/run.mjs   (from vscode-extension/, after the build; scripts/e2e.sh does both)
+// Env: LIVEFIX_E2E_PYTHON = interpreter with livefix installed (the suite skips the debug
+// flow without it), LIVEFIX_E2E_TIMEOUT_MS (default 300000).
+
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const extensionRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const codeServer = join(extensionRoot, 'e2e-tools', 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+const resultsDir = join(extensionRoot, 'test-results', 'e2e');
+const timeoutMs = Number(process.env.LIVEFIX_E2E_TIMEOUT_MS ?? 300_000);
+
+const cleanups = [];
+async function cleanup() {
+  while (cleanups.length) {
+    try {
+      await cleanups.pop()();
+    } catch (error) {
+      console.error('e2e: cleanup step failed:', error);
+    }
+  }
+}
+
+function log(line) {
+  console.log(`e2e: ${line}`);
+}
+
+/** Rejects after `ms` with `what` in the message; the timer never keeps the process alive. */
+function deadline(ms, what) {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms).unref());
+}
+
+async function main() {
+  mkdirSync(resultsDir, { recursive: true });
+  mkdirSync(join(extensionRoot, '.e2e-tmp'), { recursive: true });
+  const scratch = mkdtempSync(join(extensionRoot, '.e2e-tmp', 'run-'));
+  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+
+  // A fresh copy of the sample workspace: the test edits files in it.
+  const workspace = join(scratch, 'workspace');
+  cpSync(join(extensionRoot, 'test', 'e2e', 'workspace'), workspace, { recursive: true });
+  const python = process.env.LIVEFIX_E2E_PYTHON ?? '';
+  mkdirSync(join(workspace, '.vscode'), { recursive: true });
+  writeFileSync(
+    join(workspace, '.vscode', 'settings.json'),
+    JSON.stringify({ 'livefix.python': python, 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false }, null, 2),
+  );
+  const configFile = join(scratch, 'code-server.yaml');
+  writeFileSync(configFile, 'auth: none\ncert: false\n');
+
+  // -- the control channel the test module calls back on -------------------------------
+  let page;
+  let shots = 0;
+  const control = createServer((request, response) => {
+    const url = new URL(request.url, 'http://127.0.0.1');
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', async () => {
+      try {
+        if (url.pathname === '/screenshot') {
+          const name = (url.searchParams.get('name') ?? 'shot').replace(/[^A-Za-z0-9_.-]/g, '_');
+          shots += 1;
+          const file = join(resultsDir, `${String(shots).padStart(2, '0')}-${name}.png`);
+          await page.screenshot({ path: file });
+          log(`screenshot ${file}`);
+          response.end(file);
+        } else if (url.pathname === '/log') {
+          log(`[suite] ${body}`);
+          response.end('ok');
+        } else {
+          response.statusCode = 404;
+          response.end();
+        }
+      } catch (error) {
+        response.statusCode = 500;
+        response.end(String(error));
+      }
+    });
+  });
+  await new Promise((ok) => control.listen(0, '127.0.0.1', ok));
+  cleanups.push(() => new Promise((ok) => control.close(ok)));
+  const controlUrl = `http://127.0.0.1:${control.address().port}`;
+
+  // -- code-server ----------------------------------------------------------------------
+  const server = spawn(
+    process.execPath,
+    [
+      codeServer,
+      '--bind-addr', '127.0.0.1:0',
+      '--config', configFile,
+      '--auth', 'none',
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      '--user-data-dir', join(scratch, 'user-data'),
+      '--extensions-dir', join(scratch, 'extensions'),
+      '--vscode-option', 'enable-smoke-test-driver',
+    ],
+    {
+      cwd: scratch,
+      env: { ...process.env, LIVEFIX_E2E_CONTROL: controlUrl, LIVEFIX_E2E_PYTHON: python, LIVEFIX_E2E_RESULTS: resultsDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, so cleanup ends the extension host and debuggees too
+    },
+  );
+  cleanups.push(async () => {
+    if (server.exitCode === null) {
+      const exited = new Promise((ok) => server.once('exit', ok));
+      try {
+        process.kill(-server.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      await Promise.race([exited, deadline(10_000, 'code-server to exit')]).catch(() => process.kill(-server.pid, 'SIGKILL'));
+    }
+  });
+  const serverLog = [];
+  const address = await Promise.race([
+    new Promise((ok, fail) => {
+      const onData = (chunk) => {
+        const text = chunk.toString();
+        serverLog.push(text);
+        const match = /HTTP server listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(serverLog.join(''));
+        if (match) ok(match[1]);
+      };
+      server.stdout.on('data', onData);
+      server.stderr.on('data', onData);
+      server.once('exit', (code) => fail(new Error(`code-server exited (${code}) before listening:\n${serverLog.join('')}`)));
+    }),
+    deadline(60_000, 'code-server to listen'),
+  ]);
+  log(`code-server at ${address}`);
+  const authority = new URL(address).host;
+
+  // -- chromium -------------------------------------------------------------------------
+  const context = await chromium.launchPersistentContext(join(scratch, 'chromium-profile'), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  cleanups.push(() => context.close());
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (message) => {
+    const text = message.text();
+    if (/livefix|e2e|Extension Host|error/i.test(text)) log(`[browser ${message.type()}] ${text.slice(0, 2000)}`);
+  });
+  page.on('pageerror', (error) => log(`[page error] ${error}`));
+
+  const exit = new Promise((ok) => {
+    page.exposeFunction('codeAutomationExit', (code) => ok(Number(code)));
+  });
+  const payload = [
+    ['extensionDevelopmentPath', `vscode-remote://${authority}${extensionRoot}`],
+    ['extensionTestsPath', `vscode-remote://${authority}${join(extensionRoot, 'out', 'e2e', 'suite.js')}`],
+  ];
+  const url = `${address}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+  await page.goto(url);
+  log('workbench opened; waiting for the test module');
+  let code;
+  try {
+    code = await Promise.race([exit, deadline(timeoutMs, 'the test module to finish')]);
+  } catch (error) {
+    await page.screenshot({ path: join(resultsDir, 'timeout.png') }).catch(() => undefined);
+    console.error(serverLog.join('').slice(-5000));
+    throw error;
+  }
+  await page.screenshot({ path: join(resultsDir, 'final.png') }).catch(() => undefined);
+  return code;
+}
+
+let status = 1;
+try {
+  status = await main();
+  log(status === 0 ? 'PASSED' : `FAILED (extension tests exited with ${status})`);
+} catch (error) {
+  console.error('e2e: FAILED:', error);
+} finally {
+  await cleanup();
+}
+process.exit(status);

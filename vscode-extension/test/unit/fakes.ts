@@ -1,0 +1,133 @@
+/**
+ * Test doubles for the editor (the one thing these unit tests cannot run): a Host that
+ * records what the developer would see, and debug sessions that answer like the adapter,
+ * including the failed-response messages VS Code's tracker would hand over.
+ */
+
+import type { CodeActionRef, EditorRef, Host, PickItem, SessionRef, StatusItemState } from '../../src/host';
+import type { FailedResponses } from '../../src/requests';
+
+export class RecordingHost implements Host {
+  logs: string[] = [];
+  errors: string[] = [];
+  infos: string[] = [];
+  console: string[] = [];
+  confirms: { message: string; detail: string }[] = [];
+  picks: { placeholder: string; labels: string[] }[] = [];
+  diffs: { title: string; left: string; right: string }[] = [];
+  documents: { name: string; text: string }[] = [];
+  commands: { command: string; args: unknown[] }[] = [];
+  status: StatusItemState | undefined;
+  /** Answers to confirm(), in order. */
+  confirmAnswers: boolean[] = [];
+  /** Chooses among pick() items by label (first match of a substring), in order. */
+  pickAnswers: string[] = [];
+  editor: EditorRef | undefined;
+  active: SessionRef | undefined;
+  actions: CodeActionRef[] = [];
+  files = new Map<string, string>();
+
+  log(message: string): void {
+    this.logs.push(message);
+  }
+  showError(message: string): void {
+    this.errors.push(message);
+  }
+  showInfo(message: string): void {
+    this.infos.push(message);
+  }
+  async confirm(message: string, detail: string): Promise<boolean> {
+    this.confirms.push({ message, detail });
+    return this.confirmAnswers.shift() ?? false;
+  }
+  async pick<T>(items: PickItem<T>[], placeholder: string): Promise<T | undefined> {
+    this.picks.push({ placeholder, labels: items.map((item) => item.label) });
+    const wanted = this.pickAnswers.shift();
+    return wanted === undefined ? undefined : items.find((item) => item.label.includes(wanted))?.value;
+  }
+  debugConsole(line: string): void {
+    this.console.push(line);
+  }
+  async showDiff(title: string, left: { text: string }, right: { text: string }): Promise<void> {
+    this.diffs.push({ title, left: left.text, right: right.text });
+  }
+  async showReadOnly(name: string, text: string): Promise<void> {
+    this.documents.push({ name, text });
+  }
+  setStatus(state: StatusItemState | undefined): void {
+    this.status = state;
+  }
+  activeEditor(): EditorRef | undefined {
+    return this.editor;
+  }
+  activeSession(): SessionRef | undefined {
+    return this.active;
+  }
+  async codeActionsAt(): Promise<CodeActionRef[]> {
+    return this.actions;
+  }
+  async executeCommand(command: string, ...args: unknown[]): Promise<unknown> {
+    this.commands.push({ command, args });
+    return undefined;
+  }
+  async readFile(path: string): Promise<string | undefined> {
+    return this.files.get(path);
+  }
+}
+
+export type Answer = { body: unknown } | { error: { kind: string; message: string; [key: string]: unknown } };
+
+/**
+ * A session whose adapter answers each request with the next scripted answer for its
+ * command. Failures go through `failures.record` first, as the tracker does in VS Code,
+ * then reject with the one-line message only, as `customRequest` does.
+ */
+export class ScriptedSession implements SessionRef {
+  readonly type = 'livefix';
+  readonly configuration = {};
+  requests: { command: string; args: any }[] = [];
+  private readonly answers = new Map<string, Answer[]>();
+
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    private readonly failures: FailedResponses,
+    readonly parentId?: string,
+  ) {}
+
+  answer(command: string, ...answers: Answer[]): this {
+    this.answers.set(command, [...(this.answers.get(command) ?? []), ...answers]);
+    return this;
+  }
+
+  async customRequest(command: string, args?: unknown): Promise<unknown> {
+    this.requests.push({ command, args });
+    const answer = this.answers.get(command)?.shift();
+    if (!answer) {
+      throw new Error(`test: no scripted answer for ${command}`);
+    }
+    if ('error' in answer) {
+      this.failures.record(this.id, {
+        type: 'response',
+        command,
+        success: false,
+        message: answer.error.message,
+        body: { error: { id: 1, format: answer.error.message, showUser: true }, livefix: answer.error },
+      });
+      throw new Error(answer.error.message);
+    }
+    return answer.body;
+  }
+}
+
+export function changeBody(generation: number, report: string, extra: object = {}) {
+  return {
+    generation,
+    applied: [],
+    impact: { threads: [], signatureChanges: [], removals: [] },
+    report,
+    dryRun: false,
+    warnings: [],
+    ...extra,
+  };
+}

@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEFAULT_SETTINGS, readSettings } from '../../src/settings';
+
+test('unset settings give the defaults and no problems', () => {
+  assert.deepEqual(readSettings(() => undefined), { settings: DEFAULT_SETTINGS, problems: [] });
+});
+
+test('valid settings are taken as given (python trimmed)', () => {
+  const values: Record<string, unknown> = { python: ' /opt/py/bin/python ', applyMode: 'onSave', 'languageServer.enabled': false };
+  const { settings, problems } = readSettings((key) => values[key]);
+  assert.deepEqual(settings, { python: '/opt/py/bin/python', applyMode: 'onSave', languageServer: false });
+  assert.deepEqual(problems, []);
+});
+
+test('bad values are reported and replaced by defaults', () => {
+  const values: Record<string, unknown> = { python: 3, applyMode: 'always', 'languageServer.enabled': 'yes' };
+  const { settings, problems } = readSettings((key) => values[key]);
+  assert.deepEqual(settings, DEFAULT_SETTINGS);
+  assert.equal(problems.length, 3);
+  assert.match(problems[1], /applyMode must be one of manual, onSave, never, not "always"/);
+});
