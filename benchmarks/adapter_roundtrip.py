@@ -89,12 +89,40 @@ def measure(adapter: str, cpu: bool, workdir: Path, rounds: int) -> dict[str, fl
         results = {
             "threads": median_ms([time_request(dap, "threads") for _ in range(rounds)]),
             "livefix/history": median_ms([time_request(dap, "livefix/history") for _ in range(rounds)]),
-            "livefix/apply": median_ms([
-                time_request(dap, "livefix/apply", {"changes": [dict(change, source=bodies[(i + 1) % 2])]})
-                for i in range(rounds)
-            ]),
+            "livefix/apply": median_ms([apply_once(dap, dict(change, source=bodies[(i + 1) % 2])) for i in range(rounds)]),
         }
     return results
+
+
+def apply_once(dap: DapClient, change: dict) -> float:
+    """One timed apply; then (untimed) its trailing events, so requests do not overlap them."""
+    mark = dap.mark()
+    elapsed = time_request(dap, "livefix/apply", {"changes": [change]})
+    dap.wait_event("output", lambda e: e["body"].get("category") == "console", since=mark)
+    return elapsed
+
+
+def engine_alone(workdir: Path, rounds: int) -> float:
+    """The same apply through livefix.service in a plain process (no debugger, no transport)."""
+    import subprocess
+
+    code = (
+        "import statistics, sys, time, livefix, target\n"
+        "from livefix.service import Service, ServiceOptions\n"
+        "service = Service(livefix.install(), ServiceOptions(approval='never'), emit=lambda *a: None)\n"
+        f"bodies = [{MODULE!r}, {MODULE.replace('x + 1', 'x + 2')!r}]\n"
+        "samples = []\n"
+        f"for i in range({rounds}):\n"
+        "    start = time.perf_counter()\n"
+        "    service.handle('livefix/apply', {'changes': [{'module': 'target', 'qualname': 'small', 'line': 1,"
+        " 'source': bodies[(i + 1) % 2]}]})\n"
+        "    samples.append(time.perf_counter() - start)\n"
+        "print(statistics.median(samples) * 1000)\n"
+    )
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(workdir), env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
 
 
 def main() -> None:
@@ -109,6 +137,7 @@ def main() -> None:
         for cpu in (False, True):
             for adapter in ADAPTERS:
                 table[(adapter, cpu)] = measure(adapter, cpu, workdir, args.rounds)
+        alone = engine_alone(workdir, args.rounds)
     print(f"DAP round trip, median of {args.rounds} (ms), Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print()
     print("| request | debuggee | livefix adapter | stock debugpy adapter | stock / livefix |")
@@ -117,6 +146,8 @@ def main() -> None:
         for request in ("threads", "livefix/history", "livefix/apply"):
             ours, stock = table[("livefix", cpu)][request], table[("debugpy", cpu)][request]
             print(f"| `{request}` | {'CPU-bound' if cpu else 'idle'} | {ours:.2f} | {stock:.2f} | {stock / ours:.1f}x |")
+    print()
+    print(f"For scale: the same apply through livefix.service in a plain process (no debugger): {alone:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ plugin leans on a handful of internals, all of them named here and nowhere else:
   check; `on_launch_request` / `on_attach_request` receive the start request (whose
   unknown keys, such as `livefix`, land in `request.arguments.kwargs`);
 - `_pydevd_bundle.pydevd_net_command.NetCommand` + `pydevd_comm_constants.CMD_RETURN`:
-  a JSON message queued on `py_db.writer` (whose `.sock` is the connection to the adapter);
+  a JSON message queued on `py_db.writer` (whose `.sock` is the connection to the adapter),
+  with `call_after_send(callback)` run by the writer thread once it is on the wire;
 - `_pydevd_bundle.pydevd_constants.get_global_debugger` and `get_thread_id`.
 
 `check_compatibility()` lists what is missing or changed; tests/adapter/test_pydevd_bridge.py
@@ -45,8 +46,8 @@ _REQUIRED: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
 )
 _PROCESSOR_METHODS = ("on_launch_request", "on_attach_request", "process_net_command_json")
 
-# Answer of a request handler: (success, message, body).
-Outcome = tuple[bool, str, dict[str, Any]]
+# Answer of a request handler: (success, message, body, events to send after the response).
+Outcome = tuple[bool, str, dict[str, Any], list[tuple[str, dict[str, Any]]]]
 RequestHandler = Callable[[Any, str, Any], Outcome]
 # Start-request hook: (py_db, command, livefix-relevant arguments) -> refusal (message, body) or None.
 StartHook = Callable[[Any, str, dict[str, Any]], "tuple[str, dict[str, Any]] | None"]
@@ -87,6 +88,9 @@ def check_compatibility() -> list[str]:
     for needle in ('"on_%s_request"', "is_authenticated()"):
         if dispatch and needle not in dispatch:
             problems.append(f"PyDevJsonCommandProcessor.process_net_command_json no longer contains {needle}")
+    net_command = import_module("_pydevd_bundle.pydevd_net_command").NetCommand
+    if not callable(getattr(net_command, "call_after_send", None)):
+        problems.append("NetCommand.call_after_send is missing")
     base_schema = import_module("_pydevd_bundle._debug_adapter.pydevd_base_schema").BaseSchema
     if not callable(getattr(base_schema, "_translate_id_to_dap", None)):
         problems.append("BaseSchema._translate_id_to_dap is missing")
@@ -118,20 +122,38 @@ class PydevdBridge:
         self._get_global_debugger = constants.get_global_debugger
         self._get_thread_id = constants.get_thread_id
         self._request_class = _make_request_class(self._schema.BaseSchema)
+        self._saved_interval: float | None = None
 
     # -- requests ----------------------------------------------------------------------
 
     def register_request(self, command: str, handler: RequestHandler) -> None:
-        """Serve `command` on pydevd's reader thread with `handler(py_db, command, arguments)`."""
+        """Serve `command` on pydevd's reader thread with `handler(py_db, command, arguments)`.
+
+        Events the handler returns are queued after the response, so the client has its
+        answer first. From the request's arrival until its response is on the wire the
+        interpreter's switch interval is lowered (see `_boost_switching`).
+        """
         self._schema.register_request(command)(self._request_class)
-        make_response = self.response_command
+        bridge = self
 
         def on_request(processor: Any, py_db: Any, request: Any) -> Any:
+            bridge._boost_switching()
             try:
-                success, message, body = handler(py_db, request.command, request.arguments)
+                success, message, body, events = handler(py_db, request.command, request.arguments)
+                command = bridge.response_command(request, success, message, body)
             except BaseException as exc:  # a missing response would hang the session
-                success, message, body = False, f"livefix plugin failed: {type(exc).__name__}: {exc}", {}
-            return make_response(request, success, message, body)
+                bridge._restore_switching()
+                message = f"livefix plugin failed: {type(exc).__name__}: {exc}"
+                return bridge.response_command(request, False, message, {})
+            writer = getattr(py_db, "writer", None)
+
+            def after_send(sock: Any) -> None:
+                bridge._restore_switching()
+                for event, event_body in events:
+                    bridge.send_event(event, event_body, writer)
+
+            command.call_after_send(after_send)
+            return command
 
         on_request.__name__ = "on_%s_request" % command.lower()
         setattr(self._processor, on_request.__name__, on_request)
@@ -147,6 +169,22 @@ class PydevdBridge:
         if not success:
             response["message"] = message
         return self._NetCommand(self._CMD_RETURN, 0, response, is_json=True)
+
+    # While a livefix request is served, a CPU-bound user thread would make each GIL
+    # handoff (reader thread after every syscall, then the writer thread) wait up to the
+    # switch interval (5 ms by default). A 0.1 ms interval for those few milliseconds keeps
+    # the round trip short; the writer restores it once the response is sent.
+    _BOOSTED_INTERVAL = 0.0001
+
+    def _boost_switching(self) -> None:
+        if self._saved_interval is None:
+            self._saved_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._saved_interval, self._BOOSTED_INTERVAL))
+
+    def _restore_switching(self) -> None:
+        saved, self._saved_interval = self._saved_interval, None
+        if saved is not None:
+            sys.setswitchinterval(saved)
 
     def intercept_start_requests(self, hook: StartHook) -> None:
         """Call `hook(py_db, command, arguments)` before pydevd handles `launch`/`attach`;
@@ -177,10 +215,10 @@ class PydevdBridge:
 
     # -- events ------------------------------------------------------------------------
 
-    def send_event(self, event: str, body: dict[str, Any]) -> bool:
+    def send_event(self, event: str, body: dict[str, Any], writer: Any = None) -> bool:
         """Queue a DAP event to the adapter; False when no client is connected."""
-        py_db = self._get_global_debugger()
-        writer = getattr(py_db, "writer", None)
+        if writer is None:
+            writer = getattr(self._get_global_debugger(), "writer", None)
         if writer is None:
             return False
         message = {"type": "event", "event": event, "body": body}

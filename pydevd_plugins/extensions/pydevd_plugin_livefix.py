@@ -34,6 +34,8 @@ class LivefixPlugin:
     def __init__(self, bridge: Any, service: Any) -> None:
         self.bridge = bridge
         self.service = service
+        # Events emitted while a request is answered; only the reader thread answers.
+        self._held: list[tuple[str, dict[str, Any]]] | None = None
 
     @classmethod
     def create(cls) -> "LivefixPlugin":
@@ -59,23 +61,30 @@ class LivefixPlugin:
 
     # -- called by pydevd's reader thread ----------------------------------------------------
 
-    def answer(self, py_db: Any, command: str, arguments: Any) -> tuple[bool, str, dict[str, Any]]:
-        """One livefix request: (success, message, body). Never raises."""
+    def answer(self, py_db: Any, command: str, arguments: Any) -> Any:
+        """One livefix request: (success, message, body, events to send after the response).
+
+        Never raises. Events the service emits while answering are held back so that the
+        response goes out first.
+        """
         from livefix import dap, protocol
         from livefix.errors import LivefixError
 
+        self._held = held = []
         try:
             if command == protocol.CAPTURE_FRAMES:
-                return True, "", self._capture_frames(arguments)
-            return True, "", self.service.handle(command, arguments)
+                return True, "", self._capture_frames(arguments), held
+            return True, "", self.service.handle(command, arguments), held
         except LivefixError as error:
             message, body = dap.error_response(error)
-            return False, message, body
+            return False, message, body, held
         except BaseException as exc:  # Service converts Exceptions; this is the last resort
             message, body = dap.error_response(
                 LivefixError("internal", f"{command} failed unexpectedly: {type(exc).__name__}: {exc}")
             )
-            return False, message, body
+            return False, message, body, held
+        finally:
+            self._held = None
 
     def _capture_frames(self, arguments: Any) -> dict[str, Any]:
         """Frames as the debugger shows them: without pydevd's threads, nor its frames (the
@@ -119,9 +128,15 @@ class LivefixPlugin:
         """Service callback: the `livefix/applied` event, then the report as console output."""
         from livefix import dap, protocol
 
-        self.bridge.send_event(event, body)
+        events = [(event, body)]
         if event == protocol.APPLIED_EVENT and body.get("report"):
-            self.bridge.send_event("output", {"category": "console", "output": dap.output_text(body["report"])})
+            events.append(("output", {"category": "console", "output": dap.output_text(body["report"])}))
+        held = self._held
+        if held is not None:  # answering a request (on the reader thread): after its response
+            held.extend(events)
+            return
+        for name, event_body in events:
+            self.bridge.send_event(name, event_body)
 
 
 def _user_frames(frames: list[dict[str, Any]], debugger_dirs: tuple[str, ...]) -> list[dict[str, Any]]:
