@@ -134,7 +134,7 @@ def resolve_target(target: str) -> Address:
             if path.exists():
                 return Address("unix", path=str(path))
         raise LivefixError("notFound", f"no livefix agent for pid {target} under {root} "
-                           "(did the process call livefix.listen()? is it another user's?)")
+                           "(did the process call livefix.listen()? is it another user's?)", reason="noAgent")
     return parse_address(target)
 
 
@@ -362,7 +362,7 @@ def exit_code(error: LivefixError) -> int:
     if error.kind == "verifyFailed":
         return EXIT_VERIFY
     reason = error.details.get("reason")
-    if reason in ("unauthorized", "unauthenticated", "noToken", "disconnected") or (
+    if reason in ("unauthorized", "unauthenticated", "noToken", "disconnected", "noAgent") or (
         error.kind in ("notFound", "failed") and "address" in error.details
     ):
         return EXIT_UNREACHABLE

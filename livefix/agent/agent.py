@@ -106,14 +106,16 @@ class Agent:
                 outcome["status"] = "skipped"
             else:
                 try:
+                    before = self.engine.generation
                     plan = self.engine.prepare(entry["changes"], action="apply")
                     body = self.service.commit_approved(plan, entry.get("verify"))
+                    self.service.fleet.reached(int(entry["generation"]), int(body["generation"]), before=before)
                     outcome.update(status="applied", workerGeneration=body.get("generation"))
                 except LivefixError as error:
                     log.error("livefix agent: could not replay fleet generation %s: %s", entry.get("generation"), error)
                     outcome.update(status="failed", error=error.to_dict())
             self.catch_up.append(outcome)
-        self.service.fleet_generation = int(journal.get("generation", 0))
+        self.service.fleet.current = int(journal.get("generation", 0))
 
     # -- serving -------------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class Agent:
             "pid": os.getpid(),
             "address": str(self.address),
             "service": self.registry.name if self.registry else None,
-            "fleetGeneration": self.service.fleet_generation,
+            "fleetGeneration": self.service.fleet.current,
             "generation": self.engine.generation,
             "python": sys.version.split()[0],
             "approval": self.service.options.approval,

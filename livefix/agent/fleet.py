@@ -190,7 +190,6 @@ class Fleet:
                                    f"nothing to roll back to {max(target, 0)}", generation=fleet_now)
             workers = self._connect_all()
             try:
-                # Fleet generation N is worker generation N on workers changed only by the fleet.
                 self._each(workers, lambda w: self._rollback(w, target))
                 result = FleetResult(self.service, "rollback", "applied", workers)
                 failed = [w for w in workers if w.status != "rolledBack"]
@@ -206,7 +205,7 @@ class Fleet:
                         worker.client.close()
 
     def _rollback(self, worker: WorkerOutcome, to: int) -> None:
-        body = self._call(worker, protocol.ROLLBACK, {"to": to, "approved": True, "fleetGeneration": to})
+        body = self._call(worker, protocol.ROLLBACK, {"fleetTo": to, "approved": True})
         if body is not None:
             worker.status, worker.generation, worker.body = "rolledBack", body.get("generation"), body
 

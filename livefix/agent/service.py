@@ -45,6 +45,33 @@ class _Prepared:
     verify: str | None
 
 
+class FleetPosition:
+    """Where this worker stands in its fleet: the fleet generation it runs, and which of
+    its own (engine) generations ran each fleet generation it went through.
+
+    Engine generation numbers are per process (a rolled-back number is never reused),
+    so a fleet rollback to fleet generation N must be translated per worker."""
+
+    def __init__(self) -> None:
+        self.current: int | None = None
+        self._engine_generation: dict[int, int] = {}
+
+    def reached(self, fleet: int, engine: int, before: int | None = None) -> None:
+        if before is not None:
+            self._engine_generation.setdefault(fleet - 1, before)
+        self._engine_generation[fleet] = engine
+        for later in [g for g in self._engine_generation if g > fleet]:
+            del self._engine_generation[later]
+        self.current = fleet
+
+    def engine_generation(self, fleet: int) -> int:
+        if fleet not in self._engine_generation:
+            raise LivefixError(
+                "notFound", f"this worker has no record of fleet generation {fleet}", fleetGeneration=fleet
+            )
+        return self._engine_generation[fleet]
+
+
 class AgentService(Service):
     """One per agent: the shared Service plus prepared plans keyed by prepare id."""
 
@@ -60,8 +87,7 @@ class AgentService(Service):
         self.limits = limits or Limits()
         self._info = info
         self._prepared: dict[str, _Prepared] = {}
-        # The fleet generation this worker runs (None: not changed through a fleet yet).
-        self.fleet_generation: int | None = None
+        self.fleet = FleetPosition()
         self._prepared_lock = threading.Lock()
 
     def handle_for(self, owner: int, command: str, arguments: Any) -> dict[str, Any]:
@@ -77,6 +103,8 @@ class AgentService(Service):
             return self._guard(command, lambda: self.commit_request(arguments))
         if command == protocol.ABORT:
             return self.abort_request(arguments)
+        if command == protocol.ROLLBACK and "fleetTo" in arguments:
+            return self._fleet_rollback(arguments)
         body = self.handle(command, arguments)
         if command == protocol.ROLLBACK:
             self._note_fleet_generation(arguments)
@@ -153,24 +181,39 @@ class AgentService(Service):
     def commit_request(self, args: dict[str, Any]) -> dict[str, Any]:
         """Commit a prepared plan (approval was settled at prepare)."""
         entry = self._take(args)
-        if self.engine.generation != entry.generation:
-            raise LivefixError(
-                "busy",
-                f"the process changed since prepare (generation {entry.generation} -> {self.engine.generation}); "
-                "prepare again",
-                generation=self.engine.generation,
-            )
+        # The engine refuses a plan prepared before another change (`busy`, reason `stale`).
         verify = args.get("verify", entry.verify)
         if verify is not None and not isinstance(verify, str):
             raise LivefixError("invalid", "`verify` must be a string")
         body = self.commit_approved(entry.plan, verify)
-        self._note_fleet_generation(args)
+        fleet = args.get("fleetGeneration")
+        if isinstance(fleet, int) and not isinstance(fleet, bool):
+            self.fleet.reached(fleet, int(body.get("generation", self.engine.generation)), before=entry.generation)
+        return body
+
+    def _fleet_rollback(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`livefix/rollback` with `fleetTo`: back to what this worker ran at that fleet generation."""
+        fleet = args.get("fleetTo")
+        if not isinstance(fleet, int) or isinstance(fleet, bool) or fleet < 0:
+            raise LivefixError("invalid", "`fleetTo` must be a fleet generation number")
+        target = self.fleet.engine_generation(fleet)
+        rest = {k: v for k, v in args.items() if k not in ("fleetTo", "to")}
+        if target == self.engine.generation:  # e.g. its commit of a later fleet generation was undone
+            body = {
+                "generation": target, "applied": [], "dryRun": False, "warnings": [],
+                "impact": {"threads": [], "signatureChanges": [], "removals": []},
+                "report": f"Nothing to roll back: this worker already runs fleet generation {fleet}",
+            }
+        else:
+            body = self.handle(protocol.ROLLBACK, {**rest, "to": target})
+        self.fleet.reached(fleet, target)
         return body
 
     def _note_fleet_generation(self, args: dict[str, Any]) -> None:
+        """A rollback that undoes a fleet commit says which fleet generation runs again."""
         generation = args.get("fleetGeneration")
         if isinstance(generation, int) and not isinstance(generation, bool):
-            self.fleet_generation = generation
+            self.fleet.current = generation
 
     def commit_approved(self, plan: Plan, verify: str | None) -> dict[str, Any]:
         """Commit a plan whose approval is settled (prepared and approved, or a fleet replay),

@@ -12,7 +12,8 @@ import itertools
 import threading
 from typing import Any
 
-from livefix.errors import ERROR_KINDS, LivefixError
+from livefix import dap
+from livefix.errors import LivefixError
 
 
 class Sequencer:
@@ -39,31 +40,21 @@ def response(seq: int, request_seq: int, command: str, body: dict[str, Any]) -> 
 
 
 def error_response(seq: int, request_seq: int, command: str, error: LivefixError) -> dict[str, Any]:
-    """The one way a failure goes on the wire, identical to the DAP route's error responses."""
+    """The one way a failure goes on the wire: the DAP route's error response (livefix.dap)."""
+    message, body = dap.error_response(error)
     return {
         "seq": seq,
         "type": "response",
         "request_seq": request_seq,
         "success": False,
         "command": command,
-        "message": error.message,
-        "body": {
-            "error": {"id": error_id(error.kind), "format": error.message, "showUser": True},
-            "livefix": error.to_dict(),
-        },
+        "message": message,
+        "body": body,
     }
 
 
 def event(seq: int, name: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"seq": seq, "type": "event", "event": name, "body": body}
-
-
-def error_id(kind: str) -> int:
-    """A stable DAP message id per error kind (DAP clients key message templates by id)."""
-    try:
-        return 1000 + ERROR_KINDS.index(kind)
-    except ValueError:
-        return 1999
 
 
 def error_from_response(message: dict[str, Any]) -> LivefixError:

@@ -17,9 +17,12 @@ app_dir, raw_options = sys.argv[1], sys.argv[2]
 sys.path.insert(0, app_dir)
 options = json.loads(raw_options)
 
-import shop  # noqa: E402  (the app: written by the test into app_dir)
+import importlib  # noqa: E402
 
 import livefix  # noqa: E402
+
+# The app (written by the test into app_dir): module `shop` unless the test names another.
+shop = importlib.import_module(options.pop("app", "shop"))
 
 stop = threading.Event()
 

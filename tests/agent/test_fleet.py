@@ -1,0 +1,166 @@
+"""Fleets: one change to every worker of a service, all or nothing, with real worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_support import APP, WAIT, Worker, needs_engine, token
+
+from livefix import protocol
+from livefix.agent.client import AgentClient
+from livefix.agent.fleet import Fleet
+from livefix.agent.registry import Registry
+
+pytestmark = needs_engine
+
+WORKERS = 16
+FIX = APP.replace("n * 10", "n * 100")
+PRICE_FIX = "def price(n):\n    return n * 100\n"
+CHANGE = {"module": "shop", "qualname": "price", "source": PRICE_FIX}
+
+
+def start_fleet(spawn: Any, count: int, **options: Any) -> list[Worker]:
+    """Start `count` workers at once (each registers under service "shop")."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda _: spawn(service="shop", **options), range(count)))
+
+
+def outputs(workers: list[Worker]) -> list[Any]:
+    return [w.call() for w in workers]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "livefix.cli", *args], capture_output=True, text=True,
+                          timeout=WAIT * 2, stdin=subprocess.DEVNULL)
+
+
+def fleet_status(worker: Worker, runtime: Path) -> dict[str, Any]:
+    with AgentClient(worker.address, token(runtime), timeout=WAIT) as client:
+        return client.request(protocol.STATUS)["agent"]
+
+
+def test_fleet_apply_and_rollback_from_the_command_line(spawn: Any, runtime: Path, tmp_path: Path) -> None:
+    workers = start_fleet(spawn, WORKERS)
+    assert outputs(workers) == [21] * WORKERS
+    fix = tmp_path / "shop_fix.py"
+    fix.write_text(FIX)
+    done = cli("apply", "--service", "shop", f"{fix}::price", "--module", "shop", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "applied" and result["fleetGeneration"] == 1
+    assert sorted(w["pid"] for w in result["workers"]) == sorted(w.pid for w in workers)
+    assert {w["status"] for w in result["workers"]} == {"committed"}
+    assert outputs(workers) == [201] * WORKERS
+    assert {fleet_status(w, runtime)["fleetGeneration"] for w in workers} == {1}
+
+    human = cli("history", "service:shop")
+    assert human.returncode == 0
+    assert human.stdout.count("apply   active") == WORKERS
+
+    back = cli("rollback", "--service", "shop")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"rollback done on all {WORKERS} workers" in back.stdout
+    assert outputs(workers) == [21] * WORKERS
+    assert Registry("shop").read_journal()["generation"] == 0
+
+
+def test_a_worker_that_cannot_prepare_changes_nothing_anywhere(spawn: Any, runtime: Path, tmp_path: Path) -> None:
+    odd_app = tmp_path / "odd"
+    odd_app.mkdir()
+    (odd_app / "store.py").write_text(APP)  # this worker runs the app under another module name
+    workers = start_fleet(spawn, WORKERS - 1) + [spawn(odd_app, service="shop", app="store")]
+    before = [w.history() for w in workers]
+    result = Fleet("shop", token(runtime)).apply({"action": "apply", "changes": [CHANGE]})
+    assert result.outcome == "aborted"
+    assert result.error is not None and result.error.kind == "notFound"
+    statuses = {w.pid: w.status for w in result.workers}
+    assert statuses.pop(workers[-1].pid) == "failed"
+    assert set(statuses.values()) == {"aborted"}
+    assert "no worker was changed" in result.report
+    assert outputs(workers) == [21] * WORKERS
+    assert [w.history() for w in workers] == before  # nothing was even committed
+    assert Registry("shop").read_journal()["generation"] == 0
+    # The CLI says so with its exit code.
+    fix = tmp_path / "shop_fix.py"
+    fix.write_text(FIX)
+    done = cli("apply", "--service", "shop", f"{fix}::price", "--module", "shop")
+    assert done.returncode == 1
+    assert "not applied: no worker was changed" in done.stdout
+    assert outputs(workers) == [21] * WORKERS
+
+
+def test_a_worker_killed_mid_apply_rolls_the_others_back(spawn: Any, runtime: Path) -> None:
+    workers = start_fleet(spawn, WORKERS)
+    victim = workers[5]
+
+    def kill_after_prepare(phase: str, _: list[Any]) -> None:
+        if phase == "prepared":
+            victim.kill()  # every worker prepared; one dies before the commits
+
+    result = Fleet("shop", token(runtime)).apply({"action": "apply", "changes": [CHANGE]}, on_phase=kill_after_prepare)
+    assert result.outcome == "rolledBack", result.report
+    statuses = {w.pid: w.status for w in result.workers}
+    assert statuses.pop(victim.pid) == "failed"
+    assert set(statuses.values()) == {"rolledBack"}
+    survivors = [w for w in workers if w is not victim]
+    assert outputs(survivors) == [21] * (WORKERS - 1)
+    for worker in survivors:
+        history = worker.history()
+        assert history["generation"] == 0
+        assert [g["status"] for g in history["generations"]] == ["rolledBack"]
+    assert Registry("shop").read_journal()["generation"] == 0
+    # The dead worker's socket is pruned; the next apply reaches every survivor.
+    again = Fleet("shop", token(runtime)).apply({"action": "apply", "changes": [CHANGE]})
+    assert again.outcome == "applied"
+    assert len(again.workers) == WORKERS - 1
+    assert outputs(survivors) == [201] * (WORKERS - 1)
+
+
+def test_a_respawned_worker_is_brought_to_the_current_generation(spawn: Any, runtime: Path) -> None:
+    workers = start_fleet(spawn, 4)
+    fleet = Fleet("shop", token(runtime))
+    assert fleet.apply({"action": "apply", "changes": [CHANGE]}).outcome == "applied"
+    second = {**CHANGE, "qualname": "total", "source": "def total(n):\n    return price(n) + 2\n"}
+    assert fleet.apply({"action": "apply", "changes": [second]}).outcome == "applied"
+    assert outputs(workers) == [202] * 4
+    workers[0].kill()
+    respawned = spawn(service="shop")
+    assert [c["status"] for c in respawned.catch_up] == ["applied", "applied"]
+    assert respawned.call() == 202
+    assert fleet_status(respawned, runtime)["fleetGeneration"] == 2
+    # It takes part in what follows, rollbacks included.
+    live = workers[1:] + [respawned]
+    result = fleet.rollback(to=1)
+    assert result.outcome == "applied", result.report
+    assert outputs(live) == [201] * 4
+    assert fleet.rollback().outcome == "applied"
+    assert outputs(live) == [21] * 4
+    late = spawn(service="shop")
+    assert late.catch_up == [] and late.call() == 21
+
+
+def test_fleet_approval_is_asked_once_for_all(spawn: Any, runtime: Path, tmp_path: Path) -> None:
+    workers = start_fleet(spawn, 3, approval="always")
+    fix = tmp_path / "shop_fix.py"
+    fix.write_text(FIX)
+    refused = cli("apply", "--service", "shop", f"{fix}::price", "--module", "shop")
+    assert refused.returncode == 3
+    assert "Approval required" in refused.stdout
+    assert outputs(workers) == [21] * 3
+    approved = cli("apply", "--service", "shop", f"{fix}::price", "--module", "shop", "--yes")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert outputs(workers) == [201] * 3
+
+
+def test_no_workers_is_an_error(runtime: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEFIX_TOKEN", "any")
+    done = cli("apply", "--service", "nobody", os.devnull)
+    assert done.returncode == 1
+    assert "no worker is registered under service 'nobody'" in done.stderr
