@@ -83,3 +83,25 @@ def test_child_process_answers_livefix_requests_for_itself(session, workdir: Pat
         assert dap.call("livefix/history")["generation"] == 0
     finally:
         child.close()
+
+
+@needs_engine
+def test_client_that_disconnects_mid_apply_leaves_one_whole_generation(workdir: Path, processes: list) -> None:
+    """The connection drops right after an apply is sent: old or new generation, never a mix."""
+    port, output = start_listening(workdir, processes)
+    shop = workdir / "shop.py"
+    # Two definitions in one generation: a mix would show one changed and not the other.
+    edit(shop, *DOUBLE)
+    edit(shop, '__slots__ = ("x",)', '__slots__ = ("x",)\n    kind = "new"')
+    with DapClient.tcp("127.0.0.1", port) as dap:
+        dap.attach(attach_args(port, livefix={"approval": "never"}))
+        dap.send("livefix/apply", {"changes": [definition(shop, "price"), definition(shop, "Point")]})
+    # The client is gone (closed without waiting). A new client looks at the process.
+    with DapClient.tcp("127.0.0.1", port) as dap:
+        dap.attach(attach_args(port, livefix={"approval": "never"}))
+        generation = dap.call("livefix/history")["generation"]
+        frame_probe = dap.call("evaluate", {"expression": "(__import__('shop').price(1), getattr(__import__('shop').Point, 'kind', None))", "context": "repl"})
+        dap.disconnect()
+    assert (generation, frame_probe["result"]) in ((0, "(10, None)"), (1, "(20, 'new')")), (generation, frame_probe)
+    mark = output.mark()
+    output.wait(r"^price=%d " % (10 if generation == 0 else 20), since=mark)
