@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import cattrs
 from lsprotocol import types
 from pygls import uris
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import JsonRPCNotification, default_converter
 
 from livefix import protocol
 from livefix.errors import LivefixError
@@ -29,11 +31,27 @@ SERVER_NAME = "livefix-lsp"
 SERVER_VERSION = "0.1.0"
 
 
+def _converter() -> cattrs.Converter:
+    """pygls's converter, but notifications it has no type for keep their JSON params.
+
+    pygls turns such params into namedtuples, renaming keys that are not identifiers;
+    `livefix/generationApplied` carries a DAP event body, which the tracker reads as JSON.
+    """
+    converter = default_converter()
+    converter.register_structure_hook(JsonRPCNotification, lambda obj, cls: cls(**obj))
+    return converter
+
+
 class LivefixServer(LanguageServer):
     """The root object of the language server process."""
 
     def __init__(self) -> None:
-        super().__init__(SERVER_NAME, SERVER_VERSION, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            SERVER_NAME,
+            SERVER_VERSION,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            converter_factory=_converter,
+        )
         self.options = Options()
         self.option_problems: list[str] = []
         self.resolver = ModuleResolver()

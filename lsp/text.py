@@ -133,15 +133,18 @@ def _split_keep(text: str) -> list[str]:
 
 
 def _canonical(source: str, dedent: Callable[[str], str]) -> str:
-    text = dedent(normalize_newlines(source))
+    # Tabs count to the next multiple of 8, as for Python's indentation: the engine
+    # reports tab-indented methods with their tabs expanded.
+    text = dedent("\n".join(line.expandtabs(8) for line in normalize_newlines(source).split("\n")))
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
 
 
 def same_definition(a: str, b: str) -> bool:
     """Whether two definition texts are the same code as a person reads it.
 
-    Differences of line breaks, trailing whitespace, surrounding blank lines and a
-    uniform indentation are ignored (a method's text may travel indented or not).
+    Differences of line breaks, trailing whitespace, surrounding blank lines, tabs
+    versus spaces and a uniform indentation are ignored (a method's text may travel
+    indented or not).
     """
     if a == b:
         return True

@@ -1,0 +1,153 @@
+"""Drift diagnostics: appearing on `livefix/generationApplied`, settled by persist/save/rollback.
+
+The notification bodies have the shape of the engine's `livefix/applied` event
+(livefix.protocol.ChangeResultBody); the end-to-end test produces them for real.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+
+from lsp_support import Editor, find_marker, running_body, utf16_len
+
+PRICING = Path("src/shop/pricing.py")
+NEW_ADD = "def add(self, item):\n    self.items.insert(0, item)\n"  # as the engine reports it: dedented
+
+
+def setup(editor: Editor, workspace: Path) -> tuple[str, str, Path]:
+    path = workspace / PRICING
+    text = path.read_text(encoding="utf-8")
+    return editor.open(path), text, path
+
+
+def source(module: str, path: Path | str | None, qualname: str, text: str | None) -> dict:
+    return {"module": module, "path": None if path is None else str(path), "qualname": qualname, "source": text}
+
+
+async def test_diagnostic_appears_then_persist_clears_it(editor: Editor, workspace: Path) -> None:
+    uri, text, path = setup(editor, workspace)
+    editor.generation_applied(running_body(3, [source("shop.pricing", path, "Cart.add", NEW_ADD)]))
+    [diagnostic] = await editor.wait_until(lambda: editor.diagnostics.get(uri), "a drift diagnostic")
+    line = find_marker(text, "method")
+    assert diagnostic.message == "running process has generation 3 of `Cart.add`; not in this file"
+    assert diagnostic.severity == types.DiagnosticSeverity.Information
+    assert diagnostic.source == "livefix"
+    line_text = text.splitlines()[line]
+    assert diagnostic.range == types.Range(
+        start=types.Position(line=line, character=4), end=types.Position(line=line, character=utf16_len(line_text))
+    )
+
+    actions = await editor.code_actions(uri, line + 1, 8)
+    assert [a.title for a in actions] == [
+        "Persist running definition to source",
+        "Revert process to this file's definition",
+        "Apply `Cart.add` to running process",
+        "Reload `shop.pricing` in running process",
+    ]
+    persist, revert = actions[0], actions[1]
+    assert persist.kind == types.CodeActionKind.QuickFix and list(persist.diagnostics or []) == [diagnostic]
+    assert persist.command is not None and persist.command.command == "livefix.persist"
+    assert list(persist.command.arguments or []) == [{"uri": uri, "qualname": "Cart.add", "source": NEW_ADD}]
+    assert revert.command is not None and revert.command.command == "livefix.applyDefinition"
+    [revert_argument] = list(revert.command.arguments or [])
+    assert revert_argument["qualname"] == "Cart.add"
+    assert revert_argument["source"] == "    def add(self, item):  # @method\n        self.items.append(item)"
+
+    await editor.execute(persist.command)
+    await editor.wait_until(lambda: editor.diagnostics.get(uri) == [], "the diagnostic to clear")
+    assert editor.texts[uri] == text.replace(
+        "    def add(self, item):  # @method\n        self.items.append(item)\n",
+        "    def add(self, item):\n        self.items.insert(0, item)\n",
+    )
+    assert [a.title for a in await editor.code_actions(uri, line + 1)][0] == "Apply `Cart.add` to running process"
+
+
+async def test_saving_the_running_text_clears_and_rollback_restores(editor: Editor, workspace: Path) -> None:
+    uri, text, path = setup(editor, workspace)
+    original = "def total(items):  # @total_def\n    subtotal = sum(items)  # @total_body"
+    start = text.index(original)
+    end = text.index("    return subtotal * (1 + TAX)\n") + len("    return subtotal * (1 + TAX)\n")
+    loaded = text[start:end]
+    v1 = "def total(items):\n    return sum(items)\n"
+    v2 = "def total(items):\n    return 2 * sum(items)\n"
+
+    def message() -> list[str]:
+        return [d.message for d in editor.diagnostics.get(uri, [])]
+
+    editor.generation_applied(running_body(1, [source("shop.pricing", path, "total", v1)]))
+    await editor.wait_until(lambda: message() == ["running process has generation 1 of `total`; not in this file"], "gen 1")
+    editor.generation_applied(running_body(2, [source("shop.pricing", path, "total", v2)]))
+    await editor.wait_until(lambda: message() == ["running process has generation 2 of `total`; not in this file"], "gen 2")
+    # Rolling back to 1: the engine reports generation 1's text as running again.
+    editor.generation_applied(running_body(1, [source("shop.pricing", path, "total", v1)], action="rollback"))
+    await editor.wait_until(lambda: message() == ["running process has generation 1 of `total`; not in this file"], "back to 1")
+
+    # The developer types generation 1's text into the file and saves: nothing drifts.
+    editor.replace_all(uri, text[:start] + v1 + text[end:])
+    editor.save(uri, path)
+    await editor.wait_until(lambda: message() == [], "cleared by the identical text")
+
+    # Rolling back to 0 runs the code as loaded, which this file no longer has ...
+    editor.generation_applied(running_body(0, [source("shop.pricing", path, "total", loaded)], action="rollback"))
+    await editor.wait_until(lambda: message() == ["running process has generation 0 of `total`; not in this file"], "gen 0")
+    # ... and a definition reported gone (source None) has nothing left to compare.
+    editor.generation_applied(running_body(0, [source("shop.pricing", path, "total", None)], action="rollback"))
+    await editor.wait_until(lambda: message() == [], "cleared by removal")
+
+
+async def test_running_text_equal_to_the_file_is_no_drift(editor: Editor, workspace: Path) -> None:
+    uri, text, path = setup(editor, workspace)
+    line = find_marker(text, "method")
+    indented = "\r\n".join(text.splitlines()[line : line + 2])  # as sent by Apply: indented, CRLF here
+    dedented = "def add(self, item):  # @method\n    self.items.append(item)\n"
+    editor.generation_applied(running_body(4, [source("shop.pricing", path, "Cart.add", indented)]))
+    editor.generation_applied(running_body(5, [source("shop.pricing", path, "Cart.add", dedented)]))
+    editor.generation_applied({"generation": 6, "applied": [], "dryRun": True, "sources": [source("shop.pricing", path, "Cart.add", NEW_ADD)]})
+    await editor.settle(uri)
+    assert editor.publish_count.get(uri, 0) == 0
+
+
+async def test_absent_definition_shown_on_its_class_and_persist_inserts_it(editor: Editor, workspace: Path) -> None:
+    uri, text, path = setup(editor, workspace)
+    discount = "def discount(self, rate):\n    return rate\n"
+    editor.generation_applied(running_body(2, [source("shop.pricing", path, "Cart.discount", discount)]))
+    [diagnostic] = await editor.wait_until(lambda: editor.diagnostics.get(uri), "a drift diagnostic")
+    class_line = find_marker(text, "class_line")
+    assert diagnostic.message == "running process has generation 2 of `Cart.discount`; not in this file"
+    assert diagnostic.range.start == types.Position(line=class_line, character=0)
+    actions = await editor.code_actions(uri, class_line)
+    assert [a.title for a in actions] == ["Persist running definition to source", "Reload `shop.pricing` in running process"]
+    await editor.execute(actions[0].command)  # type: ignore[arg-type]
+    await editor.wait_until(lambda: editor.diagnostics.get(uri) == [], "the diagnostic to clear")
+    checkout_end = "        return [x for x in self.items if x]  # @comprehension\n"
+    assert editor.texts[uri] == text.replace(
+        checkout_end, checkout_end + "\n    def discount(self, rate):\n        return rate\n"
+    )
+
+
+async def test_matching_by_path_then_by_module(start_editor, workspace: Path) -> None:
+    editor = await start_editor()
+    uri, text, path = setup(editor, workspace)
+    elsewhere = workspace / "src" / "shop" / "__init__.py"  # exists, and is another module
+    editor.generation_applied(running_body(1, [source("shop.pricing", elsewhere, "total", "def total(items):\n    return 0\n")]))
+    await editor.settle(uri)
+    assert editor.diagnostics.get(uri) is None
+    # A process in a container: its path does not exist here, the module name decides.
+    remote = "/srv/app/site-packages/shop/pricing.py"
+    editor.generation_applied(running_body(2, [source("shop.pricing", remote, "fetch", "async def fetch(url):\n    return None\n")]))
+    [diagnostic] = await editor.wait_until(lambda: editor.diagnostics.get(uri), "a diagnostic matched by module")
+    assert "`fetch`" in diagnostic.message
+    # A document that is not open gets its diagnostics from the file on disk.
+    other = workspace / "src" / "shop" / "stock.py"
+    other.write_bytes("# ü\r\ndef level():\r\n    return 1\r\n".encode("utf-8"))
+    editor.generation_applied(running_body(3, [source("shop.stock", other, "level", "def level():\n    return 2\n")]))
+    [closed] = await editor.wait_until(lambda: editor.diagnostics.get(other.as_uri()), "a diagnostic on a closed file")
+    assert closed.range.start == types.Position(line=1, character=0)
+
+    quiet = await start_editor(options={"driftDiagnostics": False})
+    uri = quiet.open(workspace / PRICING)
+    quiet.generation_applied(running_body(1, [source("shop.pricing", workspace / PRICING, "total", "def total(items):\n    return 0\n")]))
+    await quiet.settle(uri)
+    assert quiet.publish_count == {}
