@@ -16,7 +16,7 @@ from typing import Any
 from debugpy.adapter import clients, components
 
 from livefix import dap, protocol
-from livefix.adapter import debugpy_hooks, options
+from livefix.adapter import bootstrap, debugpy_hooks, options
 from livefix.errors import LivefixError
 
 LIVEFIX_PREFIX = "livefix/"
@@ -74,6 +74,8 @@ class LivefixClient(clients.Client):
             ))
             return None
         answer = debugpy_hooks.forward(self.server, request)
+        if _plugin_absent(answer) and self._bootstrap():
+            answer = debugpy_hooks.forward(self.server, request)
         if answer.success:
             return answer.body
         if isinstance(answer.body, dict) and "livefix" in answer.body:
@@ -82,21 +84,43 @@ class LivefixClient(clients.Client):
         self._refuse(request, _debuggee_failure(request.command, answer))
         return None
 
+    def _bootstrap(self) -> bool:
+        """Inject livefix into a debuggee lacking it (once per session; see bootstrap.py)."""
+        if getattr(self, "_bootstrap_tried", False):
+            return False
+        self._bootstrap_tried = True
+        start = self.start_request.arguments if self.start_request is not None else {}
+        session_options = dict(start.get(options.OPTION) or {})
+        if session_options.get("bootstrap") is False:
+            return False
+        try:
+            expression = bootstrap.expression(session_options)
+        except RuntimeError:
+            return False
+        result = debugpy_hooks.send(self.server, "evaluate", {"expression": expression, "context": "repl"})
+        return result.success and bootstrap.succeeded(result.body)
+
     def _refuse(self, request: Any, error: LivefixError) -> None:
         message, body = dap.error_response(error)
         debugpy_hooks.respond_error(request, message, body)
+
+
+def _plugin_absent(answer: debugpy_hooks.Forwarded) -> bool:
+    # pydevd refuses a command no plugin registered with "Unable to create message from dict".
+    return not answer.success and (
+        "Unable to create message" in answer.message or "not available in PyDevJsonCommandProcessor" in answer.message
+    )
 
 
 def _debuggee_failure(command: str, answer: debugpy_hooks.Forwarded) -> LivefixError:
     """A failure that did not come from the livefix plugin, in livefix's error model."""
     if answer.disconnected:
         return LivefixError("failed", f"The debugged process disconnected before answering {command}", command=command)
-    # pydevd refuses a command no plugin registered with "Unable to create message from dict".
-    if "Unable to create message" in answer.message or "not available in PyDevJsonCommandProcessor" in answer.message:
+    if _plugin_absent(answer):
         return LivefixError(
             "unsupported",
             "livefix is not installed in the debugged process's Python environment "
-            "(install livefix there, next to debugpy)",
+            "(install livefix there, next to debugpy), and could not be injected into it",
             command=command,
         )
     return LivefixError("internal", f"{command} failed in the debugged process: {answer.message}", command=command)

@@ -87,7 +87,15 @@ class Forwarded:
 
 def forward(server: Any, request: Any) -> Forwarded:
     """Send `request` to the debuggee (pydevd) and wait for its answer, keeping error bodies."""
-    outgoing = server.channel.propagate(request)
+    return _answer(server.channel.propagate(request))
+
+
+def send(server: Any, command: str, arguments: dict[str, Any]) -> Forwarded:
+    """Send a request of the adapter's own to the debuggee and wait for its answer."""
+    return _answer(server.channel.send_request(command, arguments))
+
+
+def _answer(outgoing: Any) -> Forwarded:
     result = outgoing.wait_for_response(raise_if_failed=False)
     if not isinstance(result, Exception):
         return Forwarded(True, result, "")

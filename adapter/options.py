@@ -1,6 +1,7 @@
 """The `livefix` launch/attach option, checked in the adapter before debugpy sees the request.
 
-`{"approval": "never" | "risky" | "always", "auditLog": "<path>"}`, both optional. The
+`{"approval": "never" | "risky" | "always", "auditLog": "<path>", "bootstrap": bool}`, all
+optional (`bootstrap: false`: never inject livefix with `evaluate`, see bootstrap.py). The
 adapter rejects a bad option with a clear error (kind `invalid`) instead of starting a
 session that would behave unexpectedly, and always forwards a normalised object, so
 that the debuggee knows the session is a livefix one (see the plugin) and child
@@ -16,7 +17,7 @@ from livefix.errors import LivefixError
 from livefix.service import ServiceOptions
 
 OPTION = "livefix"
-KNOWN_KEYS = ("approval", "auditLog")
+KNOWN_KEYS = ("approval", "auditLog", "bootstrap")
 
 
 def normalise(raw: Any, cwd: str | None = None) -> dict[str, Any]:
@@ -34,6 +35,10 @@ def normalise(raw: Any, cwd: str | None = None) -> dict[str, Any]:
         )
     options = ServiceOptions.from_wire(raw)  # raises LivefixError("invalid") with the reason
     normalised: dict[str, Any] = {"approval": options.approval}
+    if "bootstrap" in raw:
+        if not isinstance(raw["bootstrap"], bool):
+            raise LivefixError("invalid", "livefix.bootstrap must be true or false", option=OPTION)
+        normalised["bootstrap"] = raw["bootstrap"]
     if options.audit_log:
         # The debuggee may run elsewhere (cwd, sudo): pin relative paths to the launch cwd.
         path = options.audit_log

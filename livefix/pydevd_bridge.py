@@ -260,6 +260,10 @@ class PydevdBridge:
                 dirs.append(os.path.dirname(os.path.abspath(path)) + os.sep)
         return tuple(dirs)
 
+    def debugger(self) -> Any:
+        """pydevd's PyDB of this process (None before the debugger is set up)."""
+        return self._get_global_debugger()
+
     def set_nodelay(self, py_db: Any) -> bool:
         """Disable Nagle on pydevd's connection to the adapter.
 

@@ -170,3 +170,17 @@ def _start() -> LivefixPlugin | None:
 
 
 PLUGIN = _start()
+
+
+def bootstrap(options: dict[str, Any] | None = None) -> str:
+    """Entry point when the adapter injects this module with an `evaluate` request, into a
+    process whose environment lacks livefix (so pydevd never imported the plugin): the
+    plugin is installed by the import above; apply the session's `livefix` option and turn
+    Nagle off as `on_start_request` would have. Returns a one-line status for the adapter."""
+    if PLUGIN is None:
+        return "livefix bootstrap failed: the plugin could not start (see the process's stderr)"
+    from livefix.service import ServiceOptions
+
+    PLUGIN.service.options = ServiceOptions.from_wire(options)
+    PLUGIN.bridge.set_nodelay(PLUGIN.bridge.debugger())
+    return "livefix bootstrap ok"

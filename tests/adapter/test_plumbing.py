@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapter_support import (
-    ADAPTER, DapClient, clean_env, find_marker, launch_args, next_price, wait_price,
+    ADAPTER, DapClient, clean_env, find_marker, launch_args, needs_engine, next_price, wait_price,
 )
 
 
@@ -78,20 +78,47 @@ def test_livefix_request_before_launch_is_refused(adapter) -> None:
     assert response["body"]["livefix"]["kind"] == "invalid"
 
 
-def test_debuggee_without_livefix_answers_unsupported(adapter, workdir: Path, tmp_path_factory) -> None:
-    """A debuggee interpreter whose environment lacks livefix: a clear `unsupported` error."""
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory) -> str:
+    """An interpreter whose environment has neither livefix nor debugpy (debugpy is run by path)."""
     bare = tmp_path_factory.mktemp("bare-venv")
     venv.EnvBuilder(with_pip=False).create(bare)
     python = str(bare / "bin" / "python")
     probe = subprocess.run([python, "-c", "import livefix"], capture_output=True, cwd=str(bare), env=clean_env())
     assert probe.returncode != 0, "the bare environment must not see livefix"
+    return python
+
+
+NEW_PRICE = {"module": "shop", "qualname": "price", "line": 6, "source": "def price(qty):\n    return qty * 7\n"}
+
+
+def test_debuggee_without_livefix_answers_unsupported(adapter, workdir: Path, bare_python: str) -> None:
+    """No livefix where the debuggee runs, injection turned off: a clear `unsupported` error."""
     dap = adapter()
-    dap.launch(launch_args(workdir, python=python))
+    dap.launch(launch_args(workdir, python=bare_python, livefix={"bootstrap": False}))
     dap.wait_output("ready")
-    response = dap.fail("livefix/apply", {"changes": [{"module": "shop", "qualname": "price", "source": "def price(qty):\n    return 0\n"}]})
+    response = dap.fail("livefix/apply", {"changes": [NEW_PRICE]})
     assert response["body"]["livefix"]["kind"] == "unsupported"
     assert "not installed" in response["message"]
     assert next_price(dap) == 10
+
+
+@needs_engine
+def test_debuggee_without_livefix_gets_it_injected_with_evaluate(adapter, workdir: Path, bare_python: str) -> None:
+    """The stretch route: one `evaluate` (no frameId) installs the plugin, then livefix works."""
+    assert find_marker(workdir / "shop.py", "price_body") == NEW_PRICE["line"] + 1
+    dap = adapter()
+    dap.launch(launch_args(workdir, python=bare_python, livefix={"approval": "never"}))
+    dap.wait_output("ready")
+    mark = dap.mark()
+    body = dap.call("livefix/apply", {"changes": [NEW_PRICE]})
+    assert body["generation"] == 1
+    wait_price(dap, 7, since=mark)
+    assert dap.wait_event("livefix/applied", since=mark)["body"]["generation"] == 1
+    assert dap.call("livefix/history")["generation"] == 1  # served by the injected plugin from now on
+    # Only livefix was made importable there, not the rest of the adapter's environment.
+    probe = dap.call("evaluate", {"expression": "__import__('importlib.util').util.find_spec('pygls') is None", "context": "repl"})
+    assert probe["result"] == "True"
 
 
 def test_adapter_listens_on_tcp(workdir: Path) -> None:
