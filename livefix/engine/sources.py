@@ -76,7 +76,10 @@ class SourceStore:
 
             def exec_module(loader: Any, module: types.ModuleType) -> None:
                 try:
-                    store.record(module.__name__, loader.path)
+                    # Library sources are read lazily when first needed (their files rarely
+                    # change under a running program): keeping every text would cost megabytes.
+                    if not store.is_library(loader.path):
+                        store.record(module.__name__, loader.path)
                 except Exception:  # never break an import because of livefix
                     pass
                 return original(loader, module)
