@@ -41,8 +41,6 @@ def read_source(path: str) -> str:
 def library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    roots.add(os.path.realpath(sys.prefix))
-    roots.add(os.path.realpath(sys.base_prefix))
     return tuple(sorted(roots))
 
 
