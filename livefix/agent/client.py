@@ -42,31 +42,58 @@ class AgentClient:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         on_event: EventHandler | None = None,
+        then: tuple[str, dict[str, Any]] | None = None,
     ) -> None:
+        """Connect and authenticate (raising LivefixError if either fails). `then`: a first
+        request sent together with the token, saving a round trip: its body is `self.first`,
+        or its failure `self.first_error`."""
         self.address = parse_address(address)
         self.timeout = timeout
         self.events: list[dict[str, Any]] = []
         self.on_event = on_event
         self.hello: dict[str, Any] = {}
         self._seq = wire.Sequencer()
+        self._commands: dict[int, str] = {}
+        self._responses: dict[Any, dict[str, Any]] = {}
+        self.first: dict[str, Any] | None = None
+        self.first_error: LivefixError | None = None
         self._sock = connect(self.address, timeout=timeout, ssl_context=ssl_context, server_hostname=server_hostname)
         set_io_timeouts(self._sock, timeout or 60.0, timeout or 60.0)
         self._reader = MessageReader(self._sock, DEFAULT_MAX_MESSAGE_BYTES * 4)
         try:
-            self.hello = self.request(protocol.AUTHENTICATE, {"token": token})
+            hello = self.send(protocol.AUTHENTICATE, {"token": token})
+            first = self.send(*then) if then is not None else None
+            self.hello = self.receive(hello)
+            if first is not None:
+                try:
+                    self.first = self.receive(first)
+                except LivefixError as error:
+                    if error.details.get("reason") in ("disconnected", "timeout"):
+                        raise
+                    self.first_error = error
         except BaseException:
             self.close()
             raise
 
     def request(self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = -1) -> dict[str, Any]:
         """Send a request and return its body; raise the LivefixError of a failure."""
+        return self.receive(self.send(command, arguments), timeout)
+
+    def send(self, command: str, arguments: dict[str, Any] | None = None) -> int:
+        """Send a request without waiting (requests are answered in order); its seq for `receive`."""
         seq = self._seq.next()
+        self._commands[seq] = command
         try:
             self._sock.sendall(encode(wire.request(seq, command, arguments if arguments is not None else {})))
         except OSError as exc:
             raise self._lost(f"could not send {command}: {exc}") from None
+        return seq
+
+    def receive(self, seq: int, timeout: float | None = -1) -> dict[str, Any]:
+        """The body of the response to request `seq`; raise the LivefixError of a failure."""
+        command = self._commands.pop(seq, "request")
         wait = self.timeout if timeout == -1 else timeout
-        while True:
+        while seq not in self._responses:
             try:
                 message = self._reader.read(idle_timeout=wait, message_timeout=wait)
             except FramingError as exc:
@@ -81,15 +108,15 @@ class AgentClient:
                 raise self._lost(f"the agent closed the connection during {command}")
             if message.get("type") == "event":
                 self._event(message)
-                continue
-            if message.get("type") != "response":
-                continue
-            if message.get("request_seq") not in (seq, 0):
-                continue
-            if message.get("success"):
-                body = message.get("body")
-                return body if isinstance(body, dict) else {}
-            raise wire.error_from_response(message)
+            elif message.get("type") == "response":
+                answered = message.get("request_seq")
+                # request_seq 0: the agent refused the connection itself (limits, framing).
+                self._responses[seq if answered == 0 else answered] = message
+        message = self._responses.pop(seq)
+        if message.get("success"):
+            body = message.get("body")
+            return body if isinstance(body, dict) else {}
+        raise wire.error_from_response(message)
 
     def _event(self, message: dict[str, Any]) -> None:
         self.events.append(message)

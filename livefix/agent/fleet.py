@@ -82,6 +82,8 @@ class Fleet:
         self.service = service
         self.token = token
         self.timeout = timeout
+        # One pool of threads for all the phases of an apply (threads are cheap to reuse, not to start).
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- two-phase apply ---------------------------------------------------------------
 
@@ -95,14 +97,19 @@ class Fleet:
     ) -> FleetResult:
         """Apply (`prepare["action"]` "apply" with `changes`, or "reload") on every worker or none."""
         action = str(prepare.get("action", "apply"))
-        with self.registry.locked(lock_timeout):
-            workers = self._connect_all()
+        args = {**prepare, "action": action}
+        if verify is not None:
+            args["verify"] = verify
+        with self.registry.locked(lock_timeout), ThreadPoolExecutor(max_workers=32) as self._pool:
+            # Phase 1, prepare everywhere, travels with the token: one round trip per worker.
+            workers = self._connect_all(then=(protocol.PREPARE, args))
             try:
                 return self._apply_locked(action, prepare, verify, workers, on_phase)
             finally:
                 for worker in workers:
                     if worker.client is not None:
                         worker.client.close()
+                self._pool = None
 
     def _apply_locked(
         self,
@@ -115,20 +122,14 @@ class Fleet:
         if not workers:
             raise LivefixError("notFound", f"no worker is registered under service {self.service!r}", service=self.service)
         result = FleetResult(self.service, action, "aborted", workers)
-        if any(w.status == "unreachable" for w in workers):
-            result.error = LivefixError("failed", "a registered worker cannot be reached; nothing was changed")
-            return self._finish(result)
-        # Phase 1: prepare everywhere.
-        args = {**prepare, "action": action}
-        if verify is not None:
-            args["verify"] = verify
-        self._each(workers, lambda w: self._prepare(w, args))
         if on_phase is not None:
             on_phase("prepared", workers)
         failed = [w for w in workers if w.status != "prepared"]
         if failed:
             self._each([w for w in workers if w.status == "prepared"], self._abort)
-            result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "prepare failed"})
+            # The most telling failure: one a worker reported, before "unreachable".
+            first = next((w for w in failed if w.status == "failed"), failed[0])
+            result.error = LivefixError.from_dict(first.error or {"kind": "failed", "message": "prepare failed"})
             return self._finish(result)
         # Phase 2: commit everywhere; the journal decides what later workers run.
         generation = int(self.registry.read_journal().get("generation", 0)) + 1
@@ -151,11 +152,6 @@ class Fleet:
         result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "commit failed"})
         result.outcome = "partial" if any(w.status == "rollbackFailed" for w in workers) else "rolledBack"
         return self._finish(result)
-
-    def _prepare(self, worker: WorkerOutcome, args: dict[str, Any]) -> None:
-        body = self._call(worker, protocol.PREPARE, args)
-        if body is not None:
-            worker.status, worker.body, worker.before = "prepared", body, body.get("generation")
 
     def _commit(self, worker: WorkerOutcome, fleet_generation: int) -> None:
         assert worker.body is not None
@@ -227,15 +223,22 @@ class Fleet:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _connect_all(self) -> list[WorkerOutcome]:
+    def _connect_all(self, then: tuple[str, dict[str, Any]] | None = None) -> list[WorkerOutcome]:
         workers = [WorkerOutcome(m.pid, f"unix:{m.path}") for m in self.registry.members()]
-        self._each(workers, self._connect)
+        self._each(workers, lambda w: self._connect(w, then))
         return [w for w in workers if w.status != "gone"]
 
-    def _connect(self, worker: WorkerOutcome) -> None:
+    def _connect(self, worker: WorkerOutcome, then: tuple[str, dict[str, Any]] | None) -> None:
         try:
-            worker.client = AgentClient(worker.address, self.token, timeout=self.timeout)
+            worker.client = AgentClient(worker.address, self.token, timeout=self.timeout, then=then)
             worker.status = "connected"
+            if then is None:
+                return
+            if worker.client.first_error is not None:
+                worker.status, worker.error = "failed", worker.client.first_error.to_dict()
+            else:
+                body = worker.client.first or {}
+                worker.status, worker.body, worker.before = "prepared", body, body.get("generation")
         except LivefixError as error:
             if error.kind == "notFound":
                 # The socket file outlived its worker (killed hard): drop it from the registry.
@@ -266,6 +269,11 @@ class Fleet:
         if len(workers) <= 1:
             for worker in workers:
                 call(worker)
+            return
+        if self._pool is not None:
+            for future in [self._pool.submit(call, w) for w in workers]:
+                with contextlib.suppress(Exception):
+                    future.result()
             return
         with ThreadPoolExecutor(max_workers=min(32, len(workers))) as pool:
             for future in [pool.submit(call, w) for w in workers]:
