@@ -24,6 +24,7 @@ from livefix.engine.sources import SourceStore, module_file, read_source
 from livefix.errors import LivefixError
 
 ThreadIdMap = Callable[[int], int]
+RunningText = tuple[str, "str | None", frozenset]  # (path, running text, stale definitions)
 
 
 @dataclass
@@ -33,8 +34,8 @@ class Generation:
     action: str
     edits: list[Edit]
     mutations: list[atomic.Mutation]
-    texts_before: dict[str, tuple[str, str | None]]  # module -> (path, running text before)
-    texts_after: dict[str, tuple[str, str | None]]
+    texts_before: dict[str, RunningText]  # module -> what ran before
+    texts_after: dict[str, RunningText]
     new_codes: dict[types.CodeType, str]
     verify: str | None = None
     status: str = "active"
@@ -125,7 +126,8 @@ class Engine:
                     )
                 _check_qualname(change.qualname, module)
                 working, _ = locate.splice(working, change.qualname, change.source, path, change.line)
-            plan = ModulePlanner(module, path, old_text, working or "").run()
+            stale = self.sources.stale(module.__name__)
+            plan = ModulePlanner(module, path, old_text, working or "", stale).run()
             module_plans.append(plan)
             warnings.extend(plan.warnings)
         return self._make_plan(action, [c.to_wire() for c in coerced], module_plans, version, warnings, thread_id)
@@ -231,10 +233,13 @@ class Engine:
                 warnings=list(plan.warnings),
             )
         mutations = plan.mutations
-        texts_before = {
-            p.module.__name__: (p.path, self.sources.snapshot(p.module.__name__)) for p in plan.module_plans
-        }
-        texts_after = {p.module.__name__: (p.path, p.new_text) for p in plan.module_plans}
+        texts_before: dict[str, RunningText] = {}
+        texts_after: dict[str, RunningText] = {}
+        for p in plan.module_plans:
+            name = p.module.__name__
+            stale = self.sources.stale(name)
+            texts_before[name] = (p.path, self.sources.snapshot(name), stale)
+            texts_after[name] = (p.path, p.new_text, stale - {e.qualname for e in p.edits})
         try:
             atomic.apply_all(mutations)
         except Exception as error:
@@ -310,9 +315,9 @@ class Engine:
             return {"check": check, "passed": False, "error": f"{type(error).__name__}: {error}"}
         return {"check": check, "passed": bool(value)}
 
-    def _set_texts(self, texts: dict[str, tuple[str, str | None]]) -> None:
-        for name, (path, text) in texts.items():
-            self.sources.set_text(name, path, text)
+    def _set_texts(self, texts: dict[str, RunningText]) -> None:
+        for name, (path, text, stale) in texts.items():
+            self.sources.restore(name, path, text, stale)
 
     # -- convenience: prepare + commit ---------------------------------------------------
 

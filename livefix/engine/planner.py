@@ -107,7 +107,12 @@ class Pair:
 
 
 def pair_statements(
-    old: list[ast.stmt], old_chunk: Chunk | None, new: list[ast.stmt], new_chunk: Chunk
+    old: list[ast.stmt],
+    old_chunk: Chunk | None,
+    new: list[ast.stmt],
+    new_chunk: Chunk,
+    stale: frozenset[str] = frozenset(),
+    prefix: str = "",
 ) -> list[Pair]:
     """Pair old and new statements by key (and occurrence), in new order, removed ones last."""
     by_key: dict[tuple[str, ...], list[ast.stmt]] = {}
@@ -121,7 +126,12 @@ def pair_statements(
         if previous is None:
             pairs.append(Pair(key, None, node, True))
         else:
-            changed = old_chunk is None or _differs(previous, old_chunk, node, new_chunk)
+            changed = (
+                old_chunk is None
+                or _differs(previous, old_chunk, node, new_chunk)
+                or (isinstance(node, _DEFS) and prefix + node.name in stale)
+                or (isinstance(node, ast.ClassDef) and any(q.startswith(prefix + node.name + ".") for q in stale))
+            )
             pairs.append(Pair(key, previous, node, changed))
     for key, remaining in by_key.items():
         for node in remaining:
@@ -170,7 +180,10 @@ def _accessor(node: ast.stmt) -> str:
 class ModulePlanner:
     """Plans `old_text` -> `new_text` for one loaded module."""
 
-    def __init__(self, module: types.ModuleType, path: str, old_text: str | None, new_text: str) -> None:
+    def __init__(
+        self, module: types.ModuleType, path: str, old_text: str | None, new_text: str, stale: frozenset[str] = frozenset()
+    ) -> None:
+        self.stale = stale
         self.module = module
         self.name = module.__name__
         self.namespace: dict[str, Any] = module.__dict__
@@ -194,7 +207,9 @@ class ModulePlanner:
             return self.plan
         flags = compiler.future_flags(self.new_text)
         old_chunk = diff.old if self.old_text is not None else None
-        pairs = pair_statements(diff.old.statements if old_chunk else [], old_chunk, diff.new.statements, diff.new)
+        pairs = pair_statements(
+            diff.old.statements if old_chunk else [], old_chunk, diff.new.statements, diff.new, self.stale
+        )
         executed: list[ast.stmt] = []
         rebind: list[tuple[ast.stmt, Pair]] = []
         for pair in pairs:
@@ -223,6 +238,8 @@ class ModulePlanner:
         try:
             if self.old_text is None:
                 return whole_file_diff("", self.new_text, self.path) if self.new_text else None
+            if self.stale:  # definitions anywhere in the file may differ from what runs
+                return whole_file_diff(self.old_text, self.new_text, self.path)
             diff = diff_texts(self.old_text, self.new_text, self.path)
             if diff is not None and not diff.whole_file and not self._aligned(diff.old):
                 diff = whole_file_diff(self.old_text, self.new_text, self.path)
@@ -343,7 +360,9 @@ class ModulePlanner:
         compiler.patch_class_statement(node, target)
         self._class_patches.append((target, cls, old, node, old_chunk, new_chunk, qualname))
         old_body = list(old.body) if old is not None else []
-        pairs = pair_statements(old_body, old_chunk if old is not None else None, list(node.body), new_chunk)
+        pairs = pair_statements(
+            old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + "."
+        )
         new_body_by_id = {id(n): n for n in node.body}
         own = cls.__dict__
         for pair in pairs:
@@ -382,7 +401,9 @@ class ModulePlanner:
                 continue  # an enclosing statement failed before reaching this class
             self._check_class_compatible(cls, built, qualname)
             old_body = list(old.body) if old is not None else []
-            pairs = pair_statements(old_body, old_chunk if old is not None else None, list(node.body), new_chunk)
+            pairs = pair_statements(
+                old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + "."
+            )
             swapped_names = {
                 q.rsplit(".", 1)[-1] for _, _, q, _, _ in self._swaps if q.rsplit(".", 1)[0] == qualname
             }

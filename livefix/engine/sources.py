@@ -19,7 +19,7 @@ import sys
 import sysconfig
 import threading
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 
@@ -28,8 +28,9 @@ class ModuleSource:
     name: str
     path: str
     text: str | None  # None: not known (the file changed before livefix recorded it)
-    # Per definition qualname, the source that now runs when it differs from `text`'s origin.
-    generation_sources: dict[str, str] = field(default_factory=dict)
+    # Definitions whose running code is known to differ from `text` (a text recorded late,
+    # after the file was edited): diffs treat them as changed even where the texts agree.
+    stale: frozenset[str] = frozenset()
 
 
 def read_source(path: str) -> str:
@@ -131,20 +132,63 @@ class SourceStore:
         path = module_file(module)
         if source is not None and (path is None or os.path.realpath(source.path) == os.path.realpath(path)):
             return source
-        if path is None or self._changed_since_load(module, path):
+        if path is None:
             return None
         try:
-            return self.record(name, path)
-        except OSError:
+            if not self._changed_since_load(module, path) and getattr(module, "__cached__", None):
+                return self.record(name, path)
+            # No trustworthy record (a __main__ script run by runpy, or a file edited since
+            # it was loaded): take the file, and mark the definitions whose running code
+            # does not match it.
+            text = read_source(path)
+        except (OSError, UnicodeDecodeError, SyntaxError):
             return None
+        stale = stale_definitions(module, text, path)
+        if stale is None:
+            return None
+        source = self.record(name, path, text)
+        source.stale = stale
+        return source
 
-    def set_text(self, name: str, path: str, text: str | None) -> None:
-        existing = self._sources.get(name)
-        if existing is None:
-            self._sources[name] = ModuleSource(name=name, path=path, text=text)
-        else:
-            existing.text = text
+    def restore(self, name: str, path: str, text: str | None, stale: frozenset[str]) -> None:
+        self._sources[name] = ModuleSource(name=name, path=path, text=text, stale=stale)
 
     def snapshot(self, name: str) -> str | None:
         source = self._sources.get(name)
         return None if source is None else source.text
+
+    def stale(self, name: str) -> frozenset[str]:
+        source = self._sources.get(name)
+        return frozenset() if source is None else source.stale
+
+
+def stale_definitions(module: types.ModuleType, text: str, path: str) -> frozenset[str] | None:
+    """Qualnames of functions and methods whose running code differs from `text` compiled
+    (None: the text does not compile, so it cannot serve as a baseline)."""
+    try:
+        code = compile(text, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    stale: set[str] = set()
+    _compare_codes(code, module.__dict__, "", stale)
+    return frozenset(stale)
+
+
+def _compare_codes(code: types.CodeType, namespace: Any, prefix: str, stale: set[str]) -> None:
+    for const in code.co_consts:
+        if not isinstance(const, types.CodeType) or const.co_name.startswith("<"):
+            continue
+        qualname = prefix + const.co_name
+        try:
+            current = namespace.get(const.co_name) if isinstance(namespace, dict) else namespace.__dict__.get(const.co_name)
+        except Exception:
+            current = None
+        if isinstance(current, type) and getattr(current, "__module__", None) is not None:
+            _compare_codes(const, current, qualname + ".", stale)  # a class body: its methods
+            continue
+        function = current
+        for attr in ("fget", "__func__", "__wrapped__"):
+            function = getattr(function, attr, function)
+        running = getattr(function, "__code__", None)
+        if running is not None and running != const:
+            stale.add(qualname)

@@ -39,9 +39,10 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
             disk = read_source(path)
         except (OSError, UnicodeDecodeError, SyntaxError):
             continue
-        if disk == running.text:
+        if disk == running.text and not running.stale:
             continue
         changed, added, removed = definition_changes(running.text, disk, path)
+        changed += sorted(q for q in running.stale if q not in changed)
         result.append({"name": name, "path": path, "changed": changed, "added": added, "removed": removed})
     return result
 

@@ -127,3 +127,31 @@ def test_large_module_reload_is_local(ws, engine):
     assert [e.qualname for e in plan.edits] == ["f1500"]
     engine.commit(plan)
     assert m.f1500(0) == -1500 and m.f1499(0) == 1499
+
+
+def test_file_edited_before_livefix_saw_it(tmp_path, monkeypatch):
+    """A module livefix did not record at import (a __main__ script run by runpy, or one
+    edited before the agent started): the file on disk is checked against the running code."""
+    import importlib
+    import sys
+
+    from livefix.engine import Engine
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "lf_unrecorded.py"
+    path.write_text("def f():\n    return 1\n\ndef g():\n    return 1\n")
+    sys.modules.pop("lf_unrecorded", None)
+    module = importlib.import_module("lf_unrecorded")
+    module.__cached__ = None  # like __main__: no bytecode cache to tell when it was loaded
+    path.write_text("def f():\n    return 2\n\ndef g():\n    return 1\n")  # the fix, saved first
+    engine = Engine()  # never installed: it has no record of what was loaded
+    try:
+        (status,) = engine.modified_modules(modules=["lf_unrecorded"])
+        assert status["changed"] == ["f"]
+        result = engine.apply([{"module": "lf_unrecorded", "qualname": "f", "source": "def f():\n    return 2\n"}])
+        assert [e["qualname"] for e in result.applied] == ["f"] and module.f() == 2
+        assert engine.modified_modules(modules=["lf_unrecorded"]) == []
+        engine.rollback()
+        assert module.f() == 1
+    finally:
+        sys.modules.pop("lf_unrecorded", None)
