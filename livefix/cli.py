@@ -175,27 +175,39 @@ def _change(args: argparse.Namespace, out: "Output", address: Address | None, co
         return out.fleet(result)
     if args.dry_run:
         request["dryRun"] = True
-    if args.yes:
-        request["approved"] = True
     with _connect(args, address, out) as client:
-        try:
-            body = client.request(command, request)
-        except LivefixError as error:
-            if error.kind != "approvalRequired" or not out.confirm(error):
-                raise
-            body = client.request(command, {**request, "approved": True})
-    return out.change(body)
+        return out.change(_approving(client, command, request, args.yes, out))
 
 
 def run_rollback(args: argparse.Namespace, out: "Output") -> int:
     address, _ = split_target(args, minimum=0)
     if address is None:
-        return out.fleet(Fleet(args.service, _token(args), timeout=args.timeout).rollback(to=args.to))
-    request: dict[str, Any] = {"approved": True}  # going back to code that ran before needs no second opinion
+        fleet = Fleet(args.service, _token(args), timeout=args.timeout)
+        result = fleet.rollback(to=args.to, approved=args.yes)
+        if result.error is not None and result.error.kind == "approvalRequired" and out.confirm(
+            result.error, "Roll back anyway?"
+        ):
+            result = fleet.rollback(to=args.to, approved=True)
+        return out.fleet(result)
+    request: dict[str, Any] = {}
     if args.to is not None:
         request["to"] = args.to
     with _connect(args, address, out) as client:
-        return out.change(client.request(protocol.ROLLBACK, request))
+        return out.change(_approving(client, protocol.ROLLBACK, request, args.yes, out, "Roll back anyway?"))
+
+
+def _approving(
+    client: AgentClient, command: str, request: dict[str, Any], yes: bool, out: "Output", question: str = "Apply anyway?"
+) -> dict[str, Any]:
+    """Send a change; on approvalRequired, ask (when someone can answer) and send it approved."""
+    if yes:
+        request = {**request, "approved": True}
+    try:
+        return client.request(command, request)
+    except LivefixError as error:
+        if error.kind != "approvalRequired" or not out.confirm(error, question):
+            raise
+        return client.request(command, {**request, "approved": True})
 
 
 _QUERIES = {"history": protocol.HISTORY, "frames": protocol.CAPTURE_FRAMES, "status": protocol.STATUS}
@@ -328,7 +340,7 @@ class Output:
             return EXIT_PARTIAL
         return exit_code(result.error) if result.error is not None else EXIT_FAILED
 
-    def confirm(self, error: LivefixError) -> bool:
+    def confirm(self, error: LivefixError, question: str = "Apply anyway?") -> bool:
         """Show what needs approval and ask; False when nobody can answer."""
         if not self.interactive:
             return False
@@ -337,7 +349,7 @@ class Output:
         for reason in error.details.get("reasons", []):
             print(f"  - {reason}", file=sys.stderr)
         try:
-            answer = input("Apply anyway? [y/N] ")
+            answer = input(f"{question} [y/N] ")
         except EOFError:
             return False
         return answer.strip().lower() in ("y", "yes")

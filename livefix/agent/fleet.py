@@ -175,8 +175,11 @@ class Fleet:
 
     # -- other fleet requests ------------------------------------------------------------
 
-    def rollback(self, to: int | None = None, lock_timeout: float = 30.0) -> FleetResult:
-        """Roll every worker back (`to`: a fleet generation; default: the latest fleet apply)."""
+    def rollback(self, to: int | None = None, approved: bool = False, lock_timeout: float = 30.0) -> FleetResult:
+        """Roll every worker back (`to`: a fleet generation; default: the latest fleet apply).
+
+        Under the "always" approval policy the workers refuse without `approved`; when
+        every one refused, the outcome is `aborted` (ask, then call again approved)."""
         with self.registry.locked(lock_timeout):
             journal = self.registry.read_journal()
             fleet_now = int(journal.get("generation", 0))
@@ -186,10 +189,15 @@ class Fleet:
                                    f"nothing to roll back to {max(target, 0)}", generation=fleet_now)
             workers = self._connect_all()
             try:
-                self._each(workers, lambda w: self._rollback(w, target))
+                self._each(workers, lambda w: self._rollback(w, target, approved))
                 result = FleetResult(self.service, "rollback", "applied", workers)
                 failed = [w for w in workers if w.status != "rolledBack"]
-                if failed:
+                if failed and len(failed) == len(workers) and all(
+                    (w.error or {}).get("kind") == "approvalRequired" for w in failed
+                ):
+                    result.outcome = "aborted"
+                    result.error = LivefixError.from_dict(failed[0].error or {})
+                elif failed:
                     result.outcome = "partial"
                     result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "rollback failed"})
                 else:
@@ -200,8 +208,8 @@ class Fleet:
                     if worker.client is not None:
                         worker.client.close()
 
-    def _rollback(self, worker: WorkerOutcome, to: int) -> None:
-        body = self._call(worker, protocol.ROLLBACK, {"fleetTo": to, "approved": True})
+    def _rollback(self, worker: WorkerOutcome, to: int, approved: bool) -> None:
+        body = self._call(worker, protocol.ROLLBACK, {"fleetTo": to, "approved": approved})
         if body is not None:
             worker.status, worker.generation, worker.body = "rolledBack", body.get("generation"), body
 

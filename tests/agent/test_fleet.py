@@ -157,6 +157,13 @@ def test_fleet_approval_is_asked_once_for_all(spawn: Any, runtime: Path, tmp_pat
     approved = cli("apply", "--service", "shop", f"{fix}::price", "--module", "shop", "--yes")
     assert approved.returncode == 0, approved.stdout + approved.stderr
     assert outputs(workers) == [201] * 3
+    # Under "always", going back is a change too.
+    refused = cli("rollback", "--service", "shop")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert outputs(workers) == [201] * 3
+    approved = cli("rollback", "--service", "shop", "--yes")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert outputs(workers) == [21] * 3
 
 
 def test_no_workers_is_an_error(runtime: Path, monkeypatch: pytest.MonkeyPatch) -> None:
