@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from debugpy.adapter import clients, components
+from debugpy.adapter import clients, components, servers
 
 from livefix import dap, protocol
 from livefix.adapter import bootstrap, debugpy_hooks, options
+from livefix.adapter.agent_session import AgentSession
 from livefix.errors import LivefixError
 
 LIVEFIX_PREFIX = "livefix/"
@@ -44,22 +45,68 @@ class LivefixClient(clients.Client):
     def attach_request(self, request: Any) -> Any:
         if not self._accept_livefix_option(request):
             return None
+        if options.agent_address(request.arguments[options.OPTION]) is not None:
+            return self._attach_agent(request)
         return super().attach_request(request)
+
+    def _attach_agent(self, request: Any) -> Any:
+        """`attach` to a livefix agent: a livefix-only session, no debugpy server involved."""
+        if self._initialize_request is None:
+            self._refuse(request, LivefixError("invalid", "Session is not initialized yet"))
+            return None
+        settings = request.arguments[options.OPTION]
+        try:
+            self._agent = AgentSession(
+                settings["connect"], settings.get("token"), settings.get("tokenFile"), self.channel.send_event,
+            )
+        except LivefixError as error:
+            self._refuse(request, error)
+            return None
+        # No debuggee will ever connect to this adapter: let its main loop end with us.
+        servers.dont_wait_for_first_connection()
+        self.start_request = request
+        self.has_started = True
+        self.channel.send_event("initialized")
+        return {}
+
+    @message_handler
+    def configurationDone_request(self, request: Any) -> Any:
+        if getattr(self, "_agent", None) is not None:
+            return {}
+        return super().configurationDone_request(request)
+
+    @message_handler
+    def disconnect_request(self, request: Any) -> Any:
+        agent = getattr(self, "_agent", None)
+        if agent is not None:
+            self._agent = None
+            agent.close()
+        return super().disconnect_request(request)
 
     def _accept_livefix_option(self, request: Any) -> bool:
         arguments = request.arguments
         cwd = arguments.get("cwd") if isinstance(arguments.get("cwd"), str) else None
         try:
-            arguments[options.OPTION] = options.normalise(arguments.get(options.OPTION), cwd)
+            normalised = options.normalise(arguments.get(options.OPTION), cwd)
+            if request.command == "launch" and options.agent_address(normalised) is not None:
+                raise LivefixError("invalid", "livefix.connect (a livefix agent) is for attach, not launch", option=options.OPTION)
         except LivefixError as error:
             self._refuse(request, error)
             return False
+        arguments[options.OPTION] = normalised
         return True
 
     # -- livefix requests ----------------------------------------------------------------------
 
     @message_handler
     def request(self, request: Any) -> Any:
+        agent = getattr(self, "_agent", None)
+        if agent is not None:
+            try:
+                return agent.handle(request.command, dict(request.arguments))
+            except LivefixError as error:
+                self._refuse(request, error)
+                return None
         if not request.command.startswith(LIVEFIX_PREFIX):
             return super().request(request)
         if request.command not in protocol.COMMANDS:

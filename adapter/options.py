@@ -17,7 +17,10 @@ from livefix.errors import LivefixError
 from livefix.service import ServiceOptions
 
 OPTION = "livefix"
-KNOWN_KEYS = ("approval", "auditLog", "bootstrap")
+KNOWN_KEYS = ("approval", "auditLog", "bootstrap", "connect", "token", "tokenFile")
+# Only meaningful when attaching to a livefix agent (`connect`); the agent's own settings
+# (approval, audit log) are chosen by the process that called livefix.listen().
+AGENT_KEYS = ("connect", "token", "tokenFile")
 
 
 def normalise(raw: Any, cwd: str | None = None) -> dict[str, Any]:
@@ -33,6 +36,11 @@ def normalise(raw: Any, cwd: str | None = None) -> dict[str, Any]:
             f'Unknown key(s) in the "livefix" option: {", ".join(unknown)} (known: {", ".join(KNOWN_KEYS)})',
             option=OPTION, unknown=unknown,
         )
+    if "connect" in raw:
+        return _agent_option(raw)
+    for key in AGENT_KEYS:
+        if key in raw:
+            raise LivefixError("invalid", f'livefix.{key} only applies with livefix.connect (attach to a livefix agent)', option=OPTION)
     options = ServiceOptions.from_wire(raw)  # raises LivefixError("invalid") with the reason
     normalised: dict[str, Any] = {"approval": options.approval}
     if "bootstrap" in raw:
@@ -46,3 +54,22 @@ def normalise(raw: Any, cwd: str | None = None) -> dict[str, Any]:
             path = os.path.join(cwd, path)
         normalised["auditLog"] = path
     return normalised
+
+
+def agent_address(normalised: dict[str, Any]) -> str | None:
+    """The agent address of an `attach` to a livefix agent, else None."""
+    return normalised.get("connect")
+
+
+def _agent_option(raw: dict[str, Any]) -> dict[str, Any]:
+    extra = sorted(set(raw) - set(AGENT_KEYS))
+    if extra:
+        raise LivefixError(
+            "invalid",
+            f"With livefix.connect only {', '.join(AGENT_KEYS)} apply (the agent's process sets {', '.join(extra)})",
+            option=OPTION,
+        )
+    for key in AGENT_KEYS:
+        if key in raw and not (isinstance(raw[key], str) and raw[key]):
+            raise LivefixError("invalid", f"livefix.{key} must be a non-empty string", option=OPTION)
+    return {key: raw[key] for key in AGENT_KEYS if key in raw}

@@ -41,6 +41,10 @@ def test_adapter_runs_a_plain_debug_session_like_debugpy(session, workdir: Path)
         ({"aproval": "never"}, "Unknown key(s) in the \"livefix\" option: aproval"),
         ("risky", "must be an object"),
         ({"auditLog": 3}, "auditLog must be a file path"),
+        ({"bootstrap": "yes"}, "bootstrap must be true or false"),
+        ({"token": "secret"}, "only applies with livefix.connect"),
+        ({"connect": "unix:/tmp/agent.sock"}, "is for attach, not launch"),
+        ({"connect": "unix:/tmp/agent.sock", "approval": "never"}, "the agent's process sets approval"),
     ],
 )
 def test_bad_livefix_option_is_refused_with_a_clear_error(adapter, workdir: Path, option, complaint) -> None:
