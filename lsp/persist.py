@@ -45,11 +45,13 @@ class TextChange:
     new_text: str
 
 
-def persist_change(text: str, qualname: str, source: str) -> TextChange | None:
+def persist_change(text: str, qualname: str, source: str, index: DefinitionIndex | None = None) -> TextChange | None:
     """The minimal change that makes `text` define `qualname` as `source`.
 
-    None when the document already has exactly that text. Raises `LivefixError`
-    (`syntax`, `notFound`, `invalid`) and changes nothing when it cannot be done safely.
+    `index` is `text`'s definition index if the caller has it (the server caches one
+    per document version). None when the document already has exactly that text.
+    Raises `LivefixError` (`syntax`, `notFound`, `invalid`) and changes nothing when
+    it cannot be done safely.
     """
     if not is_target_qualname(qualname):
         raise LivefixError(
@@ -58,7 +60,7 @@ def persist_change(text: str, qualname: str, source: str) -> TextChange | None:
             qualname=qualname,
         )
     try:
-        index = DefinitionIndex.parse(text)
+        index = index or DefinitionIndex.parse(text)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         where = f" (line {line}: {getattr(exc, 'msg', exc)})" if line else ""
@@ -70,7 +72,8 @@ def persist_change(text: str, qualname: str, source: str) -> TextChange | None:
     scope = qualname.rpartition(".")[0]
     if target is None and not scope:
         change = _insert_in_module(text, lines, index, new, style)
-        _check(text, qualname, change, None, None)
+        _verify(change.new_text, qualname)
+        _check_bounds(text, qualname, change, None, None)
         return change
 
     # libcst parses only the module-level statement holding the definition (or its
@@ -108,10 +111,14 @@ def persist_change(text: str, qualname: str, source: str) -> TextChange | None:
     else:
         new_tree = _insert_in_class(tree, anchor, anchor.ordinal - before, new)
         keep = (None, None)
-    change = minimal_change(piece, new_tree.code)
+    new_piece = new_tree.code
+    # Whole module-level statements replaced by whole statements: if the new piece
+    # parses, so does the file, without parsing all of it again.
+    _verify(new_piece, qualname)
+    change = minimal_change(piece, new_piece)
     if change is not None:
         change = TextChange(begin + change.start, begin + change.end, change.new_text)
-    _check(text, qualname, change, *keep)
+    _check_bounds(text, qualname, change, *keep)
     return change
 
 
@@ -337,21 +344,24 @@ def minimal_change(old: str, new: str) -> TextChange | None:
     return TextChange(start, len(old) - old_tail, new[start : len(new) - new_tail])
 
 
-def _check(
+def _verify(code: str, qualname: str) -> None:
+    """Refuse unless `code` (module-level statements) parses and defines `qualname`."""
+    try:
+        found = DefinitionIndex.parse(code).candidates(qualname)
+    except (SyntaxError, ValueError) as exc:
+        raise LivefixError("internal", f"persisting `{qualname}` would break the file ({exc}); nothing was changed")
+    if not found:
+        raise LivefixError("internal", f"persisting `{qualname}` did not produce it; nothing was changed")
+
+
+def _check_bounds(
     old_text: str,
     qualname: str,
     change: TextChange | None,
     keep_before: int | None,
     keep_after: int | None,
 ) -> None:
-    """Refuse unless the result parses, defines `qualname`, and the edit stays in bounds."""
-    new_text = old_text if change is None else old_text[: change.start] + change.new_text + old_text[change.end :]
-    try:
-        found = DefinitionIndex.parse(new_text).candidates(qualname)
-    except (SyntaxError, ValueError) as exc:
-        raise LivefixError("internal", f"persisting `{qualname}` would break the file ({exc}); nothing was changed")
-    if not found:
-        raise LivefixError("internal", f"persisting `{qualname}` did not produce it; nothing was changed")
+    """Refuse unless the edit stays inside the definition (or only inserts)."""
     if change is None:
         return
     if keep_before is not None and keep_after is not None:

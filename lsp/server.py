@@ -120,7 +120,7 @@ class LivefixServer(LanguageServer):
             # Imported here: libcst is the heaviest import and only persisting needs it.
             from livefix.lsp.persist import persist_change
 
-            change = persist_change(snapshot.text, qualname, source)
+            change = persist_change(snapshot.text, qualname, source, snapshot.index)
         except LivefixError as error:
             errors.refuse(self, error, action)
         except Exception as exc:  # never leave the request unanswered or the user uninformed
