@@ -46,6 +46,7 @@ function deadline(ms, what) {
 }
 
 async function main() {
+  rmSync(resultsDir, { recursive: true, force: true });
   mkdirSync(resultsDir, { recursive: true });
   mkdirSync(join(extensionRoot, '.e2e-tmp'), { recursive: true });
   const scratch = mkdtempSync(join(extensionRoot, '.e2e-tmp', 'run-'));
@@ -58,7 +59,18 @@ async function main() {
   mkdirSync(join(workspace, '.vscode'), { recursive: true });
   writeFileSync(
     join(workspace, '.vscode', 'settings.json'),
-    JSON.stringify({ 'livefix.python': python, 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false }, null, 2),
+    JSON.stringify(
+      {
+        'livefix.python': python,
+        'workbench.startupEditor': 'none',
+        'security.workspace.trust.enabled': false,
+        'chat.disableAIFeatures': true,
+        'files.autoSave': 'off',
+        'workbench.secondarySideBar.defaultVisibility': 'hidden',
+      },
+      null,
+      2,
+    ),
   );
   const configFile = join(scratch, 'code-server.yaml');
   writeFileSync(configFile, 'auth: none\ncert: false\n');
@@ -79,6 +91,22 @@ async function main() {
           await page.screenshot({ path: file });
           log(`screenshot ${file}`);
           response.end(file);
+        } else if (url.pathname === '/press') {
+          await page.keyboard.press(url.searchParams.get('key'));
+          response.end('ok');
+        } else if (url.pathname === '/type') {
+          await page.keyboard.type(body);
+          response.end('ok');
+        } else if (url.pathname === '/waitFor' || url.pathname === '/click') {
+          // A workbench element by CSS selector and (optionally) the text it contains.
+          const text = url.searchParams.get('text');
+          let locator = page.locator(url.searchParams.get('selector'));
+          if (text) locator = locator.filter({ hasText: text });
+          await locator.first().waitFor({ state: 'visible', timeout: 30_000 });
+          if (url.pathname === '/click') await locator.first().click();
+          response.end('ok');
+        } else if (url.pathname === '/statusbar') {
+          response.end(await page.locator('[id="workbench.parts.statusbar"]').innerText());
         } else if (url.pathname === '/log') {
           log(`[suite] ${body}`);
           response.end('ok');
@@ -191,6 +219,11 @@ async function main() {
     throw error;
   }
   await page.screenshot({ path: join(resultsDir, 'final.png') }).catch(() => undefined);
+  if (code !== 0) {
+    // VS Code's own logs (extension host, the livefix output channel, the language client).
+    cpSync(join(scratch, 'user-data', 'logs'), join(resultsDir, 'logs'), { recursive: true });
+    log(`VS Code logs copied to ${join(resultsDir, 'logs')}`);
+  }
   return code;
 }
 
