@@ -244,3 +244,19 @@ def test_concurrent_requests_are_serialised_or_busy(session, workdir: Path) -> N
     assert history["body"]["generation"] == max(o for o in outcomes if isinstance(o, int))
     expected = 30 if outcomes == [1, 2] else (20 if outcomes[0] == 1 else 30)
     assert next_price(dap) == expected
+
+
+def test_busy_while_the_process_changes_its_own_code(session, workdir: Path) -> None:
+    """Another livefix operation in progress (the program's own livefix.apply): `busy`, nothing changed."""
+    dap = session(program="inprocess_app.py", livefix={"approval": "never"})
+    wait_price(dap, 10)
+    mark = dap.mark()
+    (workdir / "go").touch()
+    dap.wait_output("verify holding the engine", since=mark)
+    response = dap.fail("livefix/apply", {"changes": [fix_price(workdir)]})
+    assert response["body"]["livefix"]["kind"] == "busy"
+    mark = dap.mark()
+    (workdir / "release").touch()
+    dap.wait_output("in-process fix applied", since=mark)
+    wait_price(dap, 3, since=mark)  # the program's own fix, not ours
+    assert [g["changes"][0]["qualname"] for g in dap.call("livefix/history")["generations"]] == ["price"]
