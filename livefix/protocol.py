@@ -247,6 +247,7 @@ class AgentInfo(TypedDict):
     python: str
     approval: ApprovalPolicy
     catchUp: list[dict[str, Any]]
+    connections: int  # clients connected now, this one included
 
 
 class ErrorBody(TypedDict):
