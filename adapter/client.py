@@ -62,6 +62,10 @@ class LivefixClient(clients.Client):
         except LivefixError as error:
             self._refuse(request, error)
             return None
+        except Exception as exc:
+            debugpy_hooks.log_exception("livefix: could not attach to the agent")
+            self._refuse(request, LivefixError("failed", f"Could not attach to the livefix agent: {type(exc).__name__}: {exc}"))
+            return None
         # No debuggee will ever connect to this adapter: let its main loop end with us.
         servers.dont_wait_for_first_connection()
         self.start_request = request
@@ -101,35 +105,40 @@ class LivefixClient(clients.Client):
     @message_handler
     def request(self, request: Any) -> Any:
         agent = getattr(self, "_agent", None)
-        if agent is not None:
-            try:
+        if agent is None and not request.command.startswith(LIVEFIX_PREFIX):
+            return super().request(request)  # plain DAP: debugpy's own forwarding
+        try:
+            if agent is not None:
                 return agent.handle(request.command, dict(request.arguments))
-            except LivefixError as error:
-                self._refuse(request, error)
-                return None
-        if not request.command.startswith(LIVEFIX_PREFIX):
-            return super().request(request)
-        if request.command not in protocol.COMMANDS:
+            return self._livefix_request(request)
+        except LivefixError as error:
+            self._refuse(request, error)
+        except Exception as exc:  # never leave a request unanswered, never kill the adapter
+            debugpy_hooks.log_exception(f"livefix: {request.command} failed in the adapter")
             self._refuse(request, LivefixError(
+                "internal", f"{request.command} failed in the adapter: {type(exc).__name__}: {exc}", command=request.command,
+            ))
+        return None
+
+    def _livefix_request(self, request: Any) -> Any:
+        """Forward a livefix request to the debuggee's plugin; its answer, errors with their body."""
+        if request.command not in protocol.COMMANDS:
+            raise LivefixError(
                 "invalid", f"Unknown livefix request {request.command!r} (known: {', '.join(protocol.COMMANDS)})",
                 command=request.command,
-            ))
-            return None
+            )
         if not self.server:
-            self._refuse(request, LivefixError(
-                "invalid", f"{request.command} needs a debuggee: send it after launch/attach", command=request.command,
-            ))
-            return None
+            raise LivefixError("invalid", f"{request.command} needs a debuggee: send it after launch/attach", command=request.command)
         answer = debugpy_hooks.forward(self.server, request)
         if _plugin_absent(answer) and self._bootstrap():
             answer = debugpy_hooks.forward(self.server, request)
         if answer.success:
             return answer.body
         if isinstance(answer.body, dict) and "livefix" in answer.body:
+            # Built by the plugin with livefix.dap already: pass it on as it is.
             debugpy_hooks.respond_error(request, dap.one_line(answer.message), dict(answer.body))
             return None
-        self._refuse(request, _debuggee_failure(request.command, answer))
-        return None
+        raise _debuggee_failure(request.command, answer)
 
     def _bootstrap(self) -> bool:
         """Inject livefix into a debuggee lacking it (once per session; see bootstrap.py)."""

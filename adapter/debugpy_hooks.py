@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from debugpy.adapter import clients, components, servers
-from debugpy.common import messaging
+from debugpy.common import log, messaging
 
 
 def check_compatibility() -> list[str]:
@@ -35,6 +35,7 @@ def check_compatibility() -> list[str]:
         (clients.Client, "attach_request"), (clients.Client, "request"),
         (messaging.JsonMessageChannel, "_send_message"), (messaging.JsonMessageChannel, "propagate"),
         (messaging, "Response"), (messaging, "MessageHandlingError"), (messaging, "NoMoreMessages"),
+        (log, "swallow_exception"),
     ):
         if not hasattr(owner, name):
             problems.append(f"{getattr(owner, '__name__', owner)}.{name} is missing")
@@ -57,6 +58,11 @@ def install(client_class: type) -> None:
     """Make debugpy's adapter use `client_class` for clients and Nagle-free server sockets."""
     clients.Client = client_class
     servers.Connection = NoDelayConnection
+
+
+def log_exception(message: str) -> None:
+    """Log the exception being handled, with its traceback, to debugpy's adapter log."""
+    log.swallow_exception("{0}", message, level="error")  # message may contain braces
 
 
 def set_nodelay(sock: Any) -> None:
