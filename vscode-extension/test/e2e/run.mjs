@@ -66,6 +66,7 @@ async function main() {
         'security.workspace.trust.enabled': false,
         'chat.disableAIFeatures': true,
         'files.autoSave': 'off',
+        'remote.autoForwardPorts': false,
         'workbench.secondarySideBar.defaultVisibility': 'hidden',
       },
       null,

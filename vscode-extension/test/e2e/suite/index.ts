@@ -192,6 +192,20 @@ async function scenario(): Promise<void> {
     await log(`status bar: ${status.trim()}`);
     await screenshot('fix-applied');
 
+    // -- history: pick generation 1 in the quick pick, see its diff ------------------------------
+    const historyDone = vscode.commands.executeCommand('livefix.showHistory');
+    await click('.quick-input-widget .monaco-list-row', 'Generation 1: apply');
+    // Generation 1 is the running one: its only action (show the changes) needs no second pick.
+    await historyDone;
+    const diff = await waitFor('the diff of generation 1', () => {
+      const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+      return input instanceof vscode.TabInputTextDiff ? input : undefined;
+    });
+    const [left, right] = await Promise.all([vscode.workspace.openTextDocument(diff.original), vscode.workspace.openTextDocument(diff.modified)]);
+    assert.match(left.getText(), /return price  # the bug/);
+    assert.match(right.getText(), /return price \* quantity/);
+    await screenshot('history-diff');
+
     // -- capture frames: a read-only view of the threads ----------------------------------------
     await vscode.commands.executeCommand('livefix.captureFrames');
     const frames = await waitFor('the captured frames document', () =>
