@@ -130,6 +130,7 @@ class Agent:
             "python": sys.version.split()[0],
             "approval": self.service.options.approval,
             "catchUp": self.catch_up,
+            "connections": self.server.connection_count if self.server is not None else 0,
         }
 
     def close(self) -> None:

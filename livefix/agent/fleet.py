@@ -149,6 +149,10 @@ class Fleet:
             return self._finish(result)
         # A commit failed: undo the ones that went through.
         self._each([w for w in workers if w.status == "committed"], lambda w: self._undo(w, generation - 1))
+        # A worker that lost its connection or timed out during commit may have committed
+        # anyway: if it is still alive, look, and bring it back too.
+        self._each([w for w in failed if (w.error or {}).get("reason") in ("disconnected", "timeout")],
+                   lambda w: self._recover(w, generation - 1))
         result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "commit failed"})
         result.outcome = "partial" if any(w.status == "rollbackFailed" for w in workers) else "rolledBack"
         return self._finish(result)
@@ -165,10 +169,29 @@ class Fleet:
         if self._call(worker, protocol.ABORT, {"prepareId": worker.body["prepareId"]}, keep_status=True) is not None:
             worker.status = "aborted"
 
+    def _recover(self, worker: WorkerOutcome, fleet_generation: int) -> None:
+        """Settle a worker whose commit went unanswered: abort the plan if it is still
+        pending (the commit request may not have been read yet), else roll it back."""
+        if worker.client is not None:
+            worker.client.close()
+        try:
+            worker.client = AgentClient(worker.address, self.token, timeout=self.timeout)
+        except LivefixError:
+            worker.client = None  # gone for good: it runs nothing any more
+            return
+        assert worker.body is not None
+        aborted = self._call(worker, protocol.ABORT, {"prepareId": worker.body.get("prepareId")}, keep_status=True)
+        if aborted is not None and aborted.get("aborted"):
+            worker.status = "aborted"
+            return
+        self._undo(worker, fleet_generation)
+
     def _undo(self, worker: WorkerOutcome, fleet_generation: int) -> None:
         args = {"to": worker.before or 0, "approved": True, "fleetGeneration": fleet_generation}
         body = self._call(worker, protocol.ROLLBACK, args, keep_status=True)
-        if body is None:
+        if body is None and (worker.error or {}).get("kind") == "nothingToRollBack":
+            worker.status, worker.generation = "rolledBack", worker.before  # its commit never happened
+        elif body is None:
             worker.status = "rollbackFailed"
         else:
             worker.status, worker.generation = "rolledBack", body.get("generation")

@@ -276,6 +276,11 @@ class AgentServer:
             return self._authenticate(connection, request_seq, command, message.get("arguments"))
         if command == protocol.AUTHENTICATE:
             return self._reply(connection, request_seq, command, self._hello())
+        if command == protocol.COMMIT and _hung_up(connection.sock):
+            # The coordinator gave up on this worker (timeout) and closed: it may already
+            # have rolled the others back, so committing now would break all-or-nothing.
+            log.warning("livefix agent: not committing for %s, which hung up", connection.peer)
+            return False
         try:
             body = self.service.handle_for(connection.ident, command, message.get("arguments"))
         except LivefixError as error:
@@ -307,3 +312,15 @@ class AgentServer:
 
     def _reply_error(self, connection: Connection, request_seq: int, command: str, error: LivefixError) -> bool:
         return connection.send(wire.error_response(connection.seq.next(), request_seq, command, error))
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    """True when the peer has closed its side and sent nothing more (EOF is next)."""
+    if isinstance(sock, ssl.SSLSocket):
+        return False  # TLS cannot peek below the record layer; such peers are not coordinators
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,35 @@ def test_no_workers_is_an_error(runtime: Path, monkeypatch: pytest.MonkeyPatch) 
     done = cli("apply", "--service", "nobody", os.devnull)
     assert done.returncode == 1
     assert "no worker is registered under service 'nobody'" in done.stderr
+
+
+def _wait_for_connections(worker: Worker, runtime: Path, count: int) -> None:
+    """Until the agent serves only `count` connections (this probe included), or fail."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        with AgentClient(worker.address, token(runtime), timeout=WAIT) as probe:
+            if probe.hello["connections"] == count:
+                return
+    raise AssertionError(f"worker {worker.pid} still serves other connections after {WAIT} s")
+
+
+def test_a_stalled_worker_does_not_commit_after_the_coordinator_gave_up(spawn: Any, runtime: Path) -> None:
+    workers = start_fleet(spawn, 4)
+    victim = workers[2]
+
+    def stall_after_prepare(phase: str, _: list[Any]) -> None:
+        if phase == "prepared":
+            os.kill(victim.pid, signal.SIGSTOP)  # the commit request will wait in its socket
+
+    try:
+        result = Fleet("shop", token(runtime), timeout=2.0).apply(
+            {"action": "apply", "changes": [CHANGE]}, on_phase=stall_after_prepare
+        )
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    assert result.outcome == "rolledBack", result.report
+    assert {w.pid: w.status for w in result.workers}[victim.pid] == "failed"
+    # Resumed, the victim finds the commit in its socket from a coordinator that hung up.
+    _wait_for_connections(victim, runtime, 1)
+    assert outputs(workers) == [21] * 4
+    assert victim.history()["generation"] == 0
