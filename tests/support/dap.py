@@ -12,6 +12,11 @@ debugpy reports child processes with its `debugpyAttach` event instead.
         body = dap.call("livefix/apply", {"changes": [...]})
 
 Also: `find_marker(path, name)`, the line of the `# @name` comment in a debuggee script.
+
+Import it with `tests/` on `sys.path` (`from support.dap import DapClient`), as
+tests/adapter/adapter_support.py does. Start adapters with a `cwd` outside the source
+tree: `python -m` puts the cwd first on `sys.path`, and the source tree's `livefix/` lacks
+the installed `livefix.adapter`.
 """
 
 from __future__ import annotations
