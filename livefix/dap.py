@@ -15,12 +15,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from livefix.errors import ERROR_KINDS, LivefixError
+from livefix.errors import LivefixError
 
 # DAP `Message.id` must identify the kind of message; a stable number per error kind lets
-# clients (and telemetry) tell kinds apart without parsing text. Never renumber.
-_ERROR_ID_BASE = 7100
-ERROR_IDS: dict[str, int] = {kind: _ERROR_ID_BASE + index for index, kind in enumerate(ERROR_KINDS)}
+# clients (and telemetry) tell kinds apart without parsing text. Never renumber; a new
+# kind takes the next free number (tests/adapter/test_plumbing.py checks every kind has one).
+ERROR_IDS: dict[str, int] = {
+    "syntax": 7100,
+    "notFound": 7101,
+    "incompatible": 7102,
+    "verifyFailed": 7103,
+    "approvalRequired": 7104,
+    "unsupported": 7105,
+    "busy": 7106,
+    "invalid": 7107,
+    "nothingToRollBack": 7108,
+    "failed": 7109,
+    "internal": 7110,
+}
 
 
 def one_line(text: str, limit: int = 500) -> str:

@@ -189,3 +189,11 @@ def test_pydevd_bridge_check_reports_a_missing_internal(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     problems = json.loads(result.stdout.strip().splitlines()[-1])
     assert problems == ["_pydevd_bundle._debug_adapter.pydevd_base_schema.register_request is missing"]
+
+
+def test_every_error_kind_has_its_own_stable_dap_message_id() -> None:
+    from livefix.dap import ERROR_IDS
+    from livefix.errors import ERROR_KINDS
+
+    assert set(ERROR_IDS) == set(ERROR_KINDS), "give every new error kind the next free id in livefix/dap.py"
+    assert len(set(ERROR_IDS.values())) == len(ERROR_IDS)
