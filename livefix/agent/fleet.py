@@ -32,7 +32,9 @@ class WorkerOutcome:
 
     pid: int
     address: str
-    status: str = "pending"  # prepared | committed | aborted | failed | rolledBack | rollbackFailed | unreachable
+    # prepared | committed | aborted | failed | rolledBack | rollbackFailed | unreachable
+    # | unknown (its commit went unanswered and it does not answer now: it may run either)
+    status: str = "pending"
     generation: int | None = None  # the worker's engine generation afterwards
     before: int | None = None  # its generation before the apply
     error: dict[str, Any] | None = None
@@ -154,7 +156,7 @@ class Fleet:
         self._each([w for w in failed if (w.error or {}).get("reason") in ("disconnected", "timeout")],
                    lambda w: self._recover(w, generation - 1))
         result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "commit failed"})
-        result.outcome = "partial" if any(w.status == "rollbackFailed" for w in workers) else "rolledBack"
+        result.outcome = "partial" if any(w.status in ("rollbackFailed", "unknown") for w in workers) else "rolledBack"
         return self._finish(result)
 
     def _commit(self, worker: WorkerOutcome, fleet_generation: int) -> None:
@@ -176,9 +178,11 @@ class Fleet:
             worker.client.close()
         try:
             worker.client = AgentClient(worker.address, self.token, timeout=self.timeout)
-        except LivefixError:
-            worker.client = None  # gone for good: it runs nothing any more
-            return
+        except LivefixError as error:
+            worker.client = None
+            if error.kind != "notFound":  # alive but not answering: we cannot know what it runs
+                worker.status, worker.error = "unknown", error.to_dict()
+            return  # else gone for good: it runs nothing any more
         assert worker.body is not None
         aborted = self._call(worker, protocol.ABORT, {"prepareId": worker.body.get("prepareId")}, keep_status=True)
         if aborted is not None and aborted.get("aborted"):

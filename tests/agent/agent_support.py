@@ -57,7 +57,8 @@ class Worker:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines), daemon=True).start()
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._stderr_thread = threading.Thread(target=self._drain, daemon=True)
+        self._stderr_thread.start()
         hello = self.read()
         self.address: str = hello["ready"]
         self.pid: int = hello["pid"]
@@ -81,6 +82,7 @@ class Worker:
             raise AssertionError(f"worker {self.proc.pid} said nothing for {WAIT} s; stderr:\n{''.join(self.stderr)}")
         if line is None:
             self.proc.wait(timeout=WAIT)
+            self._stderr_thread.join(timeout=WAIT)  # all of stderr, for the message
             raise AssertionError(f"worker {self.proc.pid} exited ({self.proc.returncode}); stderr:\n{''.join(self.stderr)}")
         return json.loads(line)
 

@@ -185,6 +185,21 @@ def _wait_for_connections(worker: Worker, runtime: Path, count: int) -> None:
     raise AssertionError(f"worker {worker.pid} still serves other connections after {WAIT} s")
 
 
+def _wait_until_stopped(pid: int) -> None:
+    """Until every thread of `pid` is stopped (SIGSTOP takes effect asynchronously)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):
+                continue
+        if states and all(state in ("T", "t") for state in states):
+            return
+    raise AssertionError(f"process {pid} did not stop")
+
+
 def test_a_stalled_worker_does_not_commit_after_the_coordinator_gave_up(spawn: Any, runtime: Path) -> None:
     workers = start_fleet(spawn, 4)
     victim = workers[2]
@@ -192,6 +207,7 @@ def test_a_stalled_worker_does_not_commit_after_the_coordinator_gave_up(spawn: A
     def stall_after_prepare(phase: str, _: list[Any]) -> None:
         if phase == "prepared":
             os.kill(victim.pid, signal.SIGSTOP)  # the commit request will wait in its socket
+            _wait_until_stopped(victim.pid)
 
     try:
         result = Fleet("shop", token(runtime), timeout=2.0).apply(
@@ -199,8 +215,11 @@ def test_a_stalled_worker_does_not_commit_after_the_coordinator_gave_up(spawn: A
         )
     finally:
         os.kill(victim.pid, signal.SIGCONT)
-    assert result.outcome == "rolledBack", result.report
-    assert {w.pid: w.status for w in result.workers}[victim.pid] == "failed"
+    # The coordinator cannot know what a worker that does not answer runs, and says so.
+    assert result.outcome == "partial", result.report
+    statuses = {w.pid: w.status for w in result.workers}
+    assert statuses.pop(victim.pid) == "unknown"
+    assert set(statuses.values()) == {"rolledBack"}
     # Resumed, the victim finds the commit in its socket from a coordinator that hung up.
     _wait_for_connections(victim, runtime, 1)
     assert outputs(workers) == [21] * 4
