@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
-import shutil
+import random
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+
+from livefix.agent.framing import encode
 
 WORKER = Path(__file__).with_name("worker.py")
 WAIT = 60.0  # generous: the machine is shared; tests wait on output, never on the clock
@@ -117,3 +117,24 @@ class Worker:
 def token(runtime: Path) -> str:
     """The per-user token file the first agent created."""
     return (runtime / "token").read_text().strip()
+
+
+def garbage(rng: random.Random) -> bytes:
+    """Valid frames, broken frames and noise, spliced together."""
+    pieces = []
+    for _ in range(rng.randint(1, 6)):
+        choice = rng.random()
+        if choice < 0.3:
+            pieces.append(encode({"seq": rng.randint(-5, 10**12), "type": "request", "command": "x" * rng.randint(0, 50)}))
+        elif choice < 0.5:
+            length = rng.choice([0, 1, 5, -1, 2**31, 2**63, rng.randint(0, 300)])
+            pieces.append(f"Content-Length: {length}\r\n\r\n".encode())
+        elif choice < 0.7:
+            good = encode({"a": [1, 2, {"b": None}]})
+            cut = rng.randint(0, len(good))
+            pieces.append(good[:cut] + bytes(rng.randrange(256) for _ in range(rng.randint(0, 20))) + good[cut:])
+        elif choice < 0.85:
+            pieces.append(bytes(rng.randrange(256) for _ in range(rng.randint(0, 400))))
+        else:
+            pieces.append(rng.choice([b"\r\n", b"\r\n\r\n", b":", b"Content-Length:", b"{", b"}"]) * rng.randint(1, 40))
+    return b"".join(pieces)

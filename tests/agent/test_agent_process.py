@@ -25,7 +25,7 @@ from livefix.agent.framing import MessageReader, encode
 from livefix.agent.transport import parse_address
 from livefix.errors import LivefixError
 
-from agent_support import WAIT, Worker, engine_ready, token
+from agent_support import WAIT, Worker, engine_ready, garbage, token
 
 
 def raw_connect(worker: Worker) -> socket.socket:
@@ -244,14 +244,12 @@ def test_many_connections_at_once(spawn: Any, runtime: Path) -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_fuzzed_connections_leave_the_service_unchanged(spawn: Any, runtime: Path, seed: int) -> None:
-    from test_framing import _garbage
-
     worker = spawn(limits={"auth_timeout": 2.0, "message_timeout": 2.0})
     before = snapshot(worker, token(runtime))
     rng = random.Random(seed)
     for _ in range(8):
         prefix = authenticate_bytes(token(runtime)) if rng.random() < 0.5 else b""
-        for reply in exchange(raw_connect(worker), prefix + _garbage(rng)):
+        for reply in exchange(raw_connect(worker), prefix + garbage(rng)):
             assert reply.get("type") == "response"
             if reply["success"] is False:
                 assert reply["body"]["livefix"]["kind"] in ("invalid", "notFound", "busy")

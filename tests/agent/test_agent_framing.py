@@ -10,6 +10,8 @@ from typing import Iterator
 
 import pytest
 
+from agent_support import garbage
+
 from livefix.agent.framing import MAX_HEADER_BYTES, FramingError, MessageReader, encode
 
 
@@ -121,31 +123,10 @@ def test_silent_peer_times_out_when_asked(pair: tuple[socket.socket, socket.sock
     assert caught.value.reason == "timeout"
 
 
-def _garbage(rng: random.Random) -> bytes:
-    """Valid frames, broken frames and noise, spliced together."""
-    pieces = []
-    for _ in range(rng.randint(1, 6)):
-        choice = rng.random()
-        if choice < 0.3:
-            pieces.append(encode({"seq": rng.randint(-5, 10**12), "type": "request", "command": "x" * rng.randint(0, 50)}))
-        elif choice < 0.5:
-            length = rng.choice([0, 1, 5, -1, 2**31, 2**63, rng.randint(0, 300)])
-            pieces.append(f"Content-Length: {length}\r\n\r\n".encode())
-        elif choice < 0.7:
-            good = encode({"a": [1, 2, {"b": None}]})
-            cut = rng.randint(0, len(good))
-            pieces.append(good[:cut] + bytes(rng.randrange(256) for _ in range(rng.randint(0, 20))) + good[cut:])
-        elif choice < 0.85:
-            pieces.append(bytes(rng.randrange(256) for _ in range(rng.randint(0, 400))))
-        else:
-            pieces.append(rng.choice([b"\r\n", b"\r\n\r\n", b":", b"Content-Length:", b"{", b"}"]) * rng.randint(1, 40))
-    return b"".join(pieces)
-
-
 @pytest.mark.parametrize("seed", range(40))
 def test_fuzz_framing_only_yields_messages_or_framing_errors(seed: int) -> None:
     rng = random.Random(seed)
-    data = _garbage(rng)
+    data = garbage(rng)
     a, b = socket.socketpair()
     try:
         feed(a, data)
