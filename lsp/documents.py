@@ -8,6 +8,7 @@ in the client's units (UTF-16 by default), computed with pygls's position codec.
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -19,6 +20,7 @@ from livefix.lsp.definitions import Definition, DefinitionIndex
 from livefix.lsp.modules import ModuleResolver
 from livefix.lsp.text import Lines
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class Snapshot:
@@ -81,8 +83,12 @@ class DocumentCache:
             text, version = document.source, document.version
         elif path is not None and os.path.isfile(path):
             # Not pygls's reader: it would turn CRLF into LF and every position would shift.
-            with open(path, encoding="utf-8", newline="") as file:
-                text, version = file.read(), None
+            try:
+                with open(path, encoding="utf-8", newline="") as file:
+                    text, version = file.read(), None
+            except (OSError, UnicodeDecodeError) as exc:  # unreadable: nothing to offer, no crash
+                log.info("cannot read %s: %s", path, exc)
+                text, version = "", None
         else:
             text, version = "", None
         cached = self._cache.get(uri)

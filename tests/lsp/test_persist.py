@@ -211,3 +211,34 @@ async def test_editor_declining_the_edit_is_a_failure(editor: Editor, module_pat
         await persist(editor, uri, "tail", "def tail():\n    return 5\n")
     assert "did not apply the edit (cancelled by the test)" in failure.value.message
     assert editor.texts[uri] == CRLF_TABS
+
+
+COMPOUND = '''import sys
+
+try:
+    from _speedups import helper  # @import
+except ImportError:
+    # pure-Python fallback
+    def helper(x):
+        return x
+
+if sys.version_info >= (3, 12):
+    class Runner:
+        async def run(self):
+            return 1
+else:
+    class Runner:
+        async def run(self):
+            return 0
+'''
+
+
+async def test_definitions_inside_compound_statements(editor: Editor, module_path: Path) -> None:
+    uri = await open_file(editor, module_path, COMPOUND)
+    await persist(editor, uri, "helper", "def helper(x):\n    return x * 2\n")
+    expected = COMPOUND.replace("        return x\n", "        return x * 2\n")
+    assert editor.texts[uri] == expected
+    with pytest.raises(JsonRpcException) as failure:  # two `Runner` classes: which one runs depends
+        await persist(editor, uri, "Runner.run", "async def run(self):\n    return 2\n")
+    assert "defined 2 times" in failure.value.message
+    assert editor.texts[uri] == expected
