@@ -1,7 +1,8 @@
 """Injecting livefix into a debuggee whose Python environment lacks it, with `evaluate`.
 
 pydevd only imports the livefix plugin when livefix is installed where the debuggee runs.
-Otherwise the adapter sends one standard `evaluate` request (no `frameId`: evaluated in the
+Otherwise (found out with a `livefix/history` probe at `configurationDone`, before the
+program runs, or at the first livefix request) the adapter sends one standard `evaluate` request (no `frameId`: evaluated in the
 debuggee's `__main__`, whether it runs or is paused) whose expression:
 1. adds a meta-path finder that resolves the top-level name `livefix`, and only it, to this
    adapter's installed copy (appended last: a livefix of the debuggee's own wins, and no

@@ -77,7 +77,20 @@ class LivefixClient(clients.Client):
     def configurationDone_request(self, request: Any) -> Any:
         if getattr(self, "_agent", None) is not None:
             return {}
+        if self.server and self.start_request is not None and not self.has_started:
+            self._ensure_plugin()
         return super().configurationDone_request(request)
+
+    def _ensure_plugin(self) -> None:
+        """Before the program runs: inject livefix now if the debuggee lacks it, so its
+        engine records module sources before user code imports anything (and edits saved
+        later are seen as changes)."""
+        try:
+            probe = debugpy_hooks.send(self.server, protocol.HISTORY, {})
+            if _plugin_absent(probe):
+                self._bootstrap()
+        except Exception:  # the session must start regardless; livefix requests will say why
+            debugpy_hooks.log_exception("livefix: probing the debuggee for livefix failed")
 
     @message_handler
     def disconnect_request(self, request: Any) -> Any:
