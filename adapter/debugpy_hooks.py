@@ -11,7 +11,7 @@ hooks installed before it starts:
   and `JsonMessageChannel.delegate` turns a failed response into an exception, losing
   `body.livefix`; `forward` and `respond_error` keep it.
 
-`check_compatibility()` lists what is missing; tests/adapter/test_debugpy_hooks.py runs it
+`check_compatibility()` lists what is missing; tests/adapter/test_adapter_plumbing.py runs it
 against the installed debugpy so that a release changing these internals fails loudly.
 """
 

@@ -19,7 +19,7 @@ from livefix.errors import LivefixError
 
 # DAP `Message.id` must identify the kind of message; a stable number per error kind lets
 # clients (and telemetry) tell kinds apart without parsing text. Never renumber; a new
-# kind takes the next free number (tests/adapter/test_plumbing.py checks every kind has one).
+# kind takes the next free number (tests/adapter/test_adapter_plumbing.py checks every kind has one).
 ERROR_IDS: dict[str, int] = {
     "syntax": 7100,
     "notFound": 7101,

@@ -17,7 +17,7 @@ plugin leans on a handful of internals, all of them named here and nowhere else:
   with `call_after_send(callback)` run by the writer thread once it is on the wire;
 - `_pydevd_bundle.pydevd_constants.get_global_debugger` and `get_thread_id`.
 
-`check_compatibility()` lists what is missing or changed; tests/adapter/test_pydevd_bridge.py
+`check_compatibility()` lists what is missing or changed; tests/adapter/test_adapter_plumbing.py
 runs it against the installed debugpy so that a release changing these fails loudly.
 Imported only inside a debuggee where pydevd is already loaded (by the plugin). The engine
 never imports this module.
