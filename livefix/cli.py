@@ -165,11 +165,11 @@ def _change(args: argparse.Namespace, out: "Output", address: Address | None, co
     if args.verify:
         request["verify"] = args.verify
     if address is None:
-        if args.dry_run:
-            raise Usage("--dry-run works on one agent; run it against one worker's pid")
         fleet = Fleet(args.service, _token(args), timeout=args.timeout)
         verify = request.pop("verify", None)
-        result = fleet.apply({**request, "action": action, "approved": args.yes}, verify=verify)
+        # A dry run asks for no approval: it changes nothing, and its report shows the risks.
+        approved = args.yes or args.dry_run
+        result = fleet.apply({**request, "action": action, "approved": approved}, verify=verify, dry_run=args.dry_run)
         if result.error is not None and result.error.kind == "approvalRequired" and out.confirm(result.error):
             result = fleet.apply({**request, "action": action, "approved": True}, verify=verify)
         return out.fleet(result)
@@ -334,7 +334,7 @@ class Output:
             _print_json(result.to_dict())
         else:
             print(result.report)
-        if result.outcome == "applied":
+        if result.outcome in ("applied", "checked"):
             return EXIT_OK
         if result.outcome == "partial":
             return EXIT_PARTIAL

@@ -176,6 +176,9 @@ def listen(
     `approval` and `audit_log` are the adapter's `livefix` options."""
     global _current
     options = ServiceOptions.from_wire({"approval": approval, "auditLog": audit_log})
+    if service and address is not None:
+        # A fleet finds its workers by their socket files in the registry directory.
+        raise LivefixError("invalid", "a fleet worker (service=...) listens in its registry: pass no address")
     with _current_lock:
         if _current is not None:
             raise LivefixError("busy", f"livefix is already listening in this process on {_current.address}")

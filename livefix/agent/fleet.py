@@ -12,6 +12,7 @@ apply is journalled so that workers that start later catch up. Standard library 
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -51,7 +52,8 @@ class WorkerOutcome:
 
 @dataclass
 class FleetResult:
-    """The fleet outcome: `applied` (every worker), `aborted` (none changed), `rolledBack`
+    """The fleet outcome: `applied` (every worker), `checked` (a dry run that every worker
+    passed), `aborted` (none changed), `rolledBack`
     (commits undone), `partial` (a rollback failed too: workers differ; see each one)."""
 
     service: str
@@ -96,8 +98,12 @@ class Fleet:
         verify: str | None = None,
         on_phase: PhaseHook | None = None,
         lock_timeout: float = 30.0,
+        dry_run: bool = False,
     ) -> FleetResult:
-        """Apply (`prepare["action"]` "apply" with `changes`, or "reload") on every worker or none."""
+        """Apply (`prepare["action"]` "apply" with `changes`, or "reload") on every worker or none.
+
+        `dry_run`: prepare everywhere, then abort everywhere (outcome `checked` when every
+        worker could apply it): the fleet's own dry run, changing nothing."""
         action = str(prepare.get("action", "apply"))
         args = {**prepare, "action": action}
         if verify is not None:
@@ -106,7 +112,7 @@ class Fleet:
             # Phase 1, prepare everywhere, travels with the token: one round trip per worker.
             workers = self._connect_all(then=(protocol.PREPARE, args))
             try:
-                return self._apply_locked(action, prepare, verify, workers, on_phase)
+                return self._apply_locked(action, prepare, verify, workers, on_phase, dry_run)
             finally:
                 for worker in workers:
                     if worker.client is not None:
@@ -120,6 +126,7 @@ class Fleet:
         verify: str | None,
         workers: list[WorkerOutcome],
         on_phase: PhaseHook | None,
+        dry_run: bool = False,
     ) -> FleetResult:
         if not workers:
             raise LivefixError("notFound", f"no worker is registered under service {self.service!r}", service=self.service)
@@ -132,6 +139,10 @@ class Fleet:
             # The most telling failure: one a worker reported, before "unreachable".
             first = next((w for w in failed if w.status == "failed"), failed[0])
             result.error = LivefixError.from_dict(first.error or {"kind": "failed", "message": "prepare failed"})
+            return self._finish(result)
+        if dry_run:
+            self._each(workers, self._abort)
+            result.outcome = "checked"
             return self._finish(result)
         # Phase 2: commit everywhere; the journal decides what later workers run.
         generation = int(self.registry.read_journal().get("generation", 0)) + 1
@@ -331,12 +342,16 @@ def fleet_report(result: FleetResult) -> str:
         "applied": f"Fleet {result.service}: {result.action} done on all {n} workers"
         + (f" (fleet generation {result.fleet_generation})" if result.fleet_generation is not None else ""),
         "aborted": f"Fleet {result.service}: {result.action} not applied: no worker was changed",
+        "checked": f"Fleet {result.service}: dry run: {result.action} would apply on all {n} workers; nothing changed",
         "rolledBack": f"Fleet {result.service}: a commit failed; every worker that committed was rolled back",
         "partial": f"Fleet {result.service}: {result.action} FAILED and could not be fully undone: workers differ",
     }[result.outcome]
     lines = [head + f" [{summary}]"]
     if result.error is not None:
         lines.append(f"  reason: {result.error.message}")
+    reports = {str((w.body or {}).get("report")) for w in result.workers if (w.body or {}).get("report")}
+    if result.outcome == "checked" and len(reports) == 1:
+        lines.append(textwrap.indent(reports.pop(), "  "))  # the same plan everywhere: say it once
     for worker in result.workers:
         line = f"  worker {worker.pid}: {worker.status}"
         if worker.generation is not None:

@@ -53,6 +53,12 @@ def test_fleet_apply_and_rollback_from_the_command_line(spawn: Any, runtime: Pat
     assert outputs(workers) == [21] * WORKERS
     fix = tmp_path / "shop_fix.py"
     fix.write_text(FIX)
+    dry = cli("apply", "--service", "shop", f"{fix}::price", "--module", "shop", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would apply on all {WORKERS} workers; nothing changed" in dry.stdout
+    assert "Applying fix to shop.price" in dry.stdout
+    assert outputs(workers) == [21] * WORKERS
+    assert Registry("shop").read_journal()["generation"] == 0
     done = cli("apply", "--service", "shop", f"{fix}::price", "--module", "shop", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -346,3 +346,30 @@ def test_sys_monitoring_stays_off_on_python_312(tmp_path: Path, runtime: Path) -
     done = subprocess.run([str(interpreter), "-c", script], env=env, capture_output=True, text=True, timeout=WAIT)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().replace("None", "null")) == [None] * 6
+
+
+@pytest.mark.skipif(not engine_ready(), reason="the engine (livefix.engine) is not implemented yet")
+def test_every_client_hears_of_an_apply_and_the_audit_log_has_it(spawn: Any, runtime: Path, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    worker = spawn(audit_log=str(audit))
+    change = {"module": "shop", "qualname": "price", "source": "def price(n):\n    return n * 100\n"}
+    with AgentClient(worker.address, token(runtime), timeout=WAIT) as observer, \
+            AgentClient(worker.address, token(runtime), timeout=WAIT) as fixer:
+        body = fixer.request(protocol.APPLY, {"changes": [change]})
+        observer.request(protocol.HISTORY)  # events sent before this answer are read with it
+        heard = [(e["event"], e["body"]) for e in observer.events]
+    assert heard[0] == (protocol.APPLIED_EVENT, {**body, "action": "apply"})
+    assert heard[1] == ("output", {"category": "console", "output": body["report"] + "\n"})
+    assert worker.call() == 201
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(line["action"], line["generation"], line["result"]) for line in lines] == [("apply", 1, "ok")]
+    assert lines[0]["changes"][0]["qualname"] == "price" and len(lines[0]["changes"][0]["sha256"]) == 64
+
+
+def test_a_fleet_worker_takes_no_address(runtime: Path) -> None:
+    import livefix
+
+    with pytest.raises(LivefixError) as caught:
+        livefix.listen("127.0.0.1:0", service="shop")
+    assert caught.value.kind == "invalid"
+    assert not (runtime / "services").exists()
