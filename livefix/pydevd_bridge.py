@@ -15,7 +15,9 @@ plugin leans on a handful of internals, all of them named here and nowhere else:
 - `_pydevd_bundle.pydevd_net_command.NetCommand` + `pydevd_comm_constants.CMD_RETURN`:
   a JSON message queued on `py_db.writer` (whose `.sock` is the connection to the adapter),
   with `call_after_send(callback)` run by the writer thread once it is on the wire;
-- `_pydevd_bundle.pydevd_constants.get_global_debugger` and `get_thread_id`.
+- `_pydevd_bundle.pydevd_constants.get_global_debugger` and `get_thread_id`;
+- pydevd's own threads carry `is_pydev_daemon_thread = True` and are hidden from
+  `threading.enumerate()` (pydevd patches it), so they are found in `threading._active`.
 
 `check_compatibility()` lists what is missing or changed; tests/adapter/test_adapter_plumbing.py
 runs it against the installed debugpy so that a release changing these fails loudly.
@@ -88,6 +90,14 @@ def check_compatibility() -> list[str]:
     for needle in ('"on_%s_request"', "is_authenticated()"):
         if dispatch and needle not in dispatch:
             problems.append(f"PyDevJsonCommandProcessor.process_net_command_json no longer contains {needle}")
+    if not isinstance(getattr(threading, "_active", None), dict):
+        problems.append("threading._active (every thread, pydevd's hidden ones included) is missing")
+    try:
+        daemon_source = inspect.getsource(import_module("_pydevd_bundle.pydevd_daemon_thread"))
+    except Exception:
+        daemon_source = ""
+    if "is_pydev_daemon_thread = True" not in daemon_source:
+        problems.append("pydevd no longer marks its threads with is_pydev_daemon_thread")
     net_command = import_module("_pydevd_bundle.pydevd_net_command").NetCommand
     if not callable(getattr(net_command, "call_after_send", None)):
         problems.append("NetCommand.call_after_send is missing")
