@@ -98,15 +98,16 @@ def free_port() -> int:
 class ProcessOutput:
     """Collects a subprocess's stdout lines on a thread; wait for a regex with a timeout."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], stream: Any = None) -> None:
         self.process = process
+        self.stream = stream if stream is not None else process.stdout
         self.lines: list[str] = []
         self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
+        assert self.stream is not None
+        for line in self.stream:
             with self._cond:
                 self.lines.append(line)
                 self._cond.notify_all()

@@ -6,6 +6,7 @@ Real `python -m livefix.adapter` over stdio, real debugpy, real debuggee process
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import venv
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from adapter_support import (
-    ADAPTER, DapClient, clean_env, find_marker, launch_args, needs_engine, next_price, wait_price,
+    ADAPTER, DapClient, ProcessOutput, clean_env, find_marker, launch_args, needs_engine, next_price, wait_price,
 )
 
 
@@ -127,13 +128,14 @@ def test_debuggee_without_livefix_gets_it_injected_with_evaluate(adapter, workdi
 
 def test_adapter_listens_on_tcp(workdir: Path) -> None:
     """`--host/--port`: the same adapter for clients that connect over TCP."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([*ADAPTER, "--host", "127.0.0.1", "--port", str(port)], env=clean_env(), cwd=str(workdir))
+    process = subprocess.Popen(
+        [*ADAPTER, "--host", "127.0.0.1", "--port", "0", "--log-stderr"],
+        stderr=subprocess.PIPE, text=True, env=clean_env(), cwd=str(workdir),
+    )
     try:
+        # debugpy's log says where it listens (port 0: the system chose one).
+        line = ProcessOutput(process, process.stderr).wait(r"Listening for incoming Client connections on")
+        port = int(re.search(r":(\d+)\.\.\.", line).group(1))
         with DapClient.tcp("127.0.0.1", port) as dap:
             dap.launch(launch_args(workdir))
             dap.wait_output("ready")

@@ -28,7 +28,6 @@ import re
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -92,17 +91,8 @@ class DapClient:
 
     @classmethod
     def tcp(cls, host: str, port: int, timeout: float = DEFAULT_TIMEOUT, name: str = "adapter") -> "DapClient":
-        """Connect to an adapter listening on TCP (retrying until it listens, up to `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                sock = socket.create_connection((host, port), timeout=timeout)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                # Polling a port that is not open yet: there is no event to wait on.
-                time.sleep(0.05)
+        """Connect to an adapter listening on TCP (wait for it to listen before calling this)."""
+        sock = socket.create_connection((host, port), timeout=timeout)
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         stream = sock.makefile("rwb", buffering=0)
