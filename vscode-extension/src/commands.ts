@@ -189,7 +189,7 @@ export class Controller {
 
   private failed(error: unknown): void {
     if (error instanceof LivefixRequestError) {
-      this.host.showError(`livefix: ${error.message}`);
+      if (!error.shownByEditor) this.host.showError(`livefix: ${error.message}`);
       this.host.log(`[${error.session.name}] ${error.command} failed (${error.kind}): ${error.message}`);
     } else {
       throw error;

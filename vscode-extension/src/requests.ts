@@ -11,12 +11,28 @@
 import type { Host, SessionRef } from './host';
 import type { ErrorBody, Impact } from './protocol';
 
+/** A failed livefix response: its structured error, and whether VS Code already showed it. */
+export interface Failure {
+  error: ErrorBody;
+  /**
+   * VS Code itself notifies the user of an error response whose `body.error.showUser` is
+   * true (RawDebugSession.handleErrorResponse), so the extension must not show it again.
+   */
+  shownByEditor: boolean;
+}
+
 export class FailedResponses {
-  private readonly failures = new Map<string, Map<string, ErrorBody>>();
+  private readonly failures = new Map<string, Map<string, Failure>>();
 
   /** Feed every message the adapter sends (DebugAdapterTracker.onDidSendMessage). */
   record(sessionId: string, message: unknown): void {
-    const m = message as { type?: string; command?: string; success?: boolean; message?: string; body?: { livefix?: ErrorBody } };
+    const m = message as {
+      type?: string;
+      command?: string;
+      success?: boolean;
+      message?: string;
+      body?: { livefix?: ErrorBody; error?: { format?: string; showUser?: boolean } };
+    };
     if (m?.type !== 'response' || m.success !== false || typeof m.command !== 'string' || !m.command.startsWith('livefix/')) {
       return;
     }
@@ -26,10 +42,10 @@ export class FailedResponses {
       bySession = new Map();
       this.failures.set(sessionId, bySession);
     }
-    bySession.set(m.command, error);
+    bySession.set(m.command, { error, shownByEditor: Boolean(m.body?.error?.showUser && m.body.error.format) });
   }
 
-  take(sessionId: string, command: string): ErrorBody | undefined {
+  take(sessionId: string, command: string): Failure | undefined {
     const error = this.failures.get(sessionId)?.get(command);
     this.failures.get(sessionId)?.delete(command);
     return error;
@@ -45,6 +61,8 @@ export class LivefixRequestError extends Error {
     readonly session: SessionRef,
     readonly command: string,
     readonly error: ErrorBody,
+    /** VS Code already showed this error as a notification. */
+    readonly shownByEditor = false,
   ) {
     super(error.message);
   }
@@ -69,8 +87,8 @@ export class Requests {
       return (await session.customRequest(command, args)) as T;
     } catch (reason) {
       const message = reason instanceof Error ? reason.message : String(reason);
-      const error = this.failures.take(session.id, command) ?? { kind: 'failed', message };
-      throw new LivefixRequestError(session, command, error);
+      const failure = this.failures.take(session.id, command);
+      throw new LivefixRequestError(session, command, failure?.error ?? { kind: 'failed', message }, failure?.shownByEditor ?? false);
     }
   }
 
@@ -121,8 +139,8 @@ export class Requests {
   }
 
   /**
-   * Tells the developer how it went. One process: its error as a notification (the
-   * adapter already printed the report in the debug console). Several: a line per process
+   * Tells the developer how it went. One process: its error as a notification, unless VS
+   * Code already showed it (the adapter printed the report in the debug console). Several: a line per process
    * in the debug console; `notFound` in some processes is expected (they do not run that
    * module), and only an error everywhere or a real failure becomes a notification.
    */
@@ -134,7 +152,7 @@ export class Requests {
     }
     if (outcomes.length === 1) {
       const only = outcomes[0];
-      if ('error' in only) {
+      if ('error' in only && !only.error.shownByEditor) {
         this.host.showError(`livefix: ${only.error.message}`);
       }
       return;
@@ -145,7 +163,7 @@ export class Requests {
       this.host.debugConsole(`livefix [${outcome.session.name}]: ${summary}`);
     }
     for (const outcome of outcomes) {
-      if ('error' in outcome && (outcome.error.kind !== 'notFound' || succeeded.length === 0)) {
+      if ('error' in outcome && !outcome.error.shownByEditor && (outcome.error.kind !== 'notFound' || succeeded.length === 0)) {
         this.host.showError(`livefix [${outcome.session.name}]: ${outcome.error.message}`);
       }
     }

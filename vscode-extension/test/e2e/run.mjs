@@ -67,6 +67,7 @@ async function main() {
         'chat.disableAIFeatures': true,
         'files.autoSave': 'off',
         'remote.autoForwardPorts': false,
+        'git.openRepositoryInParentFolders': 'never',
         'workbench.secondarySideBar.defaultVisibility': 'hidden',
       },
       null,
@@ -106,6 +107,11 @@ async function main() {
           await locator.first().waitFor({ state: 'visible', timeout: 30_000 });
           if (url.pathname === '/click') await locator.first().click();
           response.end('ok');
+        } else if (url.pathname === '/count') {
+          const text = url.searchParams.get('text');
+          let locator = page.locator(url.searchParams.get('selector'));
+          if (text) locator = locator.filter({ hasText: text });
+          response.end(String(await locator.count()));
         } else if (url.pathname === '/statusbar') {
           response.end(await page.locator('[id="workbench.parts.statusbar"]').innerText());
         } else if (url.pathname === '/log') {

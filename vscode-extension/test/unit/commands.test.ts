@@ -154,7 +154,7 @@ test("capture frames opens a read-only view of each thread's stack and locals", 
 test('capture frames failing shows the reason', async () => {
   const { host, controller, session } = setup();
   controller.sessionStarted(session);
-  session.answer('livefix/captureFrames', { error: { kind: 'busy', message: 'another livefix operation is in progress' } });
+  session.answer('livefix/captureFrames', { error: { kind: 'busy', message: 'another livefix operation is in progress' }, showUser: false });
   await controller.captureFrames();
   assert.deepEqual(host.errors, ['livefix: another livefix operation is in progress']);
 });

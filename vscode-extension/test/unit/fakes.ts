@@ -75,7 +75,8 @@ export class RecordingHost implements Host {
   }
 }
 
-export type Answer = { body: unknown } | { error: { kind: string; message: string; [key: string]: unknown } };
+/** `showUser` (default true, as livefix's adapter sends it) makes VS Code show the error itself. */
+export type Answer = { body: unknown } | { error: { kind: string; message: string; [key: string]: unknown }; showUser?: boolean };
 
 /**
  * A session whose adapter answers each request with the next scripted answer for its
@@ -112,7 +113,7 @@ export class ScriptedSession implements SessionRef {
         command,
         success: false,
         message: answer.error.message,
-        body: { error: { id: 1, format: answer.error.message, showUser: true }, livefix: answer.error },
+        body: { error: { id: 1, format: answer.error.message, showUser: answer.showUser ?? true }, livefix: answer.error },
       });
       throw new Error(answer.error.message);
     }

@@ -60,9 +60,20 @@ test('one process: an error becomes a notification with the reason', async () =>
   const { host, failures, requests } = setup();
   const session = new ScriptedSession('s', 'app', failures).answer('livefix/apply', {
     error: { kind: 'incompatible', message: 'shop.total: closure variables differ (x)' },
+    showUser: false,
   });
   requests.report(await requests.sendToAll([session], 'livefix/apply', {}), 'livefix/apply');
   assert.deepEqual(host.errors, ['livefix: shop.total: closure variables differ (x)']);
+});
+
+test('an error VS Code already showed (showUser) is not shown twice, but is logged', async () => {
+  const { host, failures, requests } = setup();
+  const session = new ScriptedSession('s', 'app', failures).answer('livefix/apply', {
+    error: { kind: 'syntax', message: 'pricing.py:2:2: invalid syntax' },
+  });
+  requests.report(await requests.sendToAll([session], 'livefix/apply', {}), 'livefix/apply');
+  assert.deepEqual(host.errors, []);
+  assert.deepEqual(host.logs, ['[app] livefix/apply failed (syntax): pricing.py:2:2: invalid syntax']);
 });
 
 test('several processes: a line per process; notFound elsewhere is not an error', async () => {
@@ -84,7 +95,7 @@ test('several processes: a line per process; notFound elsewhere is not an error'
 test('several processes: notFound everywhere is reported', async () => {
   const { host, failures, requests } = setup();
   const sessions = ['a', 'b'].map((id) =>
-    new ScriptedSession(id, id, failures).answer('livefix/reload', { error: { kind: 'notFound', message: `no module x in ${id}` } }),
+    new ScriptedSession(id, id, failures).answer('livefix/reload', { error: { kind: 'notFound', message: `no module x in ${id}` }, showUser: false }),
   );
   requests.report(await requests.sendToAll(sessions, 'livefix/reload', {}), 'livefix/reload');
   assert.deepEqual(host.errors, ['livefix [a]: no module x in a', 'livefix [b]: no module x in b']);

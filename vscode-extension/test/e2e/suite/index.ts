@@ -31,6 +31,8 @@ const press = (key: string) => call(`/press?key=${encodeURIComponent(key)}`);
 const click = (selector: string, text: string) => call(`/click?selector=${encodeURIComponent(selector)}&text=${encodeURIComponent(text)}`);
 const visible = (selector: string, text = '') => call(`/waitFor?selector=${encodeURIComponent(selector)}&text=${encodeURIComponent(text)}`);
 const statusBarText = () => call('/statusbar');
+const count = async (selector: string, text: string) =>
+  Number(await call(`/count?selector=${encodeURIComponent(selector)}&text=${encodeURIComponent(text)}`));
 
 /** Resolves when `check` returns a value; re-checks whenever `subscribe` fires, and every 100 ms as a fallback. */
 function waitFor<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -92,9 +94,8 @@ export async function run(): Promise<void> {
   try {
     await scenario();
   } catch (error) {
-    // VS Code only reports "exit code 1": put the reason and the screen in the driver's log.
+    // VS Code only reports "exit code 1": put the reason in the driver's log.
     await log(`FAILED: ${error instanceof Error ? error.stack ?? error.message : String(error)}`).catch(() => undefined);
-    await screenshot('failure').catch(() => undefined);
     throw error;
   }
 }
@@ -140,8 +141,9 @@ async function scenario(): Promise<void> {
       args: [stopFile],
       cwd: folder.uri.fsPath,
       console: 'internalConsole',
-      // "never": the loop may be inside `total` at the instant of the apply; the approval
-      // modal is covered by the unit tests, this test must not depend on that timing.
+      // "never": VS Code refuses modal dialogs while an extension test runs ("DialogService:
+      // refused to show dialog in tests"), so the approval modal is covered by the unit tests;
+      // under "risky" this test would depend on whether the loop is inside `total` right then.
       livefix: { approval: 'never' },
     });
     assert.ok(ok, 'startDebugging accepted the livefix configuration');
@@ -230,7 +232,33 @@ async function scenario(): Promise<void> {
     await vscode.commands.executeCommand('workbench.debug.action.focusRepl');
     await waitFor('the status bar to show generation 0', async () => ((await statusBarText()).includes('gen 0') ? true : undefined));
     await screenshot('rolled-back');
+
+    // -- a broken definition: refused with the reason, the process keeps running the old code ---
+    const eventsBeforeBroken = recorder.events.length;
+    const outputBeforeBroken = recorder.output.length;
+    await vscode.commands.executeCommand('livefix.applyDefinition', {
+      uri: document.uri.toString(),
+      path: pricingPath,
+      module: 'pricing',
+      qualname: 'total',
+      source: 'def total(price, quantity):\n    return price *\n',
+    });
+    // The notification lands in the notification center (toasts stay hidden in a test host).
+    await vscode.commands.executeCommand('notifications.showList');
+    await visible('.notifications-center', 'invalid syntax');
+    await screenshot('broken-fix-refused');
+    // Once: VS Code shows the adapter's error (showUser), the extension does not repeat it.
+    assert.equal(await count('.notifications-center .notification-list-item', 'invalid syntax'), 1);
+    await waitFor('two more ticks printed after the refusal', () =>
+      (recorder.output.slice(outputBeforeBroken).join('').match(/tick \d+ total=\d+\n/g) ?? []).length >= 2 ? true : undefined,
+    );
+    assert.equal(recorder.latestTotal(outputBeforeBroken), '5', 'the refused fix changed nothing in the process');
+    assert.equal(recorder.events.slice(eventsBeforeBroken).filter((e) => e.event === 'livefix/applied').length, 0);
+    await log('a broken definition was refused with a notification; the program still prints total=5');
     await vscode.commands.executeCommand('workbench.action.files.revert');
+  } catch (error) {
+    await screenshot('failure').catch(() => undefined); // while the session still runs
+    throw error;
   } finally {
     if (session) {
       const ended = new Promise<void>((resolve) => {
