@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,30 @@ def test_silent_and_slow_clients_are_dropped(spawn: Any, runtime: Path) -> None:
                        end=False)
     assert [r["success"] for r in stalled] == [True, False]
     assert stalled[1]["body"]["livefix"]["reason"] == "timeout"
+    assert snapshot(worker, token(runtime)) == before
+
+
+def test_a_client_that_never_reads_is_dropped(spawn: Any, runtime: Path) -> None:
+    worker = spawn(limits={"send_timeout": 0.5})
+    before = snapshot(worker, token(runtime))
+    sock = raw_connect(worker)
+    hello = authenticate_bytes(token(runtime))
+    # Thousands of requests whose answers it never reads: the agent's send buffer fills.
+    try:
+        sock.sendall(hello * 20_000)
+    except OSError:
+        pass  # the agent dropped us while we were still sending: that is the point
+    # The agent lets go of the connection: only our probe remains connected.
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        probe = AgentClient(worker.address, token(runtime), timeout=WAIT)
+        count = probe.hello["connections"]
+        probe.hang_up()
+        if count == 1:
+            break
+    else:
+        raise AssertionError("the agent still serves a client that reads nothing")
+    sock.close()
     assert snapshot(worker, token(runtime)) == before
 
 
