@@ -139,13 +139,13 @@ class Agent:
         if self._closed:
             return
         self._closed = True
-        if self.server is not None:
+        if self.server is not None:  # only a socket we bound is ours to remove
             self.server.close()
-        if self.address.kind == "unix" and self.address.path:
-            try:
-                os.unlink(self.address.path)
-            except OSError:
-                pass
+            if self.address.kind == "unix" and self.address.path:
+                try:
+                    os.unlink(self.address.path)
+                except OSError:
+                    pass
         with _current_lock:
             if _current is self:
                 _current = None

@@ -398,3 +398,12 @@ def test_a_fleet_worker_takes_no_address(runtime: Path) -> None:
         livefix.listen("127.0.0.1:0", service="shop")
     assert caught.value.kind == "invalid"
     assert not (runtime / "services").exists()
+
+
+def test_a_second_agent_on_the_same_socket_is_refused_and_the_first_keeps_it(spawn: Any, runtime: Path) -> None:
+    first = spawn()
+    path = parse_address(first.address).path
+    with pytest.raises(AssertionError, match="another agent is listening"):
+        spawn(address=f"unix:{path}")
+    with AgentClient(first.address, token(runtime), timeout=WAIT) as client:
+        assert client.hello["pid"] == first.pid
