@@ -75,15 +75,16 @@ def run_cell(tool: str, size: int, heap: int, reps: int, budget: float, timeout:
              profile: str | None = None) -> Cell:
     """Run one worker; keep what it printed even if it has to be killed at `timeout`."""
     cell = Cell(tool, size, heap)
+    workdir = tempfile.TemporaryDirectory(prefix="livefix-bench-")  # removed even if the worker is killed
     cmd = [sys.executable, WORKER, "--tool", tool, "--size", str(size), "--heap", str(heap),
-           "--reps", str(reps), "--budget", str(budget)]
+           "--reps", str(reps), "--budget", str(budget), "--workdir", workdir.name]
     if profile:
         cmd += ["--profile", profile]
     env = dict(os.environ)
     if tool == "livefix":
         # Measure this checkout's engine, whatever version is installed in the environment.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with workdir, tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=tempfile.gettempdir())
         killed_at = None
         try:
@@ -215,6 +216,8 @@ def git_commit() -> str:
         return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
+    engine = git("log", "-1", "--format=%h", "--", "livefix/__init__.py", "livefix/errors.py", "livefix/engine")
+    head += f" (engine last changed in {engine})" if engine else ""
     # Only what the worker imports: livefix/__init__.py, errors.py and the engine.
     dirty = git("status", "--porcelain", "--", "livefix/__init__.py", "livefix/errors.py", "livefix/engine")
     return head + ("+uncommitted engine changes" if dirty else "")

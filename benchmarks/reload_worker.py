@@ -101,9 +101,9 @@ class ModuleFile:
     stamps the file one second later than the previous one.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, directory: str) -> None:
         self.size = size
-        self.dir = tempfile.mkdtemp(prefix="livefix-bench-")
+        self.dir = directory
         self.name = f"lfbench_mod_{size}"
         self.path = os.path.join(self.dir, self.name + ".py")
         self._stamp = int(time.time()) - 100_000
@@ -272,9 +272,9 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-def run(tool_name: str, size: int, heap: int, reps: int, budget: float, profile: str | None) -> None:
+def run(tool_name: str, size: int, heap: int, reps: int, budget: float, workdir: str, profile: str | None) -> None:
     live_heap = [[i] for i in range(heap)]  # gc-tracked, like an app's own data
-    file = ModuleFile(size)
+    file = ModuleFile(size, workdir)
     tool = make_tool(tool_name)
     sys.path.insert(0, file.dir)
     tool.prepare(file)
@@ -340,9 +340,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heap", type=int, default=0)
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--budget", type=float, default=60.0, help="stop adding reps after this many seconds")
+    parser.add_argument("--workdir", help="empty directory for the generated module (default: a new temporary one)")
     parser.add_argument("--profile", help="write cProfile stats of the timed reloads to this file")
     args = parser.parse_args(argv)
-    run(args.tool, args.size, args.heap, args.reps, args.budget, args.profile)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="livefix-bench-")
+    run(args.tool, args.size, args.heap, args.reps, args.budget, workdir, args.profile)
 
 
 if __name__ == "__main__":
