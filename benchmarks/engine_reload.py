@@ -71,6 +71,15 @@ class Cell:
         return statistics.median(self.steady_ms) if self.steady_ms and not self.error else None
 
 
+def parse_record(line: str) -> dict | None:
+    """One JSON line of the worker; None for other output or a line cut short by a kill."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def run_cell(tool: str, size: int, heap: int, reps: int, budget: float, timeout: float,
              profile: str | None = None) -> Cell:
     """Run one worker; keep what it printed even if it has to be killed at `timeout`."""
@@ -91,11 +100,13 @@ def run_cell(tool: str, size: int, heap: int, reps: int, budget: float, timeout:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             killed_at = time.monotonic()
-            proc.kill()
-            proc.wait()
+        finally:  # also on Ctrl-C: never leave a worker behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         out.seek(0)
         err.seek(0)
-        records = [json.loads(line) for line in out if line.startswith("{")]
+        records = [rec for line in out if (rec := parse_record(line)) is not None]
         stderr = err.read()
     if killed_at is not None:
         begins = [r["monotonic"] for r in records if r.get("event") == "begin"]
