@@ -49,7 +49,7 @@ class AgentClient:
         or its failure `self.first_error`."""
         self.address = parse_address(address)
         self.timeout = timeout
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # events heard (only without `on_event`), newest last
         self.on_event = on_event
         self.hello: dict[str, Any] = {}
         self._seq = wire.Sequencer()
@@ -119,10 +119,13 @@ class AgentClient:
         raise wire.error_from_response(message)
 
     def _event(self, message: dict[str, Any]) -> None:
-        self.events.append(message)
-        if self.on_event is not None:
-            body = message.get("body")
-            self.on_event(str(message.get("event")), body if isinstance(body, dict) else {})
+        if self.on_event is None:
+            # Kept for the caller to look at; bounded, as a long session hears many applies.
+            self.events.append(message)
+            del self.events[:-1000]
+            return
+        body = message.get("body")
+        self.on_event(str(message.get("event")), body if isinstance(body, dict) else {})
 
     def _lost(self, why: str) -> LivefixError:
         return LivefixError("failed", f"lost the connection to the agent at {self.address}: {why}",
