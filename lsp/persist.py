@@ -1,10 +1,11 @@
 """Writes a running definition back into a document: libcst builds, a line diff trims.
 
 `ast` finds the definition (and decides whether the request is ambiguous); libcst,
-whose concrete tree reproduces the document byte for byte, builds the new document
-with only that definition replaced (or the new one inserted); a line diff then turns
-the two texts into the one minimal edit, which is checked to stay inside the
-definition before it is returned. Deliberate choices (see docs/lsp.md):
+whose concrete tree reproduces source byte for byte, parses the module-level
+statement holding it and regenerates that statement with only the definition
+replaced (or the new one inserted); a line diff then turns old and new statement
+into the one minimal edit, which is checked to stay inside the definition before it
+is returned. Deliberate choices (see docs/lsp.md):
 
 - The replaced text runs from the first decorator to the last line of the body,
   the same span the "Apply" action sends. Comments and blank lines *above* the

@@ -9,6 +9,7 @@ notification comes from `livefix.protocol`, the single source of truth for names
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import cattrs
@@ -21,7 +22,7 @@ from livefix import protocol
 from livefix.errors import LivefixError
 from livefix.lsp import actions, errors
 from livefix.lsp.documents import DocumentCache, Snapshot
-from livefix.lsp.drift import DriftTracker, diagnostic, drifts
+from livefix.lsp.drift import Drift, DriftTracker, diagnostic, drifts
 from livefix.lsp.modules import ModuleResolver
 from livefix.lsp.options import Options, parse_options
 
@@ -74,7 +75,7 @@ class LivefixServer(LanguageServer):
 
     # -- drift -----------------------------------------------------------------------
 
-    def drifts_for(self, snapshot: Snapshot) -> list[Any]:
+    def drifts_for(self, snapshot: Snapshot) -> list[Drift]:
         if not self.tracker or snapshot.index is None or not self.options.drift_diagnostics:
             return []
         return drifts(snapshot, self.tracker.for_document(snapshot.path, snapshot.module))
@@ -114,8 +115,11 @@ class LivefixServer(LanguageServer):
         try:
             uri, qualname, source = _persist_arguments(argument)
             action = f"persist `{qualname}`"
+            if not self._client_applies_edits():
+                raise LivefixError("unsupported", "this editor does not accept edits from the server (workspace/applyEdit)")
             snapshot = self.documents.get(uri)
-            if snapshot.path is None and uri not in self.workspace.text_documents:
+            on_disk = snapshot.path is not None and os.path.isfile(snapshot.path)
+            if uri not in self.workspace.text_documents and not on_disk:
                 raise LivefixError("notFound", f"{uri} is neither open in the editor nor a file", uri=uri)
             # Imported here: libcst is the heaviest import and only persisting needs it.
             from livefix.lsp.persist import persist_change
@@ -132,13 +136,20 @@ class LivefixServer(LanguageServer):
             range=types.Range(start=snapshot.position_at(change.start), end=snapshot.position_at(change.end)),
             new_text=change.new_text,
         )
-        result = await self.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=self._workspace_edit(snapshot, edit), label=f"Persist {qualname}")
-        )
+        try:
+            result = await self.workspace_apply_edit_async(
+                types.ApplyWorkspaceEditParams(edit=self._workspace_edit(snapshot, edit), label=f"Persist {qualname}")
+            )
+        except Exception as exc:  # the client answered applyEdit with an error
+            errors.unexpected(self, exc, action)
         if not result.applied:
             reason = result.failure_reason or "the document changed meanwhile"
             errors.refuse(self, LivefixError("failed", f"the editor did not apply the edit ({reason})"), action)
         return {"applied": True, "range": _range_dict(edit.range)}
+
+    def _client_applies_edits(self) -> bool:
+        workspace = self.client_capabilities.workspace
+        return bool(workspace and workspace.apply_edit)
 
     def _workspace_edit(self, snapshot: Snapshot, edit: types.TextEdit) -> types.WorkspaceEdit:
         capabilities = self.client_capabilities.workspace

@@ -90,7 +90,12 @@ class Editor:
 
     @classmethod
     async def start(
-        cls, root: Path, options: Any = None, document_changes: bool = True, env: dict[str, str] | None = None
+        cls,
+        root: Path,
+        options: Any = None,
+        document_changes: bool = True,
+        apply_edit: bool = True,
+        env: dict[str, str] | None = None,
     ) -> "Editor":
         client = LanguageClient(converter_factory=client_converter)
         editor = cls(client)
@@ -118,7 +123,7 @@ class Editor:
         await client.start_io(*SERVER, cwd=str(root), env=server_env)
         capabilities = types.ClientCapabilities(
             workspace=types.WorkspaceClientCapabilities(
-                apply_edit=True,
+                apply_edit=apply_edit,
                 workspace_edit=types.WorkspaceEditClientCapabilities(document_changes=document_changes),
             ),
             text_document=types.TextDocumentClientCapabilities(

@@ -242,3 +242,12 @@ async def test_definitions_inside_compound_statements(editor: Editor, module_pat
         await persist(editor, uri, "Runner.run", "async def run(self):\n    return 2\n")
     assert "defined 2 times" in failure.value.message
     assert editor.texts[uri] == expected
+
+
+async def test_client_without_apply_edit_is_told_so(start_editor, module_path: Path) -> None:
+    editor = await start_editor(apply_edit=False)
+    uri = await open_file(editor, module_path, CRLF_TABS)
+    with pytest.raises(JsonRpcException) as failure:
+        await persist(editor, uri, "tail", "def tail():\n    return 5\n")
+    assert "does not accept edits from the server" in failure.value.message
+    assert editor.applied_edits == [] and editor.texts[uri] == CRLF_TABS
