@@ -8,7 +8,12 @@
  * it change back. Everything is real: code-server, the extension, `python -m livefix.adapter`
  * with debugpy, `python -m livefix.lsp`, the debuggee.
  *
- * Waits are on events (debug adapter messages, documents) with deadlines; nothing sleeps.
+ * Then the drift diagnostic (the extension forwards livefix/applied to the server), persist
+ * of the running definition into the file, the history diff, captured frames, and a broken
+ * definition refused with a notification while the process keeps its code.
+ *
+ * Waits are on conditions (adapter messages, documents, diagnostics, DOM elements) with
+ * deadlines; nothing sleeps.
  */
 
 import * as assert from 'node:assert/strict';
@@ -114,6 +119,7 @@ async function scenario(): Promise<void> {
     return;
   }
 
+  await vscode.commands.executeCommand('workbench.action.closeAuxiliaryBar'); // room for the editor
   const folder = vscode.workspace.workspaceFolders?.[0];
   assert.ok(folder, 'the sample workspace is open');
   const pricingPath = path.join(folder.uri.fsPath, 'pricing.py');
@@ -219,6 +225,35 @@ async function scenario(): Promise<void> {
     assert.match(frames.getText(), /^      \w+ = /m, 'locals are shown under their frames');
     await log(`captured frames of MainThread:\n${frameLines.join('\n')}`);
     await screenshot('captured-frames');
+
+    // -- drift and persist: the file goes back to the bug while the process runs the fix ------------
+    await vscode.window.showTextDocument(document);
+    await vscode.commands.executeCommand('workbench.action.files.revert');
+    assert.match(document.getText(), /return price  # the bug/);
+    // The extension forwarded livefix/applied to the server, which now flags the drift.
+    const drift = await waitFor('the drift diagnostic on `total`', () =>
+      vscode.languages.getDiagnostics(document.uri).find((d) => d.message.includes('running process has generation 1 of `total`')),
+    );
+    await log(`drift diagnostic: ${drift.message}`);
+    await vscode.commands.executeCommand('workbench.actions.view.problems');
+    await screenshot('drift-diagnostic');
+    vscode.window.activeTextEditor!.selection = new vscode.Selection(drift.range.start, drift.range.start);
+    const header = document.lineAt(0).text;
+    await vscode.commands.executeCommand('livefix.persistRunning');
+    await waitFor('the running definition written into the editor', () =>
+      /return price \* quantity/.test(document.getText()) ? true : undefined,
+    );
+    assert.equal(document.lineAt(0).text, header, 'the rest of the file is untouched');
+    await waitFor('the drift diagnostic to clear', () =>
+      vscode.languages.getDiagnostics(document.uri).some((d) => d.message.includes('running process has generation')) ? undefined : true,
+    );
+    assert.ok(await document.save());
+    await waitFor('the status bar to show generation 1 with nothing unpersisted', async () => {
+      const text = await statusBarText();
+      return text.includes('gen 1') && !text.includes('unpersisted') ? true : undefined;
+    });
+    await log('persisted: the file now has the running definition; nothing unpersisted');
+    await screenshot('persisted');
 
     // -- roll back: the program prints the old total again --------------------------------------
     const outputBeforeRollback = recorder.output.length;
