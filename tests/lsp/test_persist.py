@@ -251,3 +251,12 @@ async def test_client_without_apply_edit_is_told_so(start_editor, module_path: P
         await persist(editor, uri, "tail", "def tail():\n    return 5\n")
     assert "does not accept edits from the server" in failure.value.message
     assert editor.applied_edits == [] and editor.texts[uri] == CRLF_TABS
+
+
+async def test_insertion_at_an_end_of_file_without_line_break_counts_utf16(editor: Editor, module_path: Path) -> None:
+    text = 'def a():\n    return 1\n\n\nMARK = "😀 ünï"'  # the edit starts after two UTF-16 units for one emoji
+    uri = await open_file(editor, module_path, text)
+    result = await persist(editor, uri, "b", "def b():\n    return 2\n")
+    assert editor.texts[uri] == text + "\n\n\ndef b():\n    return 2\n"
+    end = {"line": 4, "character": len('MARK = "😀 ünï"') + 1}  # +1: the emoji is a surrogate pair
+    assert result == {"applied": True, "range": {"start": end, "end": end}}
