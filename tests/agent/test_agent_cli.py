@@ -189,3 +189,18 @@ def test_interactive_approval_prompt(spawn: Any, runtime: Path, fix: Path, answe
     assert "Applying fix to shop.price" in shown  # the report before, shown with the question
     assert exit_code == code
     assert worker.call() == output
+
+
+@needs_engine
+def test_status_shows_what_differs_and_reload_brings_it_in(spawn: Any, runtime: Path, app: Path) -> None:
+    worker = spawn()
+    (app / "shop.py").write_text(FIX)  # the file on disk moves on; the service runs what it loaded
+    status = cli("status", str(worker.pid))
+    assert status.returncode == 0
+    assert "shop (" in status.stdout and "changed: price" in status.stdout
+    assert worker.call() == 21
+    reloaded = cli("reload", str(worker.pid), "shop")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert "Applied generation 1" in reloaded.stdout or "generation 1" in reloaded.stdout
+    assert worker.call() == 201
+    assert "no loaded module differs from its file" in cli("status", str(worker.pid)).stdout
