@@ -220,6 +220,7 @@ class PrepareBody(TypedDict):
     impact: Impact
     risks: list[str]
     report: str
+    fleetGeneration: int | None  # the fleet generation this worker runs (None: not in a fleet)
 
 
 class CommitArguments(TypedDict):
