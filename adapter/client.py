@@ -28,6 +28,10 @@ message_handler = components.Component.message_handler
 class LivefixClient(clients.Client):
     """debugpy's client component, with livefix's option check and request forwarding."""
 
+    # Class-level defaults: debugpy starts handling messages inside Client.__init__.
+    _agent: AgentSession | None = None  # set when attached to a livefix agent
+    _bootstrap_tried = False  # livefix injection is attempted once per session
+
     def __init__(self, sock: Any) -> None:
         if sock != "stdio":
             debugpy_hooks.set_nodelay(sock)
@@ -75,7 +79,7 @@ class LivefixClient(clients.Client):
 
     @message_handler
     def configurationDone_request(self, request: Any) -> Any:
-        if getattr(self, "_agent", None) is not None:
+        if self._agent is not None:
             return {}
         if self.server and self.start_request is not None and not self.has_started:
             self._ensure_plugin()
@@ -94,7 +98,7 @@ class LivefixClient(clients.Client):
 
     @message_handler
     def disconnect_request(self, request: Any) -> Any:
-        agent = getattr(self, "_agent", None)
+        agent = self._agent
         if agent is not None:
             self._agent = None
             agent.close()
@@ -117,7 +121,7 @@ class LivefixClient(clients.Client):
 
     @message_handler
     def request(self, request: Any) -> Any:
-        agent = getattr(self, "_agent", None)
+        agent = self._agent
         if agent is None and not request.command.startswith(LIVEFIX_PREFIX):
             return super().request(request)  # plain DAP: debugpy's own forwarding
         try:
@@ -155,7 +159,7 @@ class LivefixClient(clients.Client):
 
     def _bootstrap(self) -> bool:
         """Inject livefix into a debuggee lacking it (once per session; see bootstrap.py)."""
-        if getattr(self, "_bootstrap_tried", False):
+        if self._bootstrap_tried:
             return False
         self._bootstrap_tried = True
         start = self.start_request.arguments if self.start_request is not None else {}
