@@ -262,3 +262,19 @@ def test_busy_while_the_process_changes_its_own_code(session, workdir: Path) -> 
     dap.wait_output("in-process fix applied", since=mark)
     wait_price(dap, 3, since=mark)  # the program's own fix, not ours
     assert [g["changes"][0]["qualname"] for g in dap.call("livefix/history")["generations"]] == ["price"]
+
+
+def test_debugpy_launch_options_pass_through(adapter, workdir: Path) -> None:
+    """`module`, `args`, `env`, `justMyCode` reach debugpy untouched next to the `livefix` option."""
+    dap = adapter()
+    dap.launch({
+        "type": "python", "request": "launch", "module": "app", "cwd": str(workdir), "console": "internalConsole",
+        "args": ["--flag", "two words"], "env": {"LIVEFIX_TEST_VALUE": "42"}, "justMyCode": False,
+        "livefix": {"approval": "never"},
+    })
+    dap.wait_output("ready")
+    probe = "(__import__('sys').argv[1:], __import__('os').environ.get('LIVEFIX_TEST_VALUE'))"
+    assert dap.call("evaluate", {"expression": probe, "context": "repl"})["result"] == "(['--flag', 'two words'], '42')"
+    mark = dap.mark()
+    dap.call("livefix/apply", {"changes": [fix_price(workdir)]})
+    wait_price(dap, 20, since=mark)
