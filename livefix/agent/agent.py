@@ -96,26 +96,32 @@ class Agent:
         self.server.start()
 
     def _replay_journal(self) -> None:
-        """Bring a worker that starts late to the fleet's generation (the lock is held)."""
+        """Bring a worker that starts late to the fleet's generation (the lock is held).
+
+        Stops at the first entry that fails (e.g. its module is not imported yet): the
+        worker then says which fleet generation it really runs, and `catchUp` why."""
         assert self.registry is not None
         journal = self.registry.read_journal()
+        self.service.fleet.reached(0, self.engine.generation)
         for entry in journal["entries"]:
-            outcome: dict[str, Any] = {"generation": entry.get("generation"), "action": entry.get("action")}
+            generation = int(entry.get("generation", 0))
+            outcome: dict[str, Any] = {"generation": generation, "action": entry.get("action")}
+            self.catch_up.append(outcome)
+            before = self.engine.generation
             if entry.get("action") != "apply":
                 # A process that starts now imports modules from disk: a fleet reload is already in it.
                 outcome["status"] = "skipped"
-            else:
-                try:
-                    before = self.engine.generation
-                    plan = self.engine.prepare(entry["changes"], action="apply")
-                    body = self.service.commit_approved(plan, entry.get("verify"))
-                    self.service.fleet.reached(int(entry["generation"]), int(body["generation"]), before=before)
-                    outcome.update(status="applied", workerGeneration=body.get("generation"))
-                except LivefixError as error:
-                    log.error("livefix agent: could not replay fleet generation %s: %s", entry.get("generation"), error)
-                    outcome.update(status="failed", error=error.to_dict())
-            self.catch_up.append(outcome)
-        self.service.fleet.current = int(journal.get("generation", 0))
+                self.service.fleet.reached(generation, before)
+                continue
+            try:
+                plan = self.engine.prepare(entry["changes"], action="apply")
+                body = self.service.commit_approved(plan, entry.get("verify"))
+            except LivefixError as error:
+                log.error("livefix agent: could not replay fleet generation %s: %s", generation, error)
+                outcome.update(status="failed", error=error.to_dict())
+                return
+            self.service.fleet.reached(generation, int(body["generation"]), before=before)
+            outcome.update(status="applied", workerGeneration=body.get("generation"))
 
     # -- serving -------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ class FleetResult:
     fleet_generation: int | None = None
     error: LivefixError | None = None  # the first failure, when not applied
     report: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -75,6 +76,8 @@ class FleetResult:
         }
         if self.error is not None:
             out["error"] = self.error.to_dict()
+        if self.warnings:
+            out["warnings"] = self.warnings
         return out
 
 
@@ -133,6 +136,14 @@ class Fleet:
         result = FleetResult(self.service, action, "aborted", workers)
         if on_phase is not None:
             on_phase("prepared", workers)
+        fleet_now = int(self.registry.read_journal().get("generation", 0))
+        for worker in workers:
+            at = (worker.body or {}).get("fleetGeneration")
+            if at is not None and at != fleet_now:
+                result.warnings.append(
+                    f"worker {worker.pid} runs fleet generation {at}, not {fleet_now}: "
+                    "its catch-up failed (see `livefix status`)"
+                )
         failed = [w for w in workers if w.status != "prepared"]
         if failed:
             self._each([w for w in workers if w.status == "prepared"], self._abort)
@@ -145,7 +156,7 @@ class Fleet:
             result.outcome = "checked"
             return self._finish(result)
         # Phase 2: commit everywhere; the journal decides what later workers run.
-        generation = int(self.registry.read_journal().get("generation", 0)) + 1
+        generation = fleet_now + 1
         self._each(workers, lambda w: self._commit(w, generation))
         if on_phase is not None:
             on_phase("committed", workers)
@@ -349,6 +360,7 @@ def fleet_report(result: FleetResult) -> str:
     lines = [head + f" [{summary}]"]
     if result.error is not None:
         lines.append(f"  reason: {result.error.message}")
+    lines.extend(f"  warning: {warning}" for warning in result.warnings)
     reports = {str((w.body or {}).get("report")) for w in result.workers if (w.body or {}).get("report")}
     if result.outcome == "checked" and len(reports) == 1:
         lines.append(textwrap.indent(reports.pop(), "  "))  # the same plan everywhere: say it once

@@ -176,6 +176,7 @@ class AgentService(Service):
             "impact": plan.impact,
             "risks": plan.risks(),
             "report": plan.report_before(),
+            "fleetGeneration": self.fleet.current,
         }
 
     def commit_request(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -230,3 +230,21 @@ def test_a_stalled_worker_does_not_commit_after_the_coordinator_gave_up(spawn: A
     _wait_for_connections(victim, runtime, 1)
     assert outputs(workers) == [21] * 4
     assert victim.history()["generation"] == 0
+
+
+def test_a_worker_whose_catch_up_fails_says_so_and_the_fleet_warns(spawn: Any, runtime: Path) -> None:
+    workers = start_fleet(spawn, 2)
+    fleet = Fleet("shop", token(runtime))
+    assert fleet.apply({"action": "apply", "changes": [CHANGE]}).outcome == "applied"
+    # It calls listen() before importing its app: the fleet's fix has nothing to land on yet.
+    late = spawn(service="shop", late_import=True)
+    assert [c["status"] for c in late.catch_up] == ["failed"]
+    assert late.catch_up[0]["error"]["kind"] == "notFound"
+    assert fleet_status(late, runtime)["fleetGeneration"] == 0
+    assert outputs(workers + [late]) == [201, 201, 21]
+    result = fleet.apply({"action": "apply", "changes": [CHANGE]}, dry_run=True)
+    assert result.outcome == "checked", result.report
+    assert result.warnings == [
+        f"worker {late.pid} runs fleet generation 0, not 1: its catch-up failed (see `livefix status`)"
+    ]
+    assert "warning: worker" in result.report

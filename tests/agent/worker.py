@@ -22,7 +22,11 @@ import importlib  # noqa: E402
 import livefix  # noqa: E402
 
 # The app (written by the test into app_dir): module `shop` unless the test names another.
-shop = importlib.import_module(options.pop("app", "shop"))
+# With `late_import`, it is imported after listen(), as a service that opts in too early.
+app_name = options.pop("app", "shop")
+late_import = options.pop("late_import", False)
+if not late_import:
+    shop = importlib.import_module(app_name)
 
 stop = threading.Event()
 
@@ -45,13 +49,16 @@ if options.pop("trace", False):
 
     threading.settrace(tracer)
     threading.setprofile(profiler)
-if options.pop("busy", False):
-    threading.Thread(target=busy, name="service-loop", daemon=True).start()
+start_busy = options.pop("busy", False)
 if "limits" in options:
     from livefix.agent import Limits
 
     options["limits"] = Limits(**options["limits"])
 agent = livefix.listen(options.pop("address", None), **options)
+if late_import:
+    shop = importlib.import_module(app_name)
+if start_busy:
+    threading.Thread(target=busy, name="service-loop", daemon=True).start()
 print(json.dumps({"ready": str(agent.address), "pid": __import__("os").getpid(),
                   "catchUp": agent.catch_up}), flush=True)
 
