@@ -1,99 +1,89 @@
-"""The livefix demo: a threaded service fixed while it runs, then rolled back and fixed again.
+"""The livefix demo: a running threaded service fixed from the terminal, without a restart.
 
-Three worker threads serve orders through `pricing.discounted`, which has a bug. livefix
-captures what the threads are doing, applies the fix in place (no restart, the order
-counter keeps counting), verifies it, rolls it back, and re-applies it from the fixed file
-on disk with a diff-based reload.
+Starts demo/service.py (three worker threads pricing orders with a bug, `livefix.listen()`
+at start-up), then drives it with the `livefix` command line as a developer would:
+frames, apply with verify, history, rollback, then the fix saved to the file and a
+diff-based reload. The service's own output shows the price before and after each step.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import secrets
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
-import livefix
-
-FIX = '''\
-def discounted(price: float, discount: float) -> float:
-    return round(price - price * discount, 2)
-'''
+DEMO = Path(__file__).resolve().parent
 
 
-def main() -> None:
+def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="livefix-demo-"))
-    shutil.copy(Path(__file__).with_name("pricing.py"), work / "pricing.py")
-    sys.path.insert(0, str(work))
-    livefix.install()  # record module sources from here on, so reloads diff against what runs
-    import pricing
+    for name in ("service.py", "pricing.py", "fix.py"):
+        shutil.copy(DEMO / name, work / name)
+    env = dict(os.environ, LIVEFIX_RUNTIME_DIR=str(work / "run"), LIVEFIX_TOKEN=secrets.token_hex(16),
+               PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+    service = subprocess.Popen([sys.executable, str(work / "service.py")], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=env)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in service.stdout], daemon=True).start()
 
-    stop = threading.Event()
-    lines: list[str] = []
-    line_added = threading.Condition()
+    def service_says(count: int) -> list[str]:
+        return [lines.get(timeout=15) for _ in range(count)]
 
-    def worker(worker_id: int) -> None:
-        order = worker_id * 1000
-        while not stop.is_set():
-            order += 1
-            text = pricing.serve(order, 100.0)
-            with line_added:
-                lines.append(f"[worker-{worker_id}] {text}")
-                line_added.notify_all()
-            stop.wait(0.2)  # a service's pace, not synchronisation
+    def drain() -> None:
+        while not lines.empty():
+            lines.get_nowait()
 
-    def next_lines(count: int) -> list[str]:
-        with line_added:
-            start = len(lines)
-            line_added.wait_for(lambda: len(lines) >= start + count, timeout=10)
-            return lines[start : start + count]
+    def livefix(*args: str) -> int:
+        command = [sys.executable, "-m", "livefix.cli", *args]
+        print(f"\n$ livefix {shlex.join(args)}", flush=True)
+        return subprocess.run(command, env=env, cwd=work).returncode
 
-    threads = [threading.Thread(target=worker, args=(n,), name=f"worker-{n}", daemon=True) for n in (1, 2, 3)]
-    for thread in threads:
-        thread.start()
     try:
-        print("== before: the running service charges 110.00 for a 10% discount")
-        print("\n".join(next_lines(3)))
+        ready = service_says(1)[0]
+        assert ready.startswith("READY "), ready
+        pid = str(service.pid)
+        print(f"== a service is running (pid {pid}); its orders get 10% off, but it charges more:")
+        print("\n".join(service_says(3)))
 
-        print("\n== what the threads are doing (captured without stopping them)")
-        for thread in livefix.capture_frames(max_frames=3)["threads"]:
-            if thread["name"].startswith("worker"):
-                top = " <- ".join(f"{f['qualname']}:{f['line']}" for f in thread["frames"])
-                print(f"  {thread['name']}: {top}")
+        livefix("frames", pid, "--max-frames", "3")
 
-        print("\n== livefix.apply: replace pricing.discounted in place, verified")
-        result = livefix.apply(
-            [{"module": "pricing", "qualname": "discounted", "source": FIX}],
-            verify="discounted(100.0, 0.10) == 90.0",
-        )
-        print(result.report)
-        served = pricing.ORDERS_SERVED
-        print("\n".join(next_lines(3)))
+        livefix("apply", pid, "fix.py::discounted", "--module", "pricing",
+                "--verify", "discounted(100.0, 0.10) == 90.0")
+        drain()
+        print("\n== the same process, no restart:")
+        print("\n".join(service_says(3)))
 
-        print("\n== livefix.rollback: back to what was loaded")
-        print(livefix.rollback().report)
-        print("\n".join(next_lines(3)))
+        livefix("rollback", pid)
+        drain()
+        print("\n".join(service_says(3)))
 
-        print("\n== the fix saved to pricing.py, then livefix.reload_module (diff-based, state kept)")
-        path = work / "pricing.py"
-        path.write_text(path.read_text().replace("price + price * discount", "price - price * discount"))
-        print("modified:", [(m["name"], m["changed"]) for m in livefix.modified_modules()])
-        print(livefix.reload_module("pricing").report)
-        print("\n".join(next_lines(3)))
-        print(f"\norders served without a restart: {pricing.ORDERS_SERVED} (counter kept: {pricing.ORDERS_SERVED >= served})")
-        print("history:", [(g["generation"], g["action"], g["status"]) for g in livefix.history()["generations"]])
+        pricing = work / "pricing.py"
+        pricing.write_text(pricing.read_text().replace("price + price * discount", "price - price * discount"))
+        print("\n== the fix saved to pricing.py; what differs between the file and what runs:")
+        livefix("status", pid)
+        livefix("reload", pid, "pricing")
+        drain()
+        after = service_says(3)
+        print("\n".join(after))
+        livefix("history", pid)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(5)
+        service.stdin.close()
+        try:
+            service.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            service.kill()
         shutil.rmtree(work, ignore_errors=True)
-    fixed = lines[-1].endswith("-> 90.00")
-    print("\nDEMO OK: the running service was fixed live" if fixed else "\nDEMO FAILED")
-    sys.exit(0 if fixed else 1)
+    fixed = all(line.endswith("-> 90.00") for line in after)
+    print("\nDEMO OK: the running service was fixed live" if fixed else "\nDEMO FAILED: the service still misprices")
+    return 0 if fixed else 1
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-    main()
+    sys.exit(main())
