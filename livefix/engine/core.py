@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from livefix.engine import atomic, codeutil, frames, locate, status

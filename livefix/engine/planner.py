@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from livefix.engine import atomic, codeutil, compiler
+from livefix.engine.statements import DEFS, Pair, accessor, bound_names, decorator_texts, dedent_lines, pair_statements
+from livefix.engine.swap import codes_of, functions_of, has_function, swap_function
 from livefix.engine.textdiff import Chunk, TextDiff, diff_texts, statement_text, whole_file_diff
 from livefix.errors import LivefixError
 
-_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
-_ACCESSOR_SUFFIXES = {"getter": "fget", "setter": "fset", "deleter": "fdel"}
+_DEFS = DEFS
 _C_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 _IGNORED_CLASS_NAMES = frozenset({"__module__", "__qualname__", "__classcell__", "__firstlineno__", "__static_attributes__"})
 
@@ -60,118 +61,6 @@ class ModulePlan:
 
 
 # -- statement keys and pairing ------------------------------------------------------
-
-
-def bound_names(node: ast.stmt) -> list[str]:
-    """Names a module- or class-level statement binds (for pairing and rebinding)."""
-    names: list[str] = []
-    if isinstance(node, (*_DEFS, ast.ClassDef)):
-        return [node.name]
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        for alias in node.names:
-            if alias.name != "*":
-                names.append((alias.asname or alias.name).split(".")[0])
-        return names
-    targets: list[ast.expr] = []
-    if isinstance(node, ast.Assign):
-        targets = list(node.targets)
-    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-        targets = [node.target]
-    for target in targets:
-        for sub in ast.walk(target):
-            if isinstance(sub, ast.Name):
-                names.append(sub.id)
-    return names
-
-
-def statement_key(node: ast.stmt) -> tuple[str, ...]:
-    if isinstance(node, _DEFS):
-        return ("def", node.name)
-    if isinstance(node, ast.ClassDef):
-        return ("class", node.name)
-    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        names = bound_names(node)
-        if names:
-            return ("assign", *names)
-    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-        return ("docstring",)
-    return ("stmt", ast.dump(node))
-
-
-@dataclass
-class Pair:
-    key: tuple[str, ...]
-    old: ast.stmt | None
-    new: ast.stmt | None
-    changed: bool
-
-
-def pair_statements(
-    old: list[ast.stmt],
-    old_chunk: Chunk | None,
-    new: list[ast.stmt],
-    new_chunk: Chunk,
-    stale: frozenset[str] = frozenset(),
-    prefix: str = "",
-) -> list[Pair]:
-    """Pair old and new statements by key (and occurrence), in new order, removed ones last."""
-    by_key: dict[tuple[str, ...], list[ast.stmt]] = {}
-    for node in old:
-        by_key.setdefault(statement_key(node), []).append(node)
-    pairs: list[Pair] = []
-    for node in new:
-        key = statement_key(node)
-        candidates = by_key.get(key)
-        previous = candidates.pop(0) if candidates else None
-        if previous is None:
-            pairs.append(Pair(key, None, node, True))
-        else:
-            changed = (
-                old_chunk is None
-                or _differs(previous, old_chunk, node, new_chunk)
-                or (isinstance(node, _DEFS) and prefix + node.name in stale)
-                or (isinstance(node, ast.ClassDef) and any(q.startswith(prefix + node.name + ".") for q in stale))
-            )
-            pairs.append(Pair(key, previous, node, changed))
-    for key, remaining in by_key.items():
-        for node in remaining:
-            pairs.append(Pair(key, node, None, True))
-    return pairs
-
-
-def _differs(old: ast.stmt, old_chunk: Chunk, new: ast.stmt, new_chunk: Chunk) -> bool:
-    """Definitions differ when their text does (their line table is part of what runs);
-    other statements only when their syntax tree does (a comment must not reset state)."""
-    if isinstance(new, (*_DEFS, ast.ClassDef)):
-        return _text(old_chunk, old) != _text(new_chunk, new)
-    return ast.dump(old) != ast.dump(new)
-
-
-def _text(chunk: Chunk, node: ast.stmt) -> str:
-    return _dedent_lines(statement_text(chunk, node))
-
-
-def _dedent_lines(text: str) -> str:
-    return compiler.dedent_definition(text)
-
-
-def _decorator_texts(chunk: Chunk | None, node: ast.stmt) -> list[str] | None:
-    if chunk is None:
-        return None
-    lines = chunk.text.splitlines()
-    texts = []
-    for decorator in getattr(node, "decorator_list", []):
-        first, last = decorator.lineno - chunk.first, (decorator.end_lineno or decorator.lineno) - chunk.first
-        texts.append("\n".join(lines[first : last + 1]).strip())
-    return texts
-
-
-def _accessor(node: ast.stmt) -> str:
-    """Which property accessor a `def` is: fget unless decorated `@name.setter`/`.deleter`."""
-    for decorator in getattr(node, "decorator_list", []):
-        if isinstance(decorator, ast.Attribute) and decorator.attr in _ACCESSOR_SUFFIXES:
-            return _ACCESSOR_SUFFIXES[decorator.attr]
-    return "fget"
 
 
 # -- the planner ---------------------------------------------------------------------
@@ -279,7 +168,7 @@ class ModulePlanner:
                     "function object of its own (an overload stub or a shadowed definition); left as it is."
                 )
                 return None
-            same_decorators = _decorator_texts(old_chunk, pair.old) == _decorator_texts(new_chunk, pair.new)  # type: ignore[arg-type]
+            same_decorators = decorator_texts(old_chunk, pair.old) == decorator_texts(new_chunk, pair.new)  # type: ignore[arg-type]
             index = self._next_index()
             compiler.record_definition(node, index, keep_decorators=not same_decorators)
             self._swaps.append((index, function, node.name, "function", pair.new))  # type: ignore[arg-type]
@@ -331,12 +220,12 @@ class ModulePlanner:
                     value = namespace.__dict__[name]
                     self._check_removable(value, qualname)
                     self.plan.mutations.append(atomic.delete_attribute(namespace, name, f"{self.name}.{qualname}"))
-                    self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=_codes_of(value)))
+                    self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=codes_of(value)))
             elif name in namespace:
                 value = namespace[name]
                 self._check_removable(value, qualname)
                 self.plan.mutations.append(atomic.delete_global(namespace, name, f"{self.name}.{qualname}"))
-                self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=_codes_of(value)))
+                self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=codes_of(value)))
 
     def _check_removable(self, value: Any, qualname: str) -> None:
         if isinstance(value, enum.Enum):
@@ -371,18 +260,16 @@ class ModulePlanner:
                 continue
             if isinstance(member, _DEFS):
                 existing = own.get(member.name)
-                if existing is not None and (isinstance(existing, property) or _has_function(existing, member.name)):
+                if existing is not None and (isinstance(existing, property) or has_function(existing, member.name)):
                     if not pair.changed and old is not None:
                         compiler.record_definition(member, self._next_index(), keep_decorators=False)
                         continue
-                    accessor = _accessor(member) if isinstance(existing, property) else "function"
-                    function = self._existing_member(existing, member.name, f"{qualname}.{member.name}", accessor)
+                    kind = accessor(member) if isinstance(existing, property) else "function"
+                    function = self._existing_member(existing, member.name, f"{qualname}.{member.name}", kind)
                     index = self._next_index()
                     compiler.record_definition(member, index, keep_decorators=False)
-                    if function is None:  # a property gains an accessor
-                        self._swaps.append((index, existing, f"{qualname}.{member.name}", accessor, member))
-                    else:
-                        self._swaps.append((index, function, f"{qualname}.{member.name}", accessor, member))
+                    # function None: a property gains an accessor
+                    self._swaps.append((index, function or existing, f"{qualname}.{member.name}", kind, member))
                     if pair.changed:
                         self._add_edit(
                             f"{qualname}.{member.name}", "replaced", new_chunk, member,
@@ -518,27 +405,27 @@ class ModulePlanner:
         line = compiler.first_line_node(old_node).lineno
         if function.__code__.co_firstlineno == line or function.__code__.co_filename != self.path:
             return function
-        for candidate in _functions_of(self.namespace.values(), self.name, set()):
+        for candidate in functions_of(self.namespace.values(), self.name, set()):
             code = candidate.__code__
             if code.co_name == name and code.co_firstlineno == line and code.co_filename == self.path:
                 return candidate
         return None
 
-    def _existing_member(self, existing: Any, name: str, qualname: str, accessor: str) -> types.FunctionType | None:
+    def _existing_member(self, existing: Any, name: str, qualname: str, kind: str) -> types.FunctionType | None:
         if isinstance(existing, property):
-            function = getattr(existing, accessor)
+            function = getattr(existing, kind)
             return None if function is None else self._existing_function(function, name, qualname)
         return self._existing_function(existing, name, qualname)
 
     def _collect_swaps(self) -> None:
-        for index, old, qualname, accessor, node in self._swaps:
+        for index, old, qualname, kind, node in self._swaps:
             new = self.recorder.functions.get(index)
             if new is None:
                 continue
             where = f"{self.name}.{qualname}"
             if isinstance(old, property):  # a new accessor for an existing property
                 cls = self._owner_class(qualname)
-                replacement = old.setter(new) if accessor == "fset" else old.deleter(new) if accessor == "fdel" else old.getter(new)
+                replacement = old.setter(new) if kind == "fset" else old.deleter(new) if kind == "fdel" else old.getter(new)
                 self.plan.mutations.append(atomic.set_attribute(cls, qualname.rsplit(".", 1)[-1], replacement, where))
                 self._add_edit(qualname, "replaced", None, node)
                 continue
@@ -581,7 +468,7 @@ class ModulePlanner:
         """Move the code of unchanged definitions below the change by `delta` lines."""
         replaced = {id(old) for _, old, _, _, _ in self._swaps}
         seen: set[int] = set()
-        for function in _functions_of(self.namespace.values(), self.name, seen):
+        for function in functions_of(self.namespace.values(), self.name, seen):
             code = function.__code__
             if id(function) in replaced or code.co_filename != self.path or code.co_firstlineno <= after_line:
                 continue
@@ -605,90 +492,11 @@ class ModulePlanner:
         old_code: types.CodeType | None = None,
         statement: bool = False,
     ) -> None:
-        source = _dedent_lines(statement_text(chunk, node)) if chunk is not None and node is not None else None
+        source = dedent_lines(statement_text(chunk, node)) if chunk is not None and node is not None else None
         codes = tuple(codeutil.nested_codes(old_code)) if old_code is not None else ()
         self.plan.edits.append(
             Edit(self.name, qualname, kind, source=source, old_codes=codes, note="statement" if statement else None)
         )
-
-
-def swap_function(old: types.FunctionType, new: types.FunctionType, where: str, module: str, qualname: str) -> list[atomic.Mutation]:
-    """The mutations that give `old` the behaviour of `new`, keeping `old`'s identity."""
-    if old.__code__.co_freevars != new.__code__.co_freevars:
-        added = sorted(set(new.__code__.co_freevars) - set(old.__code__.co_freevars))
-        removed = sorted(set(old.__code__.co_freevars) - set(new.__code__.co_freevars))
-        detail = []
-        if "__class__" in added:
-            detail.append("it now uses zero-argument super() or __class__, which needs a closure cell the running function does not have")
-        other = [n for n in added if n != "__class__"] + removed
-        if other:
-            detail.append(f"its closure variables changed ({', '.join(other)})")
-        raise LivefixError(
-            "incompatible",
-            f"{where}: {'; '.join(detail) or 'its closure changed'}; a running function's closure cannot be changed in place",
-            module=module, qualname=qualname, reason="closure",
-        )
-    mutations = [
-        atomic.set_attribute(old, "__code__", new.__code__, where),
-        atomic.set_attribute(old, "__defaults__", new.__defaults__, where),
-        atomic.set_attribute(old, "__kwdefaults__", new.__kwdefaults__, where),
-        atomic.set_attribute(old, "__annotations__", new.__annotations__, where),
-        atomic.set_attribute(old, "__doc__", new.__doc__, where),
-    ]
-    return mutations
-
-
-def _has_function(value: Any, name: str) -> bool:
-    return codeutil.unwrap_function(value, name) is not None
-
-
-def _functions_of(values: Iterable[Any], module_name: str, seen: set[int]) -> Iterable[types.FunctionType]:
-    for value in list(values):
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        if isinstance(value, types.FunctionType):
-            yield value
-            inner = _wrapped_functions(value)
-            if inner:
-                yield from _functions_of(inner, module_name, seen)
-        elif isinstance(value, (staticmethod, classmethod)):
-            yield from _functions_of([value.__func__], module_name, seen)
-        elif isinstance(value, property):
-            yield from _functions_of([value.fget, value.fset, value.fdel], module_name, seen)
-        elif isinstance(value, type) and value.__module__ == module_name:
-            yield from _functions_of(value.__dict__.values(), module_name, seen)
-        elif hasattr(value, "__wrapped__") and not isinstance(value, type):
-            yield from _functions_of(_wrapped_functions(value), module_name, seen)
-
-
-def _wrapped_functions(value: Any) -> list[Any]:
-    """What a wrapper wraps: `__wrapped__`, singledispatch implementations, closure cells."""
-    inner: list[Any] = []
-    try:
-        wrapped = value.__dict__.get("__wrapped__") if hasattr(value, "__dict__") else None
-        if wrapped is None and not isinstance(value, types.FunctionType):
-            wrapped = getattr(value, "__wrapped__", None)
-        if wrapped is not None:
-            inner.append(wrapped)
-        registry = getattr(value, "registry", None)  # functools.singledispatch implementations
-        if registry is not None and hasattr(registry, "values"):
-            inner.extend(registry.values())
-    except Exception:
-        return inner
-    for cell in getattr(value, "__closure__", None) or ():
-        try:
-            contents = cell.cell_contents
-        except ValueError:
-            continue
-        if isinstance(contents, types.FunctionType):
-            inner.append(contents)
-    return inner
-
-
-def _codes_of(value: Any) -> tuple[types.CodeType, ...]:
-    function = codeutil.unwrap_function(value, getattr(value, "__name__", "")) if value is not None else None
-    return tuple(codeutil.nested_codes(function.__code__)) if function is not None else ()
 
 
 def _names(classes: Iterable[Any]) -> str:

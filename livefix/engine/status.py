@@ -9,7 +9,8 @@ import types
 from typing import Any
 
 from livefix.engine import locate
-from livefix.engine.planner import Edit, bound_names, pair_statements
+from livefix.engine.planner import Edit
+from livefix.engine.statements import bound_names, pair_statements
 from livefix.engine.sources import SourceStore, module_file, read_source
 from livefix.engine.textdiff import Chunk, diff_texts
 

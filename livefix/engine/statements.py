@@ -1,0 +1,126 @@
+"""Top-level and class-body statements: what each binds, how old and new ones pair up,
+and whether a pair changed."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from livefix.engine import compiler
+from livefix.engine.textdiff import Chunk, statement_text
+
+DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_DEFS = DEFS
+_ACCESSOR_SUFFIXES = {"getter": "fget", "setter": "fset", "deleter": "fdel"}
+
+
+def bound_names(node: ast.stmt) -> list[str]:
+    """Names a module- or class-level statement binds (for pairing and rebinding)."""
+    names: list[str] = []
+    if isinstance(node, (*_DEFS, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        for alias in node.names:
+            if alias.name != "*":
+                names.append((alias.asname or alias.name).split(".")[0])
+        return names
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+        targets = [node.target]
+    for target in targets:
+        for sub in ast.walk(target):
+            if isinstance(sub, ast.Name):
+                names.append(sub.id)
+    return names
+
+
+def statement_key(node: ast.stmt) -> tuple[str, ...]:
+    if isinstance(node, _DEFS):
+        return ("def", node.name)
+    if isinstance(node, ast.ClassDef):
+        return ("class", node.name)
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        names = bound_names(node)
+        if names:
+            return ("assign", *names)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        return ("docstring",)
+    return ("stmt", ast.dump(node))
+
+
+@dataclass
+class Pair:
+    key: tuple[str, ...]
+    old: ast.stmt | None
+    new: ast.stmt | None
+    changed: bool
+
+
+def pair_statements(
+    old: list[ast.stmt],
+    old_chunk: Chunk | None,
+    new: list[ast.stmt],
+    new_chunk: Chunk,
+    stale: frozenset[str] = frozenset(),
+    prefix: str = "",
+) -> list[Pair]:
+    """Pair old and new statements by key (and occurrence), in new order, removed ones last."""
+    by_key: dict[tuple[str, ...], list[ast.stmt]] = {}
+    for node in old:
+        by_key.setdefault(statement_key(node), []).append(node)
+    pairs: list[Pair] = []
+    for node in new:
+        key = statement_key(node)
+        candidates = by_key.get(key)
+        previous = candidates.pop(0) if candidates else None
+        if previous is None:
+            pairs.append(Pair(key, None, node, True))
+        else:
+            changed = (
+                old_chunk is None
+                or _differs(previous, old_chunk, node, new_chunk)
+                or (isinstance(node, _DEFS) and prefix + node.name in stale)
+                or (isinstance(node, ast.ClassDef) and any(q.startswith(prefix + node.name + ".") for q in stale))
+            )
+            pairs.append(Pair(key, previous, node, changed))
+    for key, remaining in by_key.items():
+        for node in remaining:
+            pairs.append(Pair(key, node, None, True))
+    return pairs
+
+
+def _differs(old: ast.stmt, old_chunk: Chunk, new: ast.stmt, new_chunk: Chunk) -> bool:
+    """Definitions differ when their text does (their line table is part of what runs);
+    other statements only when their syntax tree does (a comment must not reset state)."""
+    if isinstance(new, (*_DEFS, ast.ClassDef)):
+        return _text(old_chunk, old) != _text(new_chunk, new)
+    return ast.dump(old) != ast.dump(new)
+
+
+def _text(chunk: Chunk, node: ast.stmt) -> str:
+    return dedent_lines(statement_text(chunk, node))
+
+
+def dedent_lines(text: str) -> str:
+    return compiler.dedent_definition(text)
+
+
+def decorator_texts(chunk: Chunk | None, node: ast.stmt) -> list[str] | None:
+    if chunk is None:
+        return None
+    lines = chunk.text.splitlines()
+    texts = []
+    for decorator in getattr(node, "decorator_list", []):
+        first, last = decorator.lineno - chunk.first, (decorator.end_lineno or decorator.lineno) - chunk.first
+        texts.append("\n".join(lines[first : last + 1]).strip())
+    return texts
+
+
+def accessor(node: ast.stmt) -> str:
+    """Which property accessor a `def` is: fget unless decorated `@name.setter`/`.deleter`."""
+    for decorator in getattr(node, "decorator_list", []):
+        if isinstance(decorator, ast.Attribute) and decorator.attr in _ACCESSOR_SUFFIXES:
+            return _ACCESSOR_SUFFIXES[decorator.attr]
+    return "fget"
