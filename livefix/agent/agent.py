@@ -235,8 +235,10 @@ def _default_token(path: Path) -> str:
 
 
 def _forget_in_child() -> None:
-    """A forked child inherits the socket but not the thread: it must call listen() itself."""
+    """A forked child inherits the sockets but not the threads: it must call listen() itself."""
     global _current
+    if _current is not None and _current.server is not None:
+        _current.server.drop_after_fork()
     _current = None
 
 

@@ -159,6 +159,20 @@ class AgentServer:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
+    def drop_after_fork(self) -> None:
+        """In a forked child: close the inherited sockets (no thread serves them here),
+        so that clients of the parent's agent never wait on a copy nobody reads."""
+        for sock in [self.listener, *(c.sock for c in self._connections.values())]:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     @property
     def connection_count(self) -> int:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import socket
 import stat
 import subprocess
@@ -407,3 +408,43 @@ def test_a_second_agent_on_the_same_socket_is_refused_and_the_first_keeps_it(spa
         spawn(address=f"unix:{path}")
     with AgentClient(first.address, token(runtime), timeout=WAIT) as client:
         assert client.hello["pid"] == first.pid
+
+
+def test_a_forked_child_listens_on_its_own(runtime: Path) -> None:
+    """Pre-fork servers: a child calls listen() itself, and keeps no copy of its parent's socket."""
+    script = (
+        "import os, sys, livefix\n"
+        "parent = livefix.listen(token='t')\n"
+        "read, write = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    child = livefix.listen(token='t')\n"
+        "    os.write(write, str(child.address).encode())\n"
+        "    sys.stdin.read()\n"
+        "    os._exit(0)\n"
+        "print(parent.address, os.read(read, 200).decode(), pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    child_pid = 0
+    try:
+        assert proc.stdout is not None
+        parent_address, child_address, child = proc.stdout.readline().split()
+        child_pid = int(child)
+        assert parent_address != child_address
+        with AgentClient(parent_address, "t", timeout=WAIT) as client:
+            assert client.hello["pid"] == proc.pid
+        proc.kill()  # the parent dies; were its listening socket still open in the child,
+        proc.wait(timeout=WAIT)  # its clients would wait on a socket that nobody serves
+        with pytest.raises(LivefixError) as caught:
+            AgentClient(parent_address, "t", timeout=WAIT)
+        assert caught.value.kind == "notFound"
+        with AgentClient(child_address, "t", timeout=WAIT) as client:
+            assert client.hello["pid"] == child_pid
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=WAIT)
+        if child_pid:
+            os.kill(child_pid, signal.SIGKILL)
