@@ -40,6 +40,8 @@ export interface ControllerDeps {
 }
 
 export class Controller {
+  private statusRefresh = 0;
+
   constructor(private readonly deps: ControllerDeps) {}
 
   private get host(): Host {
@@ -245,6 +247,9 @@ export class Controller {
   }
 
   async refreshStatus(): Promise<void> {
+    // Refreshes overlap (events, saves, session changes) and each awaits file reads: only
+    // the latest one may write the status bar, or a slow earlier one would show stale counts.
+    const mine = ++this.statusRefresh;
     const targets = this.targets();
     if (targets.length === 0) {
       this.host.setStatus(undefined);
@@ -252,6 +257,7 @@ export class Controller {
     }
     const launch = this.deps.sessions.rootOf(targets[0]);
     const unpersisted = await this.deps.state.unpersisted(launch, (path) => this.host.readFile(path));
+    if (mine !== this.statusRefresh) return;
     this.host.setStatus(statusItem(targets[0].name, this.deps.state.generation(launch), unpersisted));
   }
 }

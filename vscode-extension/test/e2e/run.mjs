@@ -74,6 +74,13 @@ async function main() {
       2,
     ),
   );
+  // code-server (logs, heartbeat, device id) and chromium (dconf) write under the XDG
+  // directories: keep them in the scratch folder, not in the user's home.
+  const xdg = {
+    XDG_CONFIG_HOME: join(scratch, 'xdg-config'),
+    XDG_DATA_HOME: join(scratch, 'xdg-data'),
+    XDG_CACHE_HOME: join(scratch, 'xdg-cache'),
+  };
   const configFile = join(scratch, 'code-server.yaml');
   writeFileSync(configFile, 'auth: none\ncert: false\n');
 
@@ -149,7 +156,7 @@ async function main() {
     ],
     {
       cwd: scratch,
-      env: { ...process.env, LIVEFIX_E2E_CONTROL: controlUrl, LIVEFIX_E2E_PYTHON: python, LIVEFIX_E2E_RESULTS: resultsDir },
+      env: { ...process.env, ...xdg, LIVEFIX_E2E_CONTROL: controlUrl, LIVEFIX_E2E_PYTHON: python, LIVEFIX_E2E_RESULTS: resultsDir },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, so cleanup ends the extension host and debuggees too
     },
@@ -187,6 +194,7 @@ async function main() {
   const context = await chromium.launchPersistentContext(join(scratch, 'chromium-profile'), {
     executablePath: '/usr/bin/chromium',
     headless: true,
+    env: { ...process.env, ...xdg },
     viewport: { width: 1400, height: 900 },
     args: [
       '--headless',
@@ -238,8 +246,11 @@ let status = 1;
 try {
   status = await main();
   log(status === 0 ? 'PASSED' : `FAILED (extension tests exited with ${status})`);
+  // The closing line CI reads: one end-to-end scenario.
+  console.log(status === 0 ? 'e2e: 1 passed, 0 failed' : 'e2e: 0 passed, 1 failed');
 } catch (error) {
   console.error('e2e: FAILED:', error);
+  console.log('e2e: 0 passed, 1 failed');
 } finally {
   await cleanup();
 }

@@ -158,3 +158,20 @@ test('capture frames failing shows the reason', async () => {
   await controller.captureFrames();
   assert.deepEqual(host.errors, ['livefix: another livefix operation is in progress']);
 });
+
+test('a slow earlier status refresh does not overwrite a newer one', async () => {
+  const { host, controller, session } = setup();
+  controller.sessionStarted(session);
+  await new Promise((resolve) => setImmediate(resolve));
+  const reads: ((text: string) => void)[] = [];
+  host.readFile = () => new Promise((resolve) => reads.push(resolve));
+  const body = (generation: number, source: string) =>
+    changeBody(generation, 'r', { action: 'apply', sources: [{ module: 'shop', path: FILE, qualname: 'total', source, generation }] }) as ChangeResultBody;
+  const first = controller.applied(session.id, body(1, FIXED));
+  const second = controller.applied(session.id, body(2, ON_DISK));
+  reads[1](ON_DISK); // the newer refresh reads first: generation 2 matches the file
+  await second;
+  reads[0](ON_DISK); // the older one finishes last
+  await first;
+  assert.equal(host.status?.text, '$(zap) gen 2');
+});
