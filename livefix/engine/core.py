@@ -124,8 +124,15 @@ class Engine:
                         f"livefix had no record of the source {module.__name__} was loaded from; "
                         f"assumed it matches {path} apart from {change.qualname}"
                     )
-                _check_qualname(change.qualname, module)
-                working, _ = locate.splice(working, change.qualname, change.source, path, change.line)
+                current = _check_qualname(change.qualname, module)
+                # Where the running code starts is where the running text has it, unless a
+                # change earlier in this request moved things or the text is known stale.
+                running_line = None
+                if working is old_text and not self.sources.stale(module.__name__):
+                    function = codeutil.unwrap_function(current, change.qualname.rsplit(".", 1)[-1])
+                    if function is not None and function.__code__.co_filename == path:
+                        running_line = function.__code__.co_firstlineno
+                working, _ = locate.splice(working, change.qualname, change.source, path, change.line, running_line)
             stale = self.sources.stale(module.__name__)
             plan = ModulePlanner(module, path, old_text, working or "", stale).run()
             module_plans.append(plan)
@@ -437,7 +444,8 @@ class Engine:
         return status.modified_modules(self.sources, modules, include_libraries)
 
 
-def _check_qualname(qualname: str, module: types.ModuleType) -> None:
+def _check_qualname(qualname: str, module: types.ModuleType) -> Any:
+    """The running object `qualname` names (None when absent); raises for impossible names."""
     parts = qualname.split(".")
     if not all(part.isidentifier() for part in parts):
         raise LivefixError(
@@ -456,6 +464,7 @@ def _check_qualname(qualname: str, module: types.ModuleType) -> None:
                 f"{module.__name__}.{where} is not a class in the running process, so it has no {parts[index + 1]!r}",
                 module=module.__name__, qualname=qualname,
             )
+    return owner.__dict__.get(parts[-1]) if isinstance(owner, type) else module.__dict__.get(parts[-1])
 
 
 def _describe_check(verify: Any) -> str | None:

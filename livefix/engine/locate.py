@@ -143,18 +143,57 @@ def reindent(source: str, indent: str) -> list[str]:
     return [(indent + line if line.strip() else "") + "\n" for line in lines]
 
 
-def splice(text: str, qualname: str, source: str, filename: str, near_line: int | None = None) -> tuple[str, bool]:
+def span_from_code(lines: list[str], first: int, name: str) -> Located | None:
+    """The definition starting at line `first` (its running code's co_firstlineno), found
+    without parsing the whole file: it ends before the next line indented no deeper than
+    it. Checked by parsing just that span; None when the check fails."""
+    if not 1 <= first <= len(lines):
+        return None
+    head = lines[first - 1]
+    indent = head[: len(head) - len(head.lstrip(" \t"))]
+    last = first
+    for number in range(first + 1, len(lines) + 1):
+        line = lines[number - 1]
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if len(line) - len(line.lstrip(" \t")) <= len(indent) and not stripped.startswith((")", "]", "}")):
+            break
+        last = number
+    span = compiler.dedent_definition("".join(lines[first - 1 : last]))
+    try:
+        tree = ast.parse(span)
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], _DEFS) or tree.body[0].name != name:
+        return None
+    return Located(first=first, last=last, indent=indent, node=tree.body[0])
+
+
+def splice(
+    text: str, qualname: str, source: str, filename: str, near_line: int | None = None, running_line: int | None = None
+) -> tuple[str, bool]:
     """`text` with the definition `qualname` replaced by `source` (or inserted where it
-    belongs when absent). Returns (new text, whether it was inserted)."""
-    tree = parse_text(text, filename)
+    belongs when absent). Returns (new text, whether it was inserted).
+
+    `running_line` is where the running code says the definition starts: then only that
+    definition is parsed, not the whole file."""
     lines = text.splitlines(True)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     prefer = _accessor_of(check_definition_source(source, qualname, filename, near_line or 1))
-    located = find_definition(tree, [l.rstrip("\r\n") for l in lines], qualname, prefer=prefer, near_line=near_line)
+    name = qualname.rsplit(".", 1)[-1]
+    located = span_from_code(lines, running_line, name) if running_line else None
+    if located is not None and _accessor_of(located.node) != prefer:
+        located = None  # a property's other accessor: find the right one below
+    tree = None
+    if located is None:
+        tree = parse_text(text, filename)
+        located = find_definition(tree, [l.rstrip("\r\n") for l in lines], qualname, prefer=prefer, near_line=near_line)
     if located is not None:
         new_lines = [l.replace("\n", newline) if newline != "\n" else l for l in reindent(source, located.indent)]
         return "".join(lines[: located.first - 1] + new_lines + lines[located.last :]), False
     parts = qualname.split(".")
+    tree = tree or parse_text(text, filename)
     place = find_class_body_end(tree, [l.rstrip("\r\n") for l in lines], parts[:-1])
     if place is None:
         raise LivefixError(

@@ -130,7 +130,9 @@ class SourceStore:
         name = module.__name__
         source = self._sources.get(name)
         path = module_file(module)
-        if source is not None and (path is None or os.path.realpath(source.path) == os.path.realpath(path)):
+        if source is not None and (
+            path is None or source.path == path or os.path.realpath(source.path) == os.path.realpath(path)
+        ):
             return source
         if path is None:
             return None
