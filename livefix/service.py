@@ -89,7 +89,11 @@ class Service:
             raise LivefixError("invalid", f"{command} arguments must be an object")
         try:
             return handler(arguments)
-        except LivefixError:
+        except LivefixError as error:
+            if command in _CHANGING and not getattr(error, "audited", False):
+                # Refused before anything ran (bad source, approval missing...): still worth a
+                # line, since an audit log is also a record of who tried to change the process.
+                self._audit(command.split("/")[-1], {"error": error.to_dict()}, arguments.get("changes"), "refused")
             raise
         except Exception as exc:  # unexpected: log with traceback, answer as a failure
             log.exception("livefix: %s failed unexpectedly", command)
@@ -104,9 +108,7 @@ class Service:
         return self._commit(plan, verify, args)
 
     def reload_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        modules = args.get("modules")
-        if modules is not None and (not isinstance(modules, list) or not all(isinstance(m, str) for m in modules)):
-            raise LivefixError("invalid", "`modules` must be a list of module names")
+        modules = module_names(args)
         package = _optional_str(args, "package")
         verify = _optional_str(args, "verify")
         plan = self.engine.prepare_reload(modules=modules, package=package, thread_id=self.thread_id)
@@ -152,9 +154,7 @@ class Service:
         )
 
     def status_request(self, args: dict[str, Any]) -> dict[str, Any]:
-        modules = args.get("modules")
-        if modules is not None and (not isinstance(modules, list) or not all(isinstance(m, str) for m in modules)):
-            raise LivefixError("invalid", "`modules` must be a list of module names")
+        modules = module_names(args)
         return {
             "generation": self.engine.generation,
             "modules": self.engine.modified_modules(
@@ -172,12 +172,10 @@ class Service:
             return plan.risks() or ["the approval policy is \"always\""]
         return plan.risks()
 
-    def _commit(self, plan: Plan, verify: str | None, args: dict[str, Any]) -> dict[str, Any]:
-        dry_run = bool(args.get("dryRun", False))
-        if dry_run:
-            return plan.dry_run_body()
+    def check_approval(self, plan: Plan, approved: bool) -> None:
+        """Raise `approvalRequired` (with the impact) when the policy asks and it was not given."""
         reasons = self.approval_needed(plan)
-        if reasons and not args.get("approved", False):
+        if reasons and not approved:
             raise LivefixError(
                 "approvalRequired",
                 f"Approval required: {'; '.join(reasons)}",
@@ -186,10 +184,17 @@ class Service:
                 applied=plan.planned(),
                 report=plan.report_before(),
             )
+
+    def _commit(self, plan: Plan, verify: str | None, args: dict[str, Any]) -> dict[str, Any]:
+        dry_run = bool(args.get("dryRun", False))
+        if dry_run:
+            return plan.dry_run_body()
+        self.check_approval(plan, bool(args.get("approved", False)))
         try:
             result = self.engine.commit(plan, verify=verify)
         except LivefixError as error:
             self._audit(plan.action, {"error": error.to_dict()}, changes=plan.changes)
+            error.audited = True  # type: ignore[attr-defined]
             raise
         body = result.to_body()
         self._audit(plan.action, body, changes=plan.changes)
@@ -204,7 +209,7 @@ class Service:
         except Exception:
             log.exception("livefix: could not send the %s event", protocol.APPLIED_EVENT)
 
-    def _audit(self, action: str, body: dict[str, Any], changes: list[Any] | None) -> None:
+    def _audit(self, action: str, body: dict[str, Any], changes: Any, result: str | None = None) -> None:
         path = self.options.audit_log
         if not path:
             return
@@ -217,11 +222,12 @@ class Service:
                     "module": c.get("module"),
                     "path": c.get("path"),
                     "qualname": c.get("qualname"),
-                    "sha256": hashlib.sha256(c.get("source", "").encode("utf-8", "surrogatepass")).hexdigest(),
+                    "sha256": hashlib.sha256(str(c.get("source", "")).encode("utf-8", "surrogatepass")).hexdigest(),
                 }
-                for c in (changes or [])
+                for c in (changes if isinstance(changes, list) else [])
+                if isinstance(c, dict)
             ],
-            "result": "failed" if "error" in body else "ok",
+            "result": result or ("failed" if "error" in body else "ok"),
             "applied": body.get("applied"),
             "error": body.get("error"),
         }
@@ -230,6 +236,17 @@ class Service:
                 audit.write(json.dumps(line, sort_keys=True) + "\n")
         except OSError:
             log.exception("livefix: could not write the audit log %s", path)
+
+
+_CHANGING = frozenset({protocol.APPLY, protocol.RELOAD, protocol.ROLLBACK})
+
+
+def module_names(args: dict[str, Any], key: str = "modules") -> list[str] | None:
+    """The optional list-of-module-names argument, checked."""
+    modules = args.get(key)
+    if modules is not None and (not isinstance(modules, list) or not all(isinstance(m, str) for m in modules)):
+        raise LivefixError("invalid", f"`{key}` must be a list of module names")
+    return modules
 
 
 def _optional_str(args: dict[str, Any], key: str) -> str | None:

@@ -222,15 +222,17 @@ def test_audit_log(session, workdir: Path) -> None:
     dap = session(livefix={"approval": "never", "auditLog": "audit.jsonl"})  # relative to the launch cwd
     change = fix_price(workdir)
     dap.call("livefix/apply", {"changes": [change]})
-    # Refused before anything runs (syntax): not a commit, so not audited; a failed verify is.
+    # Refused before anything runs (syntax): audited as refused; a failed verify as failed.
     dap.fail("livefix/apply", {"changes": [{"module": "shop", "qualname": "price", "source": "def price(:\n"}]})
     dap.fail("livefix/apply", {"changes": [dict(change, source=change["source"].replace("* 2", "* 4"))], "verify": "price(1) == 0"})
     dap.call("livefix/rollback")
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
-    assert [(entry["action"], entry["result"]) for entry in lines] == [("apply", "ok"), ("apply", "failed"), ("rollback", "ok")]
+    assert [(entry["action"], entry["result"]) for entry in lines] == [
+        ("apply", "ok"), ("apply", "refused"), ("apply", "failed"), ("rollback", "ok")]
     assert lines[0]["generation"] == 1
     assert lines[0]["changes"][0]["sha256"] == hashlib.sha256(change["source"].encode()).hexdigest()
-    assert lines[1]["error"]["kind"] == "verifyFailed"
+    assert lines[1]["error"]["kind"] == "syntax"
+    assert lines[2]["error"]["kind"] == "verifyFailed"
 
 
 def test_concurrent_requests_are_serialised_or_busy(session, workdir: Path) -> None:
