@@ -10,7 +10,7 @@ share a process (import hooks, caches and gc state of one would bias another). T
    jurigged's watcher registration, IPython's autoreload extension state),
 4. imports the module, then per repetition edits one function body on disk (same line count,
    `+ 1` <-> `+ 2`, alternating) and times only the tool's call that brings the module in line
-   with the file,
+   with the file (wall time, and the process's CPU time),
 5. checks after every reload that the edit took effect (calls the function through the module),
    and prints one JSON line per repetition, so the parent keeps partial results of a cell it
    has to time out.
@@ -300,13 +300,16 @@ def run(tool_name: str, size: int, heap: int, reps: int, budget: float, workdir:
         emit({"event": "begin", "rep": rep, "monotonic": time.monotonic()})
         if profiler is not None and rep > 0:
             profiler.enable()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         try:
             tool.reload(module)
             error = None
         except Exception as exc:  # a peer that raises is reported as failed, not timed
             error = f"{type(exc).__name__}: {exc}"
         ms = (time.perf_counter() - t0) * 1000
+        # CPU time of this process (all its threads): unlike wall time, it does not count the
+        # time the reload waited for a core that another process held.
+        cpu_ms = (time.process_time() - c0) * 1000
         if profiler is not None:
             profiler.disable()
         if error is None:
@@ -320,6 +323,7 @@ def run(tool_name: str, size: int, heap: int, reps: int, budget: float, workdir:
                 "event": "rep",
                 "rep": rep,
                 "ms": ms,
+                "cpu_ms": cpu_ms,
                 "error": error,
                 # Only edits to `+ 2` tell an updated held copy (`+ 1`) from a stale one.
                 "held_updated": held(10) == expected(size, const) if const == 2 and error is None else None,
