@@ -214,6 +214,19 @@ export class Controller {
     void this.refreshStatus();
   }
 
+  /**
+   * debugpy before `startDebugging` support (and clients without it) reports a child
+   * process with the `debugpyAttach` event: attach a child session to the parent's adapter.
+   * Newer debugpy asks VS Code directly (`startDebugging`) and needs nothing from us.
+   */
+  async childProcess(parentId: string, body: Record<string, unknown>): Promise<void> {
+    const configuration = { ...body, type: 'livefix', request: 'attach' };
+    this.host.log(`child process ${String(body['subProcessId'])} of ${parentId}: attaching`);
+    if (!(await this.host.startChildSession(parentId, configuration))) {
+      this.host.showError(`livefix: could not attach to child process ${String(body['subProcessId'])}.`);
+    }
+  }
+
   /** Every `livefix/applied` event: remember what runs, tell the server, update the status bar. */
   async applied(sessionId: string, body: protocol.ChangeResultBody): Promise<void> {
     const session = this.deps.sessions.get(sessionId);

@@ -65,6 +65,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
   host.onCustomEvent(DEBUG_TYPE, (sessionId, event, body) => {
     if (event === protocol.APPLIED_EVENT) void controller.applied(sessionId, body as protocol.ChangeResultBody);
+    if (event === 'debugpyAttach') void controller.childProcess(sessionId, body as Record<string, unknown>);
   });
   host.onSave((path, languageId) => void controller.saved(path, languageId));
 

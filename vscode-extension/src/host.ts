@@ -71,4 +71,6 @@ export interface Host {
   codeActionsAt(uri: string, line: number, character: number): Promise<CodeActionRef[]>;
   executeCommand(command: string, ...args: unknown[]): Promise<unknown>;
   readFile(path: string): Promise<string | undefined>;
+  /** Starts a debug session as the child of `parentId` (a child process of its program). */
+  startChildSession(parentId: string, configuration: Record<string, unknown>): Promise<boolean>;
 }

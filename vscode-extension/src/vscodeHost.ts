@@ -22,6 +22,8 @@ export class VSCodeHost implements Host, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<vscode.Uri>();
   private readonly disposables: vscode.Disposable[] = [this.output, this.status, this.changed];
   private counter = 0;
+  /** The VS Code objects behind the SessionRefs handed out, for child sessions. */
+  private readonly sessions = new Map<string, vscode.DebugSession>();
 
   constructor() {
     this.status.name = 'livefix';
@@ -138,6 +140,15 @@ export class VSCodeHost implements Host, vscode.Disposable {
     }
   }
 
+  async startChildSession(parentId: string, configuration: Record<string, unknown>): Promise<boolean> {
+    const parent = this.sessions.get(parentId);
+    if (!parent) return false;
+    return vscode.debug.startDebugging(parent.workspaceFolder, configuration as vscode.DebugConfiguration, {
+      parentSession: parent,
+      lifecycleManagedByParent: true,
+    });
+  }
+
   // -- registrations (VS Code objects in, plain values out) ---------------------------------
 
   registerCommand(id: string, handler: (...args: any[]) => unknown): void {
@@ -183,11 +194,22 @@ export class VSCodeHost implements Host, vscode.Disposable {
 
   onSessions(type: string, started: (session: SessionRef) => void, ended: (sessionId: string) => void, changed: () => void): void {
     this.disposables.push(
-      vscode.debug.onDidStartDebugSession((session) => session.type === type && started(sessionRef(session))),
-      vscode.debug.onDidTerminateDebugSession((session) => session.type === type && ended(session.id)),
+      vscode.debug.onDidStartDebugSession((session) => {
+        if (session.type !== type) return;
+        this.sessions.set(session.id, session);
+        started(sessionRef(session));
+      }),
+      vscode.debug.onDidTerminateDebugSession((session) => {
+        if (session.type !== type) return;
+        this.sessions.delete(session.id);
+        ended(session.id);
+      }),
       vscode.debug.onDidChangeActiveDebugSession(() => changed()),
     );
-    for (const session of activeSessions(type)) started(sessionRef(session));
+    for (const session of activeSessions(type)) {
+      this.sessions.set(session.id, session);
+      started(sessionRef(session));
+    }
   }
 
   onCustomEvent(type: string, handler: (sessionId: string, event: string, body: unknown) => void): void {

@@ -175,3 +175,28 @@ test('a slow earlier status refresh does not overwrite a newer one', async () =>
   await first;
   assert.equal(host.status?.text, '$(zap) gen 2');
 });
+
+test("debugpy's debugpyAttach event attaches a livefix child session to the parent", async () => {
+  const { host, controller, session } = setup();
+  controller.sessionStarted(session);
+  await controller.childProcess(session.id, {
+    name: 'Subprocess 4242',
+    request: 'attach',
+    subProcessId: 4242,
+    connect: { host: '127.0.0.1', port: 53111 },
+    livefix: { approval: 'risky' },
+  });
+  assert.deepEqual(host.children, [
+    {
+      parentId: 's1',
+      configuration: {
+        name: 'Subprocess 4242',
+        request: 'attach',
+        type: 'livefix',
+        subProcessId: 4242,
+        connect: { host: '127.0.0.1', port: 53111 },
+        livefix: { approval: 'risky' },
+      },
+    },
+  ]);
+});

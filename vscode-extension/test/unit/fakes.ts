@@ -73,6 +73,11 @@ export class RecordingHost implements Host {
   async readFile(path: string): Promise<string | undefined> {
     return this.files.get(path);
   }
+  children: { parentId: string; configuration: Record<string, unknown> }[] = [];
+  async startChildSession(parentId: string, configuration: Record<string, unknown>): Promise<boolean> {
+    this.children.push({ parentId, configuration });
+    return true;
+  }
 }
 
 /** `showUser` (default true, as livefix's adapter sends it) makes VS Code show the error itself. */

@@ -85,9 +85,17 @@ class AdapterRecorder implements vscode.Disposable {
 
   /** The `total=` printed in the latest complete tick line after `from` (an output index). */
   latestTotal(from: number): string | undefined {
-    const text = this.output.slice(from).join('');
-    const matches = [...text.matchAll(/tick \d+ total=(\d+)\n/g)];
-    return matches.at(-1)?.[1];
+    return this.latest(from, /^tick \d+ total=(\d+)$/);
+  }
+
+  /** The first group of the latest complete output line after `from` matching `pattern`. */
+  latest(from: number, pattern: RegExp): string | undefined {
+    const lines = this.output.slice(from).join('').split('\n').slice(0, -1);
+    for (let index = lines.length - 1; index >= 0; index--) {
+      const match = pattern.exec(lines[index]);
+      if (match) return match[1];
+    }
+    return undefined;
   }
 
   dispose(): void {
@@ -306,6 +314,79 @@ async function scenario(): Promise<void> {
       await vscode.debug.stopDebugging(session);
       await ended;
     }
+  }
+  try {
+    await childProcesses(folder, recorder);
+  } finally {
     recorder.dispose();
+  }
+}
+
+/**
+ * Child processes: with `subProcess: true` the child gets its own livefix session (VS Code
+ * attaches it to the parent's adapter); a fix goes to every process of the launch, and each
+ * answers for itself with a line in the debug console.
+ */
+async function childProcesses(folder: vscode.WorkspaceFolder, recorder: AdapterRecorder): Promise<void> {
+  const stopFile = path.join(folder.uri.fsPath, '.stop-family');
+  const sessions: vscode.DebugSession[] = [];
+  const ended = new Set<string>();
+  const listeners = [
+    vscode.debug.onDidStartDebugSession((s) => s.type === 'livefix' && sessions.push(s)),
+    vscode.debug.onDidTerminateDebugSession((s) => ended.add(s.id)),
+  ];
+  try {
+    const from = recorder.output.length;
+    const eventsFrom = recorder.events.length;
+    assert.ok(
+      await vscode.debug.startDebugging(folder, {
+        type: 'livefix',
+        name: 'family (livefix)',
+        request: 'launch',
+        program: path.join(folder.uri.fsPath, 'family.py'),
+        args: [stopFile],
+        cwd: folder.uri.fsPath,
+        console: 'internalConsole',
+        subProcess: true,
+        livefix: { approval: 'never' },
+      }),
+    );
+    const child = await waitFor('a livefix session for the child process', () => sessions.find((s) => s.parentSession !== undefined));
+    assert.equal(child.parentSession?.name, 'family (livefix)');
+    for (const role of ['parent', 'child']) {
+      await waitFor(`the ${role} to print rate=0`, () => (recorder.latest(from, new RegExp(`^${role} tick \\d+ rate=(\\d+)$`)) === '0' ? true : undefined));
+    }
+    await log(`two sessions: "${sessions.map((s) => s.name).join('", "')}"; both processes print rate=0`);
+
+    const applyFrom = recorder.output.length;
+    await vscode.commands.executeCommand('livefix.applyDefinition', {
+      uri: vscode.Uri.file(path.join(folder.uri.fsPath, 'discount.py')).toString(),
+      path: path.join(folder.uri.fsPath, 'discount.py'),
+      module: 'discount',
+      qualname: 'rate',
+      source: 'def rate():\n    return 10\n',
+    });
+    for (const role of ['parent', 'child']) {
+      await waitFor(`the ${role} to print rate=10`, () =>
+        recorder.latest(applyFrom, new RegExp(`^${role} tick \\d+ rate=(\\d+)$`)) === '10' ? true : undefined,
+      );
+    }
+    const applied = recorder.events.slice(eventsFrom).filter((e) => e.event === 'livefix/applied');
+    assert.equal(applied.length, 2, 'one livefix/applied event per process');
+    assert.deepEqual(applied.map((e) => e.body.generation), [1, 1]);
+    await vscode.commands.executeCommand('workbench.debug.action.focusRepl');
+    await log('the fix reached both processes: each printed rate=10 and sent its own livefix/applied');
+    await screenshot('child-processes');
+  } catch (error) {
+    await screenshot('failure-child-processes').catch(() => undefined);
+    throw error;
+  } finally {
+    await vscode.workspace.fs.writeFile(vscode.Uri.file(stopFile), new Uint8Array());
+    await waitFor('both family sessions to end', () => (sessions.length > 0 && sessions.every((s) => ended.has(s.id)) ? true : undefined)).catch(
+      async () => {
+        for (const s of sessions) await vscode.debug.stopDebugging(s);
+      },
+    );
+    for (const listener of listeners) listener.dispose();
   }
 }
