@@ -4,8 +4,8 @@ Drives the real server (`python -m livefix.lsp`, a subprocess) over stdio with p
 client, as an editor would, and prints medians in a table for the README:
 
 - code actions, warm: the document is unchanged between requests (cached `ast` index);
-- code actions after an edit: every request follows a `didChange`, so the server
-  re-indexes the whole file each time (the cost while typing);
+- code actions after an edit: every request follows a `didChange` (a keystroke), so
+  the server re-indexes first (only the edited statement is parsed again);
 - persist: `livefix.persist` of one method, until the edit is applied in the client
   and the command answers (a different body each round, so there is always an edit).
 
@@ -158,7 +158,7 @@ async def measure_server(path: Path, text: str, rounds: int) -> dict[str, float]
             start = time.perf_counter()
             ast.parse(bench.text)
             yardstick.append(time.perf_counter() - start)
-            # A keystroke at the top of the file: the next request re-indexes everything.
+            # A keystroke near the top of the file: the next request re-indexes first.
             bench.replace(types.Range(start=types.Position(line=1, character=0), end=types.Position(line=1, character=0)), "#")
             line = method_lines[(round_ * 37) % len(method_lines)] + 2
             start = time.perf_counter()

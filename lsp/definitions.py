@@ -11,8 +11,11 @@ Lines are 0-based here (LSP lines), as are all positions this package passes aro
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+import bisect
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Literal
+
+from livefix.lsp.text import Lines
 
 DefinitionKind = Literal["function", "class"]
 
@@ -56,21 +59,98 @@ class DefinitionIndex:
     indent_sample: tuple[int, int] | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "DefinitionIndex":
-        """Index `text`; raises `SyntaxError` (or `ValueError` for NUL bytes) if it does not parse."""
+    def parse(cls, text: str, line_offset: int = 0) -> "DefinitionIndex":
+        """Index `text`; raises `SyntaxError` (or `ValueError` for NUL bytes) if it does not parse.
+
+        `line_offset` is added to every line (for a piece of a larger document).
+        """
         index = cls()
         body = ast.parse(text).body
-        for definition in _walk(body, scope="", counts={}):
+        for definition in _walk(body, scope="", counts={}, offset=line_offset):
             index.definitions.append(definition)
             index.by_qualname.setdefault(definition.qualname, []).append(definition)
         for statement in body:
             first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
-            index.statements.append((first - 1, (statement.end_lineno or statement.lineno) - 1))
+            last = statement.end_lineno or statement.lineno
+            index.statements.append((first - 1 + line_offset, last - 1 + line_offset))
             inner = getattr(statement, "body", None)
             if index.indent_sample is None and isinstance(inner, list) and inner and inner[0].lineno > statement.lineno:
-                index.indent_sample = (statement.lineno - 1, inner[0].lineno - 1)
+                index.indent_sample = (statement.lineno - 1 + line_offset, inner[0].lineno - 1 + line_offset)
         if body and _is_main_guard(body[-1]):
             index.main_guard_line = index.statements[-1][0]
+        return index
+
+    def reparse(self, old: Lines, new: Lines) -> "DefinitionIndex":
+        """The index of `new`, re-parsing only the module-level statements an edit touched.
+
+        `self` indexes `old`. A module-level statement that parses on its own is
+        tokenized and parsed the same inside the whole file (it closes every bracket,
+        string and block it opens), so only the changed statements are parsed again
+        and the rest is shifted. Whenever that reasoning might not hold (the edit
+        reaches into indentation around the piece, the piece does not parse alone),
+        the whole text is parsed, with the same result and errors as `parse`.
+        """
+        try:
+            spliced = self._splice(old, new)
+        except (SyntaxError, ValueError):
+            spliced = None
+        return spliced if spliced is not None else DefinitionIndex.parse(new.text)
+
+    def _splice(self, old: Lines, new: Lines) -> "DefinitionIndex | None":
+        head = _common_prefix(old.text, new.text)
+        tail = _common_prefix(old.text[head:][::-1], new.text[head:][::-1])
+        if head == len(old.text) == len(new.text):
+            return self
+        first_changed = bisect.bisect_right(old.starts, head) - 1
+        # Up to the line holding the first unchanged character: a removed line break
+        # joins the next line to the changed one, so that line counts as changed too.
+        last_changed = bisect.bisect_right(old.starts, len(old.text) - tail) - 1
+        start, end = first_changed, last_changed
+        for first, last in self.statements:  # widen to whole module-level statements
+            if first <= last_changed and last >= first_changed:
+                start, end = min(start, first), max(end, last)
+        delta = len(new) - len(old)
+        new_end = end + delta
+        if new_end < start - 1 or old.offset(start) != new.offset(start):
+            return None
+        if old.text[old.offset(end + 1) :] != new.text[new.offset(new_end + 1) :]:
+            return None  # the lines after the piece must be the same lines, only renumbered
+        after = new.line(new_end + 1) if new_end + 1 < len(new) else ""
+        if after[:1] in (" ", "\t") and after.strip() and not after.lstrip().startswith("#"):
+            return None  # the line after the piece would continue it: not a safe cut
+        piece = new.text[new.offset(start) : new.offset(new_end + 1)]
+        part = DefinitionIndex.parse(piece, line_offset=start)
+
+        before = [s for s in self.statements if s[1] < start]
+        later = [(f + delta, l + delta) for f, l in self.statements if f > end]
+        index = DefinitionIndex()
+        counts: dict[str, int] = {}
+        shifted = (shift(d, delta) for d in self.definitions if d.first_line > end)
+        for definition in (*(d for d in self.definitions if d.end_line < start), *part.definitions, *shifted):
+            definition = replace(definition, ordinal=counts.get(definition.qualname, 0))
+            counts[definition.qualname] = definition.ordinal + 1
+            index.definitions.append(definition)
+            index.by_qualname.setdefault(definition.qualname, []).append(definition)
+        index.statements = [*before, *part.statements, *later]
+
+        sample = self.indent_sample
+        if sample is not None and sample[0] < start:
+            index.indent_sample = sample
+        elif part.indent_sample is not None:
+            index.indent_sample = part.indent_sample
+        elif sample is not None and sample[0] > end:
+            index.indent_sample = (sample[0] + delta, sample[1] + delta)
+        elif sample is not None:
+            return None  # the first compound statement went away: which is next is unknown here
+        if later:
+            guard = self.main_guard_line
+            index.main_guard_line = guard + delta if guard is not None and guard > end else None
+        elif part.statements:
+            index.main_guard_line = part.main_guard_line
+        elif before:
+            if self.statements and self.statements[-1][1] >= start:
+                return None  # the last statement was removed: is the new last one a guard?
+            index.main_guard_line = self.main_guard_line
         return index
 
     def statement_containing(self, line: int) -> tuple[int, int] | None:
@@ -108,7 +188,28 @@ class DefinitionIndex:
         return [d for d in self.by_qualname.get(qualname, []) if not d.is_overload]
 
 
-def _walk(body: list[ast.stmt], scope: str, counts: dict[str, int]) -> Iterator[Definition]:
+def shift(definition: Definition, delta: int) -> Definition:
+    return replace(
+        definition,
+        first_line=definition.first_line + delta,
+        def_line=definition.def_line + delta,
+        end_line=definition.end_line + delta,
+    )
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix, by bisection on slices (each compare runs in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _walk(body: list[ast.stmt], scope: str, counts: dict[str, int], offset: int = 0) -> Iterator[Definition]:
     for node in body:
         if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
             qualname = f"{scope}.{node.name}" if scope else node.name
@@ -118,19 +219,19 @@ def _walk(body: list[ast.stmt], scope: str, counts: dict[str, int]) -> Iterator[
             yield Definition(
                 qualname=qualname,
                 kind="class" if isinstance(node, ast.ClassDef) else "function",
-                first_line=first - 1,
-                def_line=node.lineno - 1,
-                end_line=(node.end_lineno or node.lineno) - 1,
+                first_line=first - 1 + offset,
+                def_line=node.lineno - 1 + offset,
+                end_line=(node.end_lineno or node.lineno) - 1 + offset,
                 scope=scope,
                 ordinal=ordinal,
                 is_overload=any(_is_overload(d) for d in node.decorator_list),
                 decorators=tuple(ast.dump(d) for d in node.decorator_list),
             )
             if isinstance(node, ast.ClassDef):
-                yield from _walk(node.body, qualname, counts)
+                yield from _walk(node.body, qualname, counts, offset)
         else:
             for block in _blocks(node):
-                yield from _walk(block, scope, counts)
+                yield from _walk(block, scope, counts, offset)
 
 
 def _blocks(node: ast.stmt) -> Iterator[list[ast.stmt]]:

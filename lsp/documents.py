@@ -94,8 +94,14 @@ class DocumentCache:
         cached = self._cache.get(uri)
         if cached is not None and cached.version == version and cached.text == text:
             return cached
+        lines = Lines(text)
         try:
-            index, error = DefinitionIndex.parse(text), None
+            if cached is not None and cached.index is not None:
+                # After a keystroke only the statement being edited is parsed again.
+                index = cached.index.reparse(cached.lines, lines)
+            else:
+                index = DefinitionIndex.parse(text)
+            error = None
         except (SyntaxError, ValueError) as exc:
             index, error = None, f"line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}"
         codec = workspace.position_codec
@@ -105,7 +111,7 @@ class DocumentCache:
             module=self._resolver().module_for(path) if path else None,
             version=version,
             text=text,
-            lines=Lines(text),
+            lines=lines,
             index=index,
             error=error,
             units=codec.client_num_units,
