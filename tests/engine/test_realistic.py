@@ -772,3 +772,224 @@ def test_future_annotations_with_type_checking_only_names(ws, engine, how):
     else:
         reload_edit(ws, engine, m, "return x", "return x * 2")
     assert m.price(2) == 4 and m.price.__annotations__ == {"x": "Decimal", "return": "Decimal"}
+
+
+# -- file encodings: CRLF, tabs, non-ASCII, BOM -----------------------------------------
+
+def module_from_bytes(ws, data: bytes, name: str):
+    """A module whose file holds exactly `data` (ws.module writes text in universal newlines)."""
+    (ws.root / f"{name}.py").write_bytes(data)
+    importlib.invalidate_caches()
+    ws.names.append(name)
+    return importlib.import_module(name)
+
+
+ODD = (
+    "# -*- coding: utf-8 -*-\n"
+    "GRÜSSE = {'de': 'Grüß Gott', 'ja': 'こんにちは'}\n"
+    "\n"
+    "\n"
+    "def grüße(sprache):\n"
+    "\treturn GRÜSSE[sprache]\n"
+    "\n"
+    "\n"
+    "class Übersetzer:\n"
+    "\tdef übersetze(self, wort):\n"
+    "\t\treturn wort + ' ✓'\n"
+    "\n"
+    "\n"
+    "def fehler():\n"
+    "\traise ValueError('kaputt')  # @fehler\n"
+)
+
+
+@pytest.mark.parametrize(
+    "flavour", ["lf", "crlf", "bom", "bom_crlf"],
+)
+def test_odd_files_apply_and_reload(ws, engine, flavour):
+    text = ODD.replace("\n", "\r\n") if "crlf" in flavour else ODD
+    data = ("\ufeff" if "bom" in flavour else "").encode() + text.encode("utf-8")
+    name = f"lfodd_{flavour}_{id(ws)}"
+    m = module_from_bytes(ws, data, name)
+    assert m.grüße("ja") == "こんにちは"
+    apply(engine, m, "grüße", "def grüße(sprache):\n\treturn GRÜSSE[sprache] + '!'\n")
+    apply(engine, m, "Übersetzer.übersetze", "def übersetze(self, wort):\n\treturn '✗ ' + wort\n")
+    assert m.grüße("de") == "Grüß Gott!" and m.Übersetzer().übersetze("a") == "✗ a"
+    # the editor saves the file with the same conventions, plus an edit near the top
+    path = ws.root / f"{name}.py"
+    edited = path.read_bytes().replace("'ja': 'こんにちは'}".encode(), "'ja': 'こんにちは'}\nEXTRA = 'ß'\n".encode().replace(b"\n", b"\r\n" if "crlf" in flavour else b"\n"))
+    edited = edited.replace("wort + ' ✓'".encode(), "wort + ' ✔'".encode())
+    path.write_bytes(edited)
+    result = engine.reload_module(name)
+    assert ("EXTRA", "added") in kinds(result)
+    assert m.Übersetzer().übersetze("a") == "a ✔" and m.grüße("de") == "Grüß Gott" and m.EXTRA == "ß"
+    with pytest.raises(ValueError) as error:
+        m.fehler()
+    line = traceback.extract_tb(error.tb)[-1].lineno
+    assert "# @fehler" in edited.decode("utf-8-sig").splitlines()[line - 1]
+    assert engine.modified_modules(modules=[name]) == []
+    engine.rollback(to=0)
+    assert m.grüße("de") == "Grüß Gott" and not hasattr(m, "EXTRA") and m.Übersetzer().übersetze("a") == "a ✓"
+
+
+def test_latin1_declared_file(ws, engine):
+    data = "# -*- coding: latin-1 -*-\ndef name():\n    return 'café'\n".encode("latin-1")
+    m = module_from_bytes(ws, data, f"lflatin_{id(ws)}")
+    path = ws.root / f"{m.__name__}.py"
+    path.write_bytes(data.replace("'café'".encode("latin-1"), "'crème'".encode("latin-1")))
+    engine.reload_module(m.__name__)
+    assert m.name() == "crème"
+
+
+# -- several changes in one generation ---------------------------------------------------
+
+TWO = """
+def tax(x):
+    return x * 0.1
+
+def ship(x):
+    return 5
+
+class Cart:
+    def total(self, x):
+        return x + tax(x) + ship(x)
+"""
+
+
+def test_two_changes_in_one_module_in_one_apply(ws, engine):
+    m = ws.module(TWO)
+    result = engine.apply([
+        {"module": m.__name__, "qualname": "tax", "source": "def tax(x):\n    return x * 0.2\n"},
+        {"module": m.__name__, "qualname": "Cart.total", "source": "def total(self, x):\n    return round(x + tax(x) + ship(x), 2)\n"},
+    ])
+    assert result.generation == 1 and kinds(result) == [("Cart.total", "replaced"), ("tax", "replaced")]
+    assert m.Cart().total(10) == 17
+    assert [g["generation"] for g in engine.history()["generations"]] == [1]
+    engine.rollback()
+    assert m.Cart().total(10) == 16
+
+
+def test_two_changes_in_one_module_one_of_which_is_bad(ws, engine, state_of):
+    m = ws.module(TWO)
+    before = state_of(m)
+    with pytest.raises(LivefixError) as error:
+        engine.apply([
+            {"module": m.__name__, "qualname": "tax", "source": "def tax(x):\n    return x * 0.2\n"},
+            {"module": m.__name__, "qualname": "ship", "source": "def ship(x):\n    return (\n"},
+        ])
+    assert error.value.kind == "syntax"
+    assert state_of(m) == before and engine.history()["generations"] == []
+
+
+def test_changes_to_two_modules_in_one_apply(ws, engine, state_of):
+    a = ws.module("def f():\n    return 'a'\n")
+    b = ws.module(f"from {a.__name__} import f\n\ndef g():\n    return f() + 'b'\n")
+    result = engine.apply([
+        {"module": a.__name__, "qualname": "f", "source": "def f():\n    return 'A'\n"},
+        {"module": b.__name__, "qualname": "g", "source": "def g():\n    return f() + 'B'\n"},
+    ])
+    assert b.g() == "AB" and result.generation == 1
+    before_a, before_b = state_of(a), state_of(b)
+    with pytest.raises(LivefixError) as error:
+        engine.apply([
+            {"module": a.__name__, "qualname": "f", "source": "def f():\n    return 'X'\n"},
+            {"module": b.__name__, "qualname": "missing.g", "source": "def g():\n    return 1\n"},
+        ])
+    assert error.value.kind == "notFound"
+    assert state_of(a) == before_a and state_of(b) == before_b and b.g() == "AB"
+    engine.rollback()
+    assert b.g() == "ab"
+
+
+def test_verify_failing_undoes_both_modules(ws, engine, state_of):
+    a = ws.module("def f():\n    return 'a'\n")
+    b = ws.module("def g():\n    return 'b'\n")
+    before_a, before_b = state_of(a), state_of(b)
+    with pytest.raises(LivefixError) as error:
+        engine.apply(
+            [
+                {"module": a.__name__, "qualname": "f", "source": "def f():\n    return 'A'\n"},
+                {"module": b.__name__, "qualname": "g", "source": "def g():\n    return 'B'\n"},
+            ],
+            verify=lambda: b.g() == "b",
+        )
+    assert error.value.kind == "verifyFailed"
+    assert state_of(a) == before_a and state_of(b) == before_b and (a.f(), b.g()) == ("a", "b")
+    assert engine.generation == 0 and engine.history()["generations"] == []
+
+
+# -- reload after a syntax error, then the fix ------------------------------------------
+
+def test_reload_after_syntax_error_then_fixed(ws, engine, state_of):
+    m = ws.module("COUNT = [0]\n\ndef f():\n    return 1\n\ndef g():\n    return 2\n")
+    m.COUNT[0] = 5
+    before = state_of(m)
+    ws.edit(m, "return 1", "return (1")
+    with pytest.raises(LivefixError) as error:
+        engine.reload_module(m.__name__)
+    assert error.value.kind == "syntax" and error.value.details.get("line") in (4, 5)
+    assert state_of(m) == before and engine.generation == 0
+    ws.edit(m, "return (1", "return 10")
+    ws.edit(m, "return 2", "return 20")
+    result = engine.reload_module(m.__name__)
+    assert kinds(result) == [("f", "replaced"), ("g", "replaced")]
+    assert (m.f(), m.g(), m.COUNT) == (10, 20, [5])
+    assert engine.modified_modules(modules=[m.__name__]) == []
+
+
+# -- rollback after a reload that added and removed definitions --------------------------
+
+def test_rollback_after_reload_that_added_and_removed(ws, engine):
+    m = ws.module(
+        """
+        STATE = {"n": 0}
+
+        def keep():
+            return "keep"
+
+        def gone():
+            return "gone"
+
+        class Service:
+            def old_method(self):
+                return "old"
+        """
+    )
+    service = m.Service()
+    gone = m.gone
+    ws.write(
+        m,
+        """
+        STATE = {"n": 0}
+
+        def keep():
+            return "kept"
+
+        def fresh():
+            return "fresh"
+
+        class Service:
+            def new_method(self):
+                return "new"
+        """,
+    )
+    result = engine.reload_module(m.__name__)
+    assert kinds(result) == [
+        ("Service.new_method", "added"), ("Service.old_method", "removed"),
+        ("fresh", "added"), ("gone", "removed"), ("keep", "replaced"),
+    ]
+    m.STATE["n"] = 1
+    assert not hasattr(m, "gone") and service.new_method() == "new"
+    back = engine.rollback()
+    assert sorted((e["qualname"], e["kind"]) for e in back.applied) == [
+        ("Service.new_method", "removed"), ("Service.old_method", "added"),
+        ("fresh", "removed"), ("gone", "added"), ("keep", "replaced"),
+    ]
+    assert m.gone is gone and service.old_method() == "old" and not hasattr(service, "new_method")
+    assert not hasattr(m, "fresh") and m.keep() == "keep" and m.STATE == {"n": 1}
+    history = engine.history()
+    assert history["generation"] == 0 and history["generations"][0]["status"] == "rolledBack"
+    # the file still has the new version: status says so, and a second reload brings it back
+    assert engine.modified_modules(modules=[m.__name__])[0]["changed"] or engine.modified_modules(modules=[m.__name__])[0]["added"]
+    engine.reload_module(m.__name__)
+    assert m.fresh() == "fresh" and engine.generation == 2
