@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import bisect
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Literal
+from typing import Iterator, Literal, cast
 
 from livefix.lsp.text import Lines
 
@@ -236,20 +236,22 @@ def _walk(body: list[ast.stmt], scope: str, counts: dict[str, int], offset: int 
 
 def _blocks(node: ast.stmt) -> Iterator[list[ast.stmt]]:
     """The statement lists of a compound statement, in source order (same scope)."""
-    for name in ("body", "orelse"):
-        if name == "orelse" and isinstance(node, ast.Try | _try_star()):
-            break
-        value = getattr(node, name, None)
-        if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
-            yield value
-    if isinstance(node, ast.Try | _try_star()):
-        for handler in node.handlers:
+    if isinstance(node, (ast.Try, _try_star())):
+        # try: body, then each handler, then else, then finally (`try`/`except*` alike)
+        statement = cast(ast.Try, node)
+        yield statement.body
+        for handler in statement.handlers:
             yield handler.body
-        yield node.orelse
-        yield node.finalbody
+        yield statement.orelse
+        yield statement.finalbody
     elif isinstance(node, ast.Match):
         for case in node.cases:
             yield case.body
+    else:  # if / for / while / with: body, then else
+        for name in ("body", "orelse"):
+            value = getattr(node, name, None)
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                yield value
 
 
 def _try_star() -> type:

@@ -73,9 +73,7 @@ class DriftTracker:
             path = normalize_path(entry["path"]) if isinstance(entry.get("path"), str) else None
             key = (module, path, entry["qualname"])
             source = entry.get("source")
-            generation = entry.get("generation")
-            if not isinstance(generation, int):
-                generation = body.get("generation") if isinstance(body.get("generation"), int) else 0
+            generation = next((g for g in (entry.get("generation"), body.get("generation")) if isinstance(g, int)), 0)
             if isinstance(source, str):
                 self._running[key] = RunningDefinition(module, path, entry["qualname"], source, generation)
             else:  # back to the code as loaded (or removed): nothing to compare against

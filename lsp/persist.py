@@ -65,17 +65,17 @@ def persist_change(text: str, qualname: str, source: str, index: DefinitionIndex
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         where = f" (line {line}: {getattr(exc, 'msg', exc)})" if line else ""
-        raise LivefixError("syntax", f"the document does not parse{where}; fix it before persisting", line=line)
+        raise LivefixError("syntax", f"the document does not parse{where}; fix it before persisting", line=line) from None
     lines = Lines(text)
     style = _Style(indent=_indent_unit(lines, index), newline=lines.newline())
     new = _NewDefinition.parse(source, qualname, style.newline)
     target = _choose_target(index, qualname, new)
     scope = qualname.rpartition(".")[0]
     if target is None and not scope:
-        change = _insert_in_module(text, lines, index, new, style)
-        _verify(change.new_text, qualname)
-        _check_bounds(text, qualname, change, None, None)
-        return change
+        inserted = _insert_in_module(text, lines, index, new, style)
+        _verify(inserted.new_text, qualname)
+        _check_bounds(text, qualname, inserted, None, None)
+        return inserted
 
     # libcst parses only the module-level statement holding the definition (or its
     # class): a top-level statement parses on its own, and this keeps persisting a
@@ -99,11 +99,14 @@ def persist_change(text: str, qualname: str, source: str, index: DefinitionIndex
     try:
         tree = cst.parse_module(piece, config)
     except cst.ParserSyntaxError as exc:
-        raise LivefixError("syntax", f"the document does not parse (line {first + exc.raw_line}); fix it before persisting")
+        raise LivefixError(
+            "syntax", f"the document does not parse (line {first + exc.raw_line}); fix it before persisting"
+        ) from None
     if tree.code != piece:  # libcst promises a byte-exact round trip; never edit if it did not hold
         raise LivefixError("internal", "libcst did not reproduce the document exactly; nothing was changed")
     # Ordinals count definitions of the same qualname from the top of the file.
     before = sum(1 for d in index.by_qualname.get(anchor.qualname, []) if d.first_line < first)
+    keep: tuple[int | None, int | None] = (None, None)
     if target is not None:
         # Above a module-level definition the comments are outside the parsed piece.
         above = _comments_above(lines, target.first_line) if first == target.first_line else []
@@ -111,14 +114,12 @@ def persist_change(text: str, qualname: str, source: str, index: DefinitionIndex
         keep = (lines.offset(target.first_line), lines.offset(target.end_line + 1))
     else:
         new_tree = _insert_in_class(tree, anchor, anchor.ordinal - before, new)
-        keep = (None, None)
     new_piece = new_tree.code
     # Whole module-level statements replaced by whole statements: if the new piece
     # parses, so does the file, without parsing all of it again.
     _verify(new_piece, qualname)
-    change = minimal_change(piece, new_piece)
-    if change is not None:
-        change = TextChange(begin + change.start, begin + change.end, change.new_text)
+    local = minimal_change(piece, new_piece)
+    change = None if local is None else TextChange(begin + local.start, begin + local.end, local.new_text)
     _check_bounds(text, qualname, change, *keep)
     return change
 
@@ -181,7 +182,9 @@ class _NewDefinition:
             statements = ast.parse(code).body
             module = cst.parse_module(normalize_newlines(code, newline))
         except (SyntaxError, ValueError, cst.ParserSyntaxError) as exc:
-            raise LivefixError("syntax", f"the source to persist for `{qualname}` does not parse: {exc}", qualname=qualname)
+            raise LivefixError(
+                "syntax", f"the source to persist for `{qualname}` does not parse: {exc}", qualname=qualname
+            ) from None
         name = qualname.rpartition(".")[2]
         if (
             len(statements) != 1
@@ -254,6 +257,7 @@ def _insert_in_class(tree: cst.Module, cls: Definition, ordinal: int, new: "_New
         block = cls_node.body.with_changes(body=(*cls_node.body.body, node))
     else:  # `class C: pass` becomes a block holding the old one-liner and the new method
         suite = cls_node.body
+        assert isinstance(suite, cst.SimpleStatementSuite)
         block = cst.IndentedBlock(
             body=[cst.SimpleStatementLine(body=suite.body, trailing_whitespace=suite.trailing_whitespace), node]
         )
@@ -350,7 +354,9 @@ def _verify(code: str, qualname: str) -> None:
     try:
         found = DefinitionIndex.parse(code).candidates(qualname)
     except (SyntaxError, ValueError) as exc:
-        raise LivefixError("internal", f"persisting `{qualname}` would break the file ({exc}); nothing was changed")
+        raise LivefixError(
+            "internal", f"persisting `{qualname}` would break the file ({exc}); nothing was changed"
+        ) from exc
     if not found:
         raise LivefixError("internal", f"persisting `{qualname}` did not produce it; nothing was changed")
 

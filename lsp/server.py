@@ -179,6 +179,10 @@ def _range_dict(span: types.Range) -> dict[str, Any]:
     }
 
 
+def _kind(kind: str | types.CodeActionKind) -> str:
+    return kind.value if isinstance(kind, types.CodeActionKind) else kind
+
+
 def _wanted(kind: str | None, only: list[str] | None) -> bool:
     """LSP kinds are hierarchical: asking for `refactor` includes `refactor.rewrite`."""
     if not only:
@@ -230,8 +234,8 @@ def create_server() -> LivefixServer:
     def code_action(ls: LivefixServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         snapshot = ls.documents.get(params.text_document.uri)
         found = actions.code_actions(snapshot, params.range, ls.drifts_for(snapshot))
-        only = [str(kind.value if hasattr(kind, "value") else kind) for kind in params.context.only or []]
-        return [a for a in found if _wanted(str(a.kind.value) if a.kind else None, only)]
+        only = [_kind(kind) for kind in params.context.only or []]
+        return [a for a in found if _wanted(_kind(a.kind) if a.kind else None, only)]
 
     @server.feature(protocol.GENERATION_APPLIED_NOTIFICATION)
     def generation_applied(ls: LivefixServer, params: Any) -> None:

@@ -57,7 +57,7 @@ async def test_incremental_reindex_matches_full_parse(editor: Editor, workspace:
     uri = editor.open(path)
     for number, make_edit in enumerate(EDITS):
         text = editor.texts[uri]
-        what, span, new_text = make_edit(lambda name: find_marker(text, name), text)
+        what, span, new_text = make_edit(lambda name, text=text: find_marker(text, name), text)
         editor.change(uri, span, new_text)
         text_now = editor.texts[uri]
         lines = text_now.count("\n") + 1

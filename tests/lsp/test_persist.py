@@ -189,7 +189,7 @@ async def test_refusals_edit_nothing(editor: Editor, module_path: Path) -> None:
             await persist(editor, uri, qualname, source)
         assert failure.value.code == REQUEST_FAILED, case
         assert message in failure.value.message, case
-        await editor.wait_until(lambda: len(editor.messages) > shown, f"the refusal shown to the user ({case})")
+        await editor.wait_until(lambda shown=shown: len(editor.messages) > shown, f"the refusal shown to the user ({case})")
         assert editor.messages[-1].type == types.MessageType.Error and message in editor.messages[-1].message, case
         assert editor.applied_edits == [], case
         assert editor.texts[uri] == text and editor.versions[uri] == 1, case
