@@ -48,8 +48,8 @@ def apply_arguments(snapshot: Snapshot, definition: Definition) -> dict[str, Any
 
 def code_actions(snapshot: Snapshot, request: types.Range, drifts: list[Drift]) -> list[types.CodeAction]:
     """The actions for a cursor or selection in `snapshot`."""
-    if snapshot.path is None and snapshot.module is None:
-        return []
+    if snapshot.module is None and not (snapshot.path or "").endswith((".py", ".pyw")):
+        return []  # not a Python file the process could have loaded
     actions: list[types.CodeAction] = []
     actions.extend(_drift_actions(snapshot, request, drifts))
     if snapshot.index is not None:

@@ -142,6 +142,16 @@ async def test_only_filter_and_module_names(editor: Editor, workspace: Path) -> 
     uri = editor.open(script)
     [apply, reload] = await editor.code_actions(uri, 1)
     assert apply.command.arguments[0]["module"] == "tools.run"  # type: ignore[union-attr]
+    # A file that is no Python module gets nothing, even if its text would parse.
+    notes = workspace / "notes.txt"
+    notes.write_text("def looks_like_python():\n    pass\n")
+    assert await editor.code_actions(editor.open(notes), 1) == []
+    # A Python file whose name is no identifier still gets "Apply" (by path), but no reload.
+    dashed = workspace / "tools" / "my-script.py"
+    dashed.write_text("def main():\n    pass\n")
+    [apply] = await editor.code_actions(editor.open(dashed), 1)
+    assert apply.command.arguments[0]["module"] is None  # type: ignore[union-attr]
+    assert apply.command.arguments[0]["path"] == str(dashed)  # type: ignore[union-attr]
 
 
 async def test_module_roots_option(start_editor, workspace: Path) -> None:
