@@ -105,8 +105,12 @@ async def test_running_text_equal_to_the_file_is_no_drift(editor: Editor, worksp
     editor.generation_applied(running_body(4, [source("shop.pricing", path, "Cart.add", indented)]))
     editor.generation_applied(running_body(5, [source("shop.pricing", path, "Cart.add", dedented)]))
     editor.generation_applied({"generation": 6, "applied": [], "dryRun": True, "sources": [source("shop.pricing", path, "Cart.add", NEW_ADD)]})
+    # Malformed bodies (an older engine, a buggy client) are ignored, never fatal.
+    for body in ({"generation": 7}, {"sources": "nope"}, {"sources": [None, {"qualname": 3}]}, [1, 2]):
+        editor.generation_applied(body)  # type: ignore[arg-type]
     await editor.settle(uri)
     assert editor.publish_count.get(uri, 0) == 0
+    assert editor.messages == []
 
 
 async def test_absent_definition_shown_on_its_class_and_persist_inserts_it(editor: Editor, workspace: Path) -> None:
