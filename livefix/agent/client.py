@@ -43,10 +43,12 @@ class AgentClient:
         server_hostname: str | None = None,
         on_event: EventHandler | None = None,
         then: tuple[str, dict[str, Any]] | None = None,
+        wait: bool = True,
     ) -> None:
         """Connect and authenticate (raising LivefixError if either fails). `then`: a first
         request sent together with the token, saving a round trip: its body is `self.first`,
-        or its failure `self.first_error`."""
+        or its failure `self.first_error`. `wait=False`: send them and return; `complete()`
+        reads the answers (to talk to many agents at once from one thread)."""
         self.address = parse_address(address)
         self.timeout = timeout
         self.events: list[dict[str, Any]] = []  # events heard (only without `on_event`), newest last
@@ -61,12 +63,22 @@ class AgentClient:
         set_io_timeouts(self._sock, timeout or 60.0, timeout or 60.0)
         self._reader = MessageReader(self._sock, DEFAULT_MAX_MESSAGE_BYTES * 4)
         try:
-            hello = self.send(protocol.AUTHENTICATE, {"token": token})
-            first = self.send(*then) if then is not None else None
-            self.hello = self.receive(hello)
+            self._handshake = (self.send(protocol.AUTHENTICATE, {"token": token}),
+                               self.send(*then) if then is not None else None)
+            if wait:
+                self.complete()
+        except BaseException:
+            self.close()
+            raise
+
+    def complete(self, timeout: float | None = -1) -> None:
+        """Read the answers to the token (raise its refusal) and to the `then` request."""
+        hello, first = self._handshake
+        try:
+            self.hello = self.receive(hello, timeout)
             if first is not None:
                 try:
-                    self.first = self.receive(first)
+                    self.first = self.receive(first, timeout)
                 except LivefixError as error:
                     if error.details.get("reason") in ("disconnected", "timeout"):
                         raise

@@ -11,9 +11,8 @@ apply is journalled so that workers that start later catch up. Standard library 
 
 from __future__ import annotations
 
-import contextlib
 import textwrap
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -89,8 +88,6 @@ class Fleet:
         self.service = service
         self.token = token
         self.timeout = timeout
-        # One pool of threads for all the phases of an apply (threads are cheap to reuse, not to start).
-        self._pool: ThreadPoolExecutor | None = None
 
     # -- two-phase apply ---------------------------------------------------------------
 
@@ -111,7 +108,7 @@ class Fleet:
         args = {**prepare, "action": action}
         if verify is not None:
             args["verify"] = verify
-        with self.registry.locked(lock_timeout), ThreadPoolExecutor(max_workers=32) as self._pool:
+        with self.registry.locked(lock_timeout):
             # Phase 1, prepare everywhere, travels with the token: one round trip per worker.
             workers = self._connect_all(then=(protocol.PREPARE, args))
             try:
@@ -120,7 +117,6 @@ class Fleet:
                 for worker in workers:
                     if worker.client is not None:
                         worker.client.close()
-                self._pool = None
 
     def _apply_locked(
         self,
@@ -146,18 +142,18 @@ class Fleet:
                 )
         failed = [w for w in workers if w.status != "prepared"]
         if failed:
-            self._each([w for w in workers if w.status == "prepared"], self._abort)
+            self._abort([w for w in workers if w.status == "prepared"])
             # The most telling failure: one a worker reported, before "unreachable".
             first = next((w for w in failed if w.status == "failed"), failed[0])
             result.error = LivefixError.from_dict(first.error or {"kind": "failed", "message": "prepare failed"})
             return self._finish(result)
         if dry_run:
-            self._each(workers, self._abort)
+            self._abort(workers)
             result.outcome = "checked"
             return self._finish(result)
         # Phase 2: commit everywhere; the journal decides what later workers run.
         generation = fleet_now + 1
-        self._each(workers, lambda w: self._commit(w, generation))
+        self._commit(workers, generation)
         if on_phase is not None:
             on_phase("committed", workers)
         failed = [w for w in workers if w.status != "committed"]
@@ -172,25 +168,30 @@ class Fleet:
             result.outcome = "applied"
             return self._finish(result)
         # A commit failed: undo the ones that went through.
-        self._each([w for w in workers if w.status == "committed"], lambda w: self._undo(w, generation - 1))
+        self._undo([w for w in workers if w.status == "committed"], generation - 1)
         # A worker that lost its connection or timed out during commit may have committed
         # anyway: if it is still alive, look, and bring it back too.
-        self._each([w for w in failed if (w.error or {}).get("reason") in ("disconnected", "timeout")],
-                   lambda w: self._recover(w, generation - 1))
+        for worker in failed:
+            if (worker.error or {}).get("reason") in ("disconnected", "timeout"):
+                self._recover(worker, generation - 1)
         result.error = LivefixError.from_dict(failed[0].error or {"kind": "failed", "message": "commit failed"})
         result.outcome = "partial" if any(w.status in ("rollbackFailed", "unknown") for w in workers) else "rolledBack"
         return self._finish(result)
 
-    def _commit(self, worker: WorkerOutcome, fleet_generation: int) -> None:
-        assert worker.body is not None
-        args = {"prepareId": worker.body["prepareId"], "fleetGeneration": fleet_generation}
-        body = self._call(worker, protocol.COMMIT, args)
-        if body is not None:
+    def _commit(self, workers: list[WorkerOutcome], fleet_generation: int) -> None:
+        def args(worker: WorkerOutcome) -> dict[str, Any]:
+            assert worker.body is not None
+            return {"prepareId": worker.body["prepareId"], "fleetGeneration": fleet_generation}
+
+        for worker, body in self._fan_out(workers, protocol.COMMIT, args):
             worker.status, worker.generation, worker.body = "committed", body.get("generation"), body
 
-    def _abort(self, worker: WorkerOutcome) -> None:
-        assert worker.body is not None
-        if self._call(worker, protocol.ABORT, {"prepareId": worker.body["prepareId"]}, keep_status=True) is not None:
+    def _abort(self, workers: list[WorkerOutcome]) -> None:
+        def args(worker: WorkerOutcome) -> dict[str, Any]:
+            assert worker.body is not None
+            return {"prepareId": worker.body["prepareId"]}
+
+        for worker, _ in self._fan_out(workers, protocol.ABORT, args, keep_status=True):
             worker.status = "aborted"
 
     def _recover(self, worker: WorkerOutcome, fleet_generation: int) -> None:
@@ -210,17 +211,21 @@ class Fleet:
         if aborted is not None and aborted.get("aborted"):
             worker.status = "aborted"
             return
-        self._undo(worker, fleet_generation)
+        self._undo([worker], fleet_generation)
 
-    def _undo(self, worker: WorkerOutcome, fleet_generation: int) -> None:
-        args = {"to": worker.before or 0, "approved": True, "fleetGeneration": fleet_generation}
-        body = self._call(worker, protocol.ROLLBACK, args, keep_status=True)
-        if body is None and (worker.error or {}).get("kind") == "nothingToRollBack":
-            worker.status, worker.generation = "rolledBack", worker.before  # its commit never happened
-        elif body is None:
-            worker.status = "rollbackFailed"
-        else:
-            worker.status, worker.generation = "rolledBack", body.get("generation")
+    def _undo(self, workers: list[WorkerOutcome], fleet_generation: int) -> None:
+        def args(worker: WorkerOutcome) -> dict[str, Any]:
+            return {"to": worker.before or 0, "approved": True, "fleetGeneration": fleet_generation}
+
+        done = dict((id(w), body) for w, body in self._fan_out(workers, protocol.ROLLBACK, args, keep_status=True))
+        for worker in workers:
+            body = done.get(id(worker))
+            if body is not None:
+                worker.status, worker.generation = "rolledBack", body.get("generation")
+            elif (worker.error or {}).get("kind") == "nothingToRollBack":
+                worker.status, worker.generation = "rolledBack", worker.before  # its commit never happened
+            else:
+                worker.status = "rollbackFailed"
 
     # -- other fleet requests ------------------------------------------------------------
 
@@ -238,7 +243,9 @@ class Fleet:
                                    f"nothing to roll back to {max(target, 0)}", generation=fleet_now)
             workers = self._connect_all()
             try:
-                self._each(workers, lambda w: self._rollback(w, target, approved))
+                for worker, body in self._fan_out(workers, protocol.ROLLBACK,
+                                                  lambda _: {"fleetTo": target, "approved": approved}):
+                    worker.status, worker.generation, worker.body = "rolledBack", body.get("generation"), body
                 result = FleetResult(self.service, "rollback", "applied", workers)
                 failed = [w for w in workers if w.status != "rolledBack"]
                 if failed and len(failed) == len(workers) and all(
@@ -257,89 +264,110 @@ class Fleet:
                     if worker.client is not None:
                         worker.client.close()
 
-    def _rollback(self, worker: WorkerOutcome, to: int, approved: bool) -> None:
-        body = self._call(worker, protocol.ROLLBACK, {"fleetTo": to, "approved": approved})
-        if body is not None:
-            worker.status, worker.generation, worker.body = "rolledBack", body.get("generation"), body
-
     def each(self, command: str, arguments: dict[str, Any] | None = None) -> list[WorkerOutcome]:
         """Send one read-only request (history, status, frames) to every worker."""
         workers = self._connect_all()
         try:
-            self._each(workers, lambda w: self._ask(w, command, arguments or {}))
+            for worker, body in self._fan_out(workers, command, lambda _: arguments or {}):
+                worker.status, worker.body = "ok", body
             return workers
         finally:
             for worker in workers:
                 if worker.client is not None:
                     worker.client.close()
 
-    def _ask(self, worker: WorkerOutcome, command: str, arguments: dict[str, Any]) -> None:
-        body = self._call(worker, command, arguments)
-        if body is not None:
-            worker.status, worker.body = "ok", body
-
     # -- plumbing ------------------------------------------------------------------------------
 
     def _connect_all(self, then: tuple[str, dict[str, Any]] | None = None) -> list[WorkerOutcome]:
+        """Connect to every registered worker (with `then` sent along with the token)."""
         workers = [WorkerOutcome(m.pid, f"unix:{m.path}") for m in self.registry.members()]
-        self._each(workers, lambda w: self._connect(w, then))
-        return [w for w in workers if w.status != "gone"]
-
-    def _connect(self, worker: WorkerOutcome, then: tuple[str, dict[str, Any]] | None) -> None:
-        try:
-            worker.client = AgentClient(worker.address, self.token, timeout=self.timeout, then=then)
+        for worker in workers:  # send everything first: the workers answer in parallel
+            try:
+                worker.client = AgentClient(worker.address, self.token, timeout=self.timeout, then=then, wait=False)
+            except LivefixError as error:
+                self._unreachable(worker, error)
+        deadline = time.monotonic() + self.timeout
+        for worker in workers:
+            if worker.client is None:
+                continue
+            try:
+                worker.client.complete(_remaining(deadline))
+            except LivefixError as error:
+                worker.client = None
+                self._unreachable(worker, error)
+                continue
             worker.status = "connected"
             if then is None:
-                return
+                continue
             if worker.client.first_error is not None:
                 worker.status, worker.error = "failed", worker.client.first_error.to_dict()
             else:
                 body = worker.client.first or {}
                 worker.status, worker.body, worker.before = "prepared", body, body.get("generation")
-        except LivefixError as error:
-            if error.kind == "notFound":
-                # The socket file outlived its worker (killed hard): drop it from the registry.
-                self.registry.unregister(worker.address[len("unix:"):])
-                worker.status = "gone"
-            else:
-                worker.status, worker.error = "unreachable", error.to_dict()
+        return [w for w in workers if w.status != "gone"]
+
+    def _unreachable(self, worker: WorkerOutcome, error: LivefixError) -> None:
+        if error.kind == "notFound":
+            # The socket file outlived its worker (killed hard): drop it from the registry.
+            self.registry.unregister(worker.address[len("unix:"):])
+            worker.status = "gone"
+        else:
+            worker.status, worker.error = "unreachable", error.to_dict()
+
+    def _fan_out(
+        self,
+        workers: list[WorkerOutcome],
+        command: str,
+        args: Callable[[WorkerOutcome], dict[str, Any]],
+        keep_status: bool = False,
+    ) -> list[tuple[WorkerOutcome, dict[str, Any]]]:
+        """Send `command` to every worker, then read every answer: the workers work in
+        parallel and this thread only waits (no coordinator threads to fight over the GIL).
+        Returns the workers that answered with their bodies; a failure is recorded on the
+        worker (`error`, and status `failed` unless `keep_status`)."""
+        sent = []
+        for worker in workers:
+            if worker.client is None:
+                if not keep_status:
+                    worker.status = "failed"
+                continue
+            try:
+                sent.append((worker, worker.client.send(command, args(worker))))
+            except LivefixError as error:
+                self._failed(worker, error, keep_status)
+        answered = []
+        deadline = time.monotonic() + self.timeout
+        for worker, seq in sent:
+            if worker.client is None:
+                continue
+            try:
+                answered.append((worker, worker.client.receive(seq, _remaining(deadline))))
+            except LivefixError as error:
+                self._failed(worker, error, keep_status)
+        return answered
 
     def _call(
         self, worker: WorkerOutcome, command: str, args: dict[str, Any], keep_status: bool = False
     ) -> dict[str, Any] | None:
-        if worker.client is None:
-            worker.status = worker.status if keep_status else "failed"
-            return None
-        try:
-            return worker.client.request(command, args)
-        except LivefixError as error:
-            worker.error = error.to_dict()
-            if not keep_status:
-                worker.status = "failed"
-            if error.details.get("reason") == "disconnected":
-                worker.client.close()
-                worker.client = None
-            return None
+        answered = self._fan_out([worker], command, lambda _: args, keep_status)
+        return answered[0][1] if answered else None
 
-    def _each(self, workers: list[WorkerOutcome], call: Callable[[WorkerOutcome], None]) -> None:
-        """Run `call` on every worker at once (requests are I/O bound: threads suffice)."""
-        if len(workers) <= 1:
-            for worker in workers:
-                call(worker)
-            return
-        if self._pool is not None:
-            for future in [self._pool.submit(call, w) for w in workers]:
-                with contextlib.suppress(Exception):
-                    future.result()
-            return
-        with ThreadPoolExecutor(max_workers=min(32, len(workers))) as pool:
-            for future in [pool.submit(call, w) for w in workers]:
-                with contextlib.suppress(Exception):
-                    future.result()
+    def _failed(self, worker: WorkerOutcome, error: LivefixError, keep_status: bool) -> None:
+        worker.error = error.to_dict()
+        if not keep_status:
+            worker.status = "failed"
+        if error.details.get("reason") == "disconnected" and worker.client is not None:
+            worker.client.close()
+            worker.client = None
 
     def _finish(self, result: FleetResult) -> FleetResult:
         result.report = fleet_report(result)
         return result
+
+
+def _remaining(deadline: float) -> float:
+    """What is left of a shared deadline; never zero, so answers already here are still read."""
+    return max(deadline - time.monotonic(), 0.05)
 
 
 def fleet_report(result: FleetResult) -> str:
