@@ -1400,3 +1400,98 @@ def test_enum_gaining_a_method_and_slots_class_method(ws, engine):
     assert (m.E.A.f(), m.E.A.g(), list(m.E), slotted.get()) == (2, 3, [m.E.A], 2)
     engine.rollback(to=0)
     assert not hasattr(m.E.A, "g") and m.E.A.f() == 1 and slotted.get() == 1
+
+
+# -- the user saves the applied fix to the file; threads inside the code being replaced ---
+
+def test_applied_fix_saved_to_file_then_reload_and_rollback_keep_lines_right(ws, engine):
+    m = ws.module("def first():\n    return 1\n\n\ndef later():\n    raise ValueError('x')  # @later\n")
+
+    def later_line():
+        with pytest.raises(ValueError) as error:
+            m.later()
+        return traceback.extract_tb(error.tb)[-1].lineno
+
+    longer = "def first():\n    a = 1\n    b = 2\n    return a + b\n"
+    apply(engine, m, "first", longer)
+    ws.edit(m, "def first():\n    return 1\n", longer)  # the editor writes the fix back
+    assert engine.reload_module(m.__name__).applied == []  # the running code already matches
+    assert engine.modified_modules(modules=[m.__name__]) == []
+    assert "# @later" in ws.path(m).read_text().splitlines()[later_line() - 1]
+    engine.rollback(to=0)
+    assert m.first() == 1 and later_line() == 6
+    assert engine.modified_modules(modules=[m.__name__])[0]["changed"] == ["first"]
+
+
+def test_impact_names_a_thread_blocked_in_the_method_being_replaced(ws, engine):
+    m = ws.module(
+        """
+        class Worker:
+            def run(self, started, release):
+                started.set()
+                release.wait(30)
+                return "old"
+        """
+    )
+    started, release = threading.Event(), threading.Event()
+    results = []
+    thread = threading.Thread(target=lambda: results.append(m.Worker().run(started, release)), name="worker-1")
+    thread.start()
+    try:
+        assert started.wait(30)
+        plan = engine.prepare(
+            [{"module": m.__name__, "qualname": "Worker", "source": "class Worker:\n    def run(self, started, release):\n        return 'new'\n"}]
+        )
+        threads = plan.impact["threads"]
+        assert [t["name"] for t in threads] == ["worker-1"] and threads[0]["qualnames"] == [f"{m.__name__}.Worker.run"]
+        assert plan.risks()
+        engine.commit(plan)
+    finally:
+        release.set()
+        thread.join(30)
+    assert results == ["old"] and m.Worker().run(None, None) == "new"
+
+
+def test_hammering_thread_while_reloading_a_class_and_rolling_back(ws, engine):
+    m = ws.module(
+        """
+        LIMIT = 10
+
+        class Pricer:
+            RATE = 1
+
+            def price(self, x):
+                return x + self.RATE
+
+            def limit(self):
+                return LIMIT
+        """
+    )
+    old = ws.path(m).read_text()
+    new = old.replace("RATE = 1", "RATE = 100").replace("return x + self.RATE", "return x + self.RATE + 0")
+    stop, running = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+
+    def hammer():
+        pricer = m.Pricer()
+        while not stop.is_set():
+            try:
+                seen.add(pricer.price(1))
+                running.set()
+            except BaseException as error:  # noqa: BLE001 - any exception is the failure
+                errors.append(error)
+                return
+
+    thread = threading.Thread(target=hammer, name="hammer")
+    thread.start()
+    assert running.wait(timeout=30)
+    try:
+        for _ in range(100):
+            engine.reload_module(m.__name__, source=new)
+            engine.rollback()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not errors and seen <= {2, 101}
+    assert m.Pricer.RATE == 1 and engine.generation == 0
