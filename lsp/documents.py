@@ -84,7 +84,8 @@ class DocumentCache:
         elif path is not None and os.path.isfile(path):
             # Not pygls's reader: it would turn CRLF into LF and every position would shift.
             try:
-                with open(path, encoding="utf-8", newline="") as file:
+                # utf-8-sig: editors drop a BOM from the text they show and sync, so do we.
+                with open(path, encoding="utf-8-sig", newline="") as file:
                     text, version = file.read(), None
             except (OSError, UnicodeDecodeError) as exc:  # unreadable: nothing to offer, no crash
                 log.info("cannot read %s: %s", path, exc)
