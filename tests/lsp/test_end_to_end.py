@@ -48,6 +48,13 @@ RATE = 10
 def price(qty):
     total = qty * RATE  # @price_body
     return total
+
+
+class Cart:
+    """Not called by the program: replaced all the same."""
+
+    def total(self, qty):
+        return price(qty) + 1  # @cart_body
 '''
 
 APP = '''import threading
@@ -144,11 +151,25 @@ async def test_apply_drift_revert_persist(start_editor, program: Path, debug_ses
     await editor.settle(uri)
     assert not editor.diagnostics.get(uri)  # the buffer is what runs: no drift
 
+    # A method travels indented; what the process reports back is the same code: no drift.
+    doubled_cart = doubled.replace("price(qty) + 1  #", "price(qty) + 2  #")
+    editor.replace_all(uri, doubled_cart)
+    [apply, _reload] = await editor.code_actions(uri, find_marker(SHOP, "cart_body"), 8)
+    assert apply.title == "Apply `Cart.total` to running process" and apply.command is not None
+    mark = debug_session.mark()
+    assert [a["qualname"] for a in (await glue.run_command(apply.command))["applied"]] == ["Cart.total"]
+    await glue.forward_applied_event(mark)
+    await editor.settle(uri)
+    assert not editor.diagnostics.get(uri)
+
     # 2. The edit is undone in the editor: what runs is no longer in the file.
     editor.replace_all(uri, SHOP)
-    [drift] = await editor.wait_until(lambda: editor.diagnostics.get(uri), "a drift diagnostic")
-    assert drift.message == "running process has generation 1 of `price`; not in this file"
-    assert drift.range.start.line == find_marker(SHOP, "price_body") - 1  # the `def` line
+    drifts = await editor.wait_until(lambda: editor.diagnostics.get(uri), "drift diagnostics")
+    assert [d.message for d in drifts] == [
+        "running process has generation 1 of `price`; not in this file",
+        "running process has generation 2 of `Cart.total`; not in this file",
+    ]
+    assert drifts[0].range.start.line == find_marker(SHOP, "price_body") - 1  # the `def` line
 
     # 3. "Revert process to this file's definition" puts the file's code back in the process.
     actions = await editor.code_actions(uri, body_line)
@@ -157,7 +178,15 @@ async def test_apply_drift_revert_persist(start_editor, program: Path, debug_ses
     await glue.run_command(revert.command)  # type: ignore[arg-type]
     await glue.wait_price(10, mark)
     await glue.forward_applied_event(mark)
-    await editor.wait_until(lambda: editor.diagnostics.get(uri) == [], "the diagnostic to clear after revert")
+    await editor.wait_until(lambda: len(editor.diagnostics.get(uri) or []) == 1, "`price` to clear after revert")
+    assert "`Cart.total`" in editor.diagnostics[uri][0].message
+    # The method is settled from its own diagnostic: revert it too.
+    actions = await editor.code_actions(uri, find_marker(SHOP, "cart_body"))
+    revert = next(a for a in actions if a.title == "Revert process to this file's definition")
+    mark = debug_session.mark()
+    await glue.run_command(revert.command)  # type: ignore[arg-type]
+    await glue.forward_applied_event(mark)
+    await editor.wait_until(lambda: editor.diagnostics.get(uri) == [], "the diagnostics to clear after revert")
 
     # 4. A fix made in the process directly (a debug console, a colleague's client) ...
     mark = debug_session.mark()
