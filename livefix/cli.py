@@ -21,6 +21,7 @@ import json
 import ssl
 import sys
 import textwrap
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -52,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LivefixError as error:
         return out.failure(error)
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception:  # a bug of ours: say so, with what a bug report needs
+        traceback.print_exc()
+        print("livefix: internal error (the traceback above); nothing more was attempted", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -164,7 +164,12 @@ class Fleet:
                     entry[key] = prepare[key]
             if verify is not None:
                 entry["verify"] = verify
-            result.fleet_generation = self.registry.record_apply(entry)
+            try:
+                result.fleet_generation = self.registry.record_apply(entry)
+            except (OSError, LivefixError) as exc:
+                # Every worker runs the change; only workers that start later will not.
+                result.warnings.append(f"could not record the change in the fleet journal ({exc}): "
+                                       "workers that start from now on will not catch up with it")
             result.outcome = "applied"
             return self._finish(result)
         # A commit failed: undo the ones that went through.
