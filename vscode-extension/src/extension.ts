@@ -10,7 +10,7 @@ import { languageServerSpec } from './languageClient';
 import * as protocol from './protocol';
 import { FailedResponses, Requests } from './requests';
 import { SessionRegistry } from './sessions';
-import { readSettings, type Settings } from './settings';
+import { languageServerChanged, readSettings, type Settings } from './settings';
 import { LivefixState } from './state';
 import { VSCodeHost } from './vscodeHost';
 
@@ -21,7 +21,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(host);
 
   let settings = loadSettings(host);
-  host.onSettingsChanged(() => (settings = loadSettings(host)));
   const interpreter = (resource?: string) => resolveInterpreter(settings.python, host.pythonExtensionQuery(), resource);
 
   const failures = new FailedResponses();
@@ -78,22 +77,36 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   host.registerCommand(COMMANDS.applyDefinition, (args: protocol.ApplyDefinitionCommandArgs) => controller.applyDefinition(args));
   host.registerCommand(COMMANDS.reloadModule, (args: protocol.ReloadModuleCommandArgs) => controller.reloadModule(args));
 
-  if (settings.languageServer) {
-    const python = await interpreter();
-    const problem = await checkLivefixInstalled(python, runProcess);
-    if (problem) {
-      host.log(`language server not started: ${problem}`);
-      host.showError(problem);
-    } else {
+  // Start, stop and restart the language server one after the other (settings can change fast).
+  let serverQueue: Promise<void> = Promise.resolve();
+  const restartLanguageServer = () =>
+    (serverQueue = serverQueue.then(async () => {
+      await stopLanguageClient?.();
+      stopLanguageClient = undefined;
+      notifyServer = () => undefined;
+      if (!settings.languageServer) return;
+      const python = await interpreter();
+      const problem = await checkLivefixInstalled(python, runProcess);
+      if (problem) {
+        host.log(`language server not started: ${problem}`);
+        host.showError(problem);
+        return;
+      }
       try {
         const client = await host.startLanguageClient(languageServerSpec(python.command));
         notifyServer = (body) => client.notify(protocol.GENERATION_APPLIED_NOTIFICATION, body);
         stopLanguageClient = () => client.stop();
+        host.log(`language server started: ${python.command} -m livefix.lsp (${python.source})`);
       } catch (error) {
         host.showError(`livefix: the language server did not start: ${error instanceof Error ? error.message : error}`);
       }
-    }
-  }
+    }));
+  host.onSettingsChanged(() => {
+    const previous = settings;
+    settings = loadSettings(host);
+    if (languageServerChanged(previous, settings)) void restartLanguageServer();
+  });
+  await restartLanguageServer();
   host.log('livefix extension active');
 }
 

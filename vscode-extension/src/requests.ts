@@ -159,7 +159,7 @@ export class Requests {
     }
     const succeeded = outcomes.filter((outcome) => 'body' in outcome);
     for (const outcome of outcomes) {
-      const summary = 'body' in outcome ? firstLine((outcome.body as { report?: string }).report ?? 'done') : notHereOrError(outcome.error);
+      const summary = 'body' in outcome ? lastLine((outcome.body as { report?: string }).report ?? 'done') : notHereOrError(outcome.error);
       this.host.debugConsole(`livefix [${outcome.session.name}]: ${summary}`);
     }
     for (const outcome of outcomes) {
@@ -174,8 +174,10 @@ function notHereOrError(error: LivefixRequestError): string {
   return error.kind === 'notFound' ? `not applied here (${error.message})` : `failed: ${error.message}`;
 }
 
-function firstLine(text: string): string {
-  return text.split(/\r?\n/)[0] ?? '';
+/** A report ends with its outcome ("Applied generation 3: 1 replaced, ..."): one line per process. */
+function lastLine(text: string): string {
+  const lines = text.split(/\r?\n/).filter((line) => line.trim() !== '');
+  return lines[lines.length - 1] ?? '';
 }
 
 function describeCommand(command: string): string {

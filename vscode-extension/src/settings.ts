@@ -51,3 +51,8 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
   }
   return { settings, problems };
 }
+
+/** Whether a settings change needs the language server restarted (another interpreter, or on/off). */
+export function languageServerChanged(previous: Settings, next: Settings): boolean {
+  return previous.python !== next.python || previous.languageServer !== next.languageServer;
+}

@@ -82,12 +82,12 @@ test('several processes: a line per process; notFound elsewhere is not an error'
     error: { kind: 'notFound', message: 'module shop.worker is not loaded' },
   });
   const child = new ScriptedSession('c', 'worker 12', failures, 'p').answer('livefix/apply', {
-    body: changeBody(2, 'Applied generation 2: 1 replaced\nnew calls use the new code'),
+    body: changeBody(2, 'Applying fix to shop.worker.run\nnew calls use the new code\nApplied generation 2: 1 replaced, 0 added, 0 removed\n'),
   });
   requests.report(await requests.sendToAll([parent, child], 'livefix/apply', {}), 'livefix/apply');
   assert.deepEqual(host.console, [
     'livefix [main]: not applied here (module shop.worker is not loaded)',
-    'livefix [worker 12]: Applied generation 2: 1 replaced',
+    'livefix [worker 12]: Applied generation 2: 1 replaced, 0 added, 0 removed',
   ]);
   assert.deepEqual(host.errors, []);
 });

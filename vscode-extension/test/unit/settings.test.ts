@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_SETTINGS, readSettings } from '../../src/settings';
+import { DEFAULT_SETTINGS, languageServerChanged, readSettings } from '../../src/settings';
 
 test('unset settings give the defaults and no problems', () => {
   assert.deepEqual(readSettings(() => undefined), { settings: DEFAULT_SETTINGS, problems: [] });
@@ -19,4 +19,11 @@ test('bad values are reported and replaced by defaults', () => {
   assert.deepEqual(settings, DEFAULT_SETTINGS);
   assert.equal(problems.length, 3);
   assert.match(problems[1], /applyMode must be one of manual, onSave, never, not "always"/);
+});
+
+test('the language server restarts for another interpreter or when switched, not for applyMode', () => {
+  const base = { python: '/a/python', applyMode: 'manual' as const, languageServer: true };
+  assert.equal(languageServerChanged(base, { ...base, applyMode: 'onSave' }), false);
+  assert.equal(languageServerChanged(base, { ...base, python: '/b/python' }), true);
+  assert.equal(languageServerChanged(base, { ...base, languageServer: false }), true);
 });

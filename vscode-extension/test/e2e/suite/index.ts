@@ -314,6 +314,18 @@ async function scenario(): Promise<void> {
     await waitFor('the program to print total=30 after the save', () => (recorder.latestTotal(outputBeforeSave) === '30' ? true : undefined));
     await log('applyMode onSave: saving pricing.py reloaded it; the program prints total=30');
     await screenshot('reloaded-on-save');
+
+    // -- the language server follows its setting: off, then on again ----------------------------
+    const hasApplyAction = async () =>
+      ((await vscode.commands.executeCommand<vscode.CodeAction[]>('vscode.executeCodeActionProvider', document.uri, new vscode.Range(line, 8, line, 8))) ?? []).some(
+        (action) => action.title === 'Apply `total` to running process',
+      );
+    const settings = vscode.workspace.getConfiguration('livefix', folder.uri);
+    await settings.update('languageServer.enabled', false, vscode.ConfigurationTarget.Workspace);
+    await waitFor('the apply code action to go with the language server', async () => ((await hasApplyAction()) ? undefined : true));
+    await settings.update('languageServer.enabled', true, vscode.ConfigurationTarget.Workspace);
+    await waitFor('the language server to start again', async () => ((await hasApplyAction()) ? true : undefined));
+    await log('livefix.languageServer.enabled: off stops the server, on starts it again');
     await vscode.commands.executeCommand('workbench.action.files.revert');
   } catch (error) {
     await screenshot('failure').catch(() => undefined); // while the session still runs
