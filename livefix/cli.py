@@ -299,7 +299,10 @@ class Output:
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.interactive = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
+        # Without a terminal (CI, pipes, a closed stdin) nobody can answer a prompt.
+        self.interactive = not as_json and all(
+            stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout)
+        )
 
     def event(self, name: str, body: dict[str, Any]) -> None:
         pass  # the response carries the same report; events matter to editors, not here

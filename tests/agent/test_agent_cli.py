@@ -71,6 +71,17 @@ def test_an_unknown_pid_is_unreachable(runtime: Path) -> None:
     assert "no livefix agent for pid 999999999" in done.stderr
 
 
+def test_no_standard_input_at_all(runtime: Path) -> None:
+    """As in CI: stdin closed, so sys.stdin is None; nobody to prompt, and no crash."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os, runpy, sys; os.close(0); sys.stdin = None; "
+         "sys.argv = ['livefix', 'status', '999999999']; runpy.run_module('livefix.cli', run_name='__main__')"],
+        capture_output=True, text=True, timeout=WAIT,
+    )
+    assert done.returncode == 5, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 # -- against a running service ------------------------------------------------------------------
 
 
