@@ -193,6 +193,7 @@ class ModuleStatus(TypedDict):
 class StatusBody(TypedDict):
     generation: int
     modules: list[ModuleStatus]
+    agent: NotRequired[AgentInfo]  # when served by the agent (livefix.listen())
 
 
 # -- agent-only requests (livefix.listen(); see docs/agent.md) -----------------------
