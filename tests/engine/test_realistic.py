@@ -1523,3 +1523,98 @@ def test_apply_by_path_reaches_every_copy_of_a_doubly_imported_module(ws, engine
     spec.loader.exec_module(copy)
     result = engine.apply([{"path": m.__file__, "qualname": "f", "source": "def f():\n    return 'new'\n"}])
     assert (m.f(), copy.f()) == ("new", "new") or result.warnings
+
+
+# -- what an editor sends; files that stop importing --------------------------------------
+
+def test_definition_text_as_an_editor_selects_it(ws, engine, state_of):
+    m = ws.module("class Shop:\n    def price(self):\n        return 1\n\n\ndef later():\n    raise ValueError('x')  # @later\n")
+    for source, expected in [
+        ("    def price(self):\n        return 2\n", 2),  # selected inside the class: still indented
+        ("def price(self):\n    return 3", 3),  # no final newline
+        ("def price(self):\r\n    return 4\r\n", 4),  # CRLF from a Windows editor
+        ("def price(self):\n\treturn 5\n", 5),  # a tab where the file uses spaces
+    ]:
+        apply(engine, m, "Shop.price", source)
+        assert m.Shop().price() == expected
+    before = state_of(m)
+    with pytest.raises(LivefixError) as error:
+        apply(engine, m, "Shop.price", "def helper():\n    return 1\n\ndef price(self):\n    return helper()\n")
+    assert error.value.kind == "invalid" and state_of(m) == before
+    with pytest.raises(ValueError) as raised:
+        m.later()
+    running = engine.sources.get(m).text.splitlines()
+    assert "# @later" in running[traceback.extract_tb(raised.tb)[-1].lineno - 1]
+    assert engine.generation == 4
+
+
+def test_reload_of_a_file_that_no_longer_imports_or_is_gone(ws, engine, state_of):
+    m = ws.module("import os\n\nCOUNTER = [0]\n\ndef f():\n    return 1\n")
+    before = state_of(m)
+    ws.edit(m, "import os\n", "import os\nimport a_module_that_is_not_installed_xyz\n")
+    ws.edit(m, "return 1", "return 2")
+    with pytest.raises(LivefixError) as error:
+        engine.reload_module(m.__name__)
+    assert error.value.kind == "failed" and "a_module_that_is_not_installed_xyz" in str(error.value)
+    assert state_of(m) == before and m.f() == 1
+    ws.path(m).unlink()
+    with pytest.raises(LivefixError) as error:
+        engine.reload_module(m.__name__)
+    assert error.value.kind == "notFound" and state_of(m) == before
+    apply(engine, m, "f", "def f():\n    return 3\n")  # a fix still applies from the editor's text
+    assert m.f() == 3 and engine.generation == 1
+
+
+def test_class_state_enum_hooks_frozen_slots_dataclass_and_overloads(ws, engine):
+    m = ws.module(
+        """
+        import dataclasses
+        import enum
+        import typing
+
+        class Cache:
+            store = {}
+            hits = 0
+
+            def get(self, key):
+                Cache.hits += 1
+                return self.store.get(key)
+
+        class Color(enum.Enum):
+            RED = enum.auto()
+            BLUE = enum.auto()
+
+            @classmethod
+            def _missing_(cls, value):
+                return cls.RED
+
+        @dataclasses.dataclass(frozen=True)
+        class Pt:
+            x: int
+
+            def double(self):
+                return Pt(self.x * 2)
+
+        @typing.overload
+        def conv(x: int) -> int: ...
+        @typing.overload
+        def conv(x: str) -> str: ...
+        def conv(x):
+            return x
+        """
+    )
+    m.Cache.store["a"] = 1
+    m.Cache().get("a")
+    point = m.Pt(1)
+    ws.edit(m, "return self.store.get(key)", "return self.store.get(key, 'miss')")
+    ws.edit(m, "return cls.RED", "return cls.BLUE")
+    ws.edit(m, "return Pt(self.x * 2)", "return Pt(self.x * 3)")
+    ws.edit(m, "def conv(x):\n    return x", "def conv(x):\n    return x * 2")
+    result = engine.reload_module(m.__name__)
+    assert kinds(result) == [("Cache.get", "replaced"), ("Color._missing_", "replaced"), ("Pt.double", "replaced"), ("conv", "replaced")]
+    assert m.Cache.store == {"a": 1} and m.Cache.hits == 1 and m.Cache().get("b") == "miss"
+    assert m.Color("nope") is m.Color.BLUE and [c.value for c in m.Color] == [1, 2]
+    assert point.double() == m.Pt(3) and m.conv(2) == 4
+    ws.edit(m, "def conv(x: str) -> str: ...", "def conv(x: bytes) -> bytes: ...")
+    result = engine.reload_module(m.__name__)
+    assert any("overload" in w for w in result.warnings) and m.conv(2) == 4
