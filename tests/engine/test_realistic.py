@@ -1618,3 +1618,51 @@ def test_class_state_enum_hooks_frozen_slots_dataclass_and_overloads(ws, engine)
     ws.edit(m, "def conv(x: str) -> str: ...", "def conv(x: bytes) -> bytes: ...")
     result = engine.reload_module(m.__name__)
     assert any("overload" in w for w in result.warnings) and m.conv(2) == 4
+
+
+# -- one fix after another in the same class ------------------------------------------------
+
+SHOP = """
+class Shop:
+    def size(self):
+        return 1
+
+    def kind(self):
+        raise LookupError("kind")  # @kind
+
+    @staticmethod
+    def label():
+        return "old"
+
+
+def after():
+    raise KeyError("after")  # @after
+"""
+
+
+def _line_of(call, engine, module):
+    with pytest.raises(Exception) as error:
+        call()
+    line = traceback.extract_tb(error.tb)[-1].lineno
+    return engine.sources.get(module).text.splitlines()[line - 1]
+
+
+@pytest.mark.xfail(strict=True, reason="a class patch shifts only code after the class statement: later methods of the same class keep their old co_firstlineno, so the next apply cannot locate them and splices them at module level")
+def test_second_fix_in_the_same_class_after_a_longer_first_fix(ws, engine):
+    m = ws.module(SHOP)
+    apply(engine, m, "Shop.size", "def size(self):\n    x = 2\n    return x\n")
+    result = apply(engine, m, "Shop.label", "@staticmethod\ndef label():\n    return 'new'\n")
+    assert kinds(result) == [("Shop.label", "replaced")]
+    assert m.Shop.label() == "new" and "label" not in vars(m)
+
+
+@pytest.mark.xfail(strict=True, reason="a class patch shifts only code after the class statement: tracebacks in later methods of the same class point one line too high")
+@pytest.mark.parametrize("how", ["apply", "reload"])
+def test_tracebacks_of_later_methods_in_the_same_class(ws, engine, how):
+    m = ws.module(SHOP)
+    if how == "apply":
+        apply(engine, m, "Shop.size", "def size(self):\n    x = 2\n    return x\n")
+    else:
+        reload_edit(ws, engine, m, "        return 1\n", "        x = 2\n        return x\n")
+    assert "# @after" in _line_of(m.after, engine, m)
+    assert "# @kind" in _line_of(m.Shop().kind, engine, m)
