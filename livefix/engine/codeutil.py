@@ -96,7 +96,7 @@ def unwrap_function(obj: Any, name: str) -> FunctionType | None:
                     contents, "__wrapped__"
                 ):
                     candidates.append(contents)
-        for attr in ("__wrapped__", "__func__"):
+        for attr in ("__wrapped__", "__func__", "func"):  # func: cached_property, singledispatchmethod
             try:
                 inner = object.__getattribute__(current, attr) if not isinstance(current, type) else None
             except AttributeError:

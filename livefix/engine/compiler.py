@@ -26,7 +26,8 @@ STAND_IN = "__livefix_class__"
 TARGET = "livefix_target"
 HELPER_NAMES = frozenset({RECORD, STAND_IN})
 
-_FUTURE_RE = re.compile(r"^from\s+__future__\s+import\s+\(?([\w\s,]+)\)?", re.MULTILINE)
+# One line (`from __future__ import a, b`) or a parenthesised list over several lines.
+_FUTURE_RE = re.compile(r"^from[ \t]+__future__[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#;]+))", re.MULTILINE)
 
 
 def future_flags(text: str | None) -> int:
@@ -35,7 +36,7 @@ def future_flags(text: str | None) -> int:
         return 0
     flags = 0
     for match in _FUTURE_RE.finditer(text[:16384]):
-        for name in match.group(1).replace("\n", " ").split(","):
+        for name in (match.group(1) or match.group(2)).replace("\n", " ").replace("\\", " ").split(","):
             feature = getattr(future_module, name.strip(), None)
             if feature is not None:
                 flags |= feature.compiler_flag
@@ -119,14 +120,15 @@ class StandInClass:
         # scratch locals, so the helpers the transformed body calls must be here.
         return {RECORD: self.recorder, STAND_IN: self}
 
-    def __call__(self, name: str, bases: tuple[Any, ...], namespace: dict[str, Any], **kwargs: Any) -> BuiltClass:
+    def __call__(self, name: str, bases: tuple[Any, ...], namespace: dict[str, Any], **kwargs: Any) -> type:
         index = kwargs.pop(TARGET)
         cell = namespace.get("__classcell__")
         if cell is not None:
             cell.cell_contents = self.targets[index]  # zero-argument super() in new methods sees the real class
-        built = BuiltClass(name, bases, namespace, kwargs)
-        self.built[index] = built
-        return built
+        self.built[index] = BuiltClass(name, bases, namespace, kwargs)
+        # The statement binds the existing class: later statements of the same change (a
+        # subclass's bases, a registry that names the class) see the class that stays.
+        return self.targets[index]
 
 
 def first_line_node(node: ast.AST) -> ast.AST:

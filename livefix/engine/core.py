@@ -21,6 +21,7 @@ from livefix.engine import atomic, codeutil, frames, locate, status
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
 from livefix.engine.planner import Edit, ModulePlanner
 from livefix.engine.sources import SourceStore, module_file, read_source
+from livefix.engine.statements import mangle
 from livefix.errors import LivefixError
 
 ThreadIdMap = Callable[[int], int]
@@ -92,8 +93,10 @@ class Engine:
         coerced = [Change.coerce(change) for change in changes]
         grouped: dict[str, tuple[types.ModuleType, list[Change]]] = {}
         for change in coerced:
-            module = locate.find_module(change.module, change.path)
-            grouped.setdefault(module.__name__, (module, []))[1].append(change)
+            # A file can run as several modules (a script that is also imported as `app`):
+            # a change named by its path reaches every one of them.
+            for module in locate.find_modules(change.module, change.path):
+                grouped.setdefault(module.__name__, (module, []))[1].append(change)
         version = self._state_version
         warnings: list[str] = []
         module_plans = []
@@ -258,7 +261,12 @@ class Engine:
         check = _describe_check(verify)
         outcome = None
         if verify is not None:
-            outcome = self._verify(verify, plan)
+            try:
+                outcome = self._verify(verify, plan)
+            except BaseException:  # SystemExit, KeyboardInterrupt from the check: undo, then let it go on
+                atomic.undo(mutations)
+                self._set_texts(texts_before)
+                raise
             if not outcome["passed"]:
                 atomic.undo(mutations)
                 self._set_texts(texts_before)
@@ -318,9 +326,10 @@ class Engine:
                 value = eval(compile(verify, "<livefix verify>", "eval", dont_inherit=True), first.__dict__)
             else:
                 return {"check": check, "passed": False, "error": "verify must be an expression or a callable"}
+            passed = bool(value)  # a __bool__ that raises is a failed check too
         except Exception as error:
             return {"check": check, "passed": False, "error": f"{type(error).__name__}: {error}"}
-        return {"check": check, "passed": bool(value)}
+        return {"check": check, "passed": passed}
 
     def _set_texts(self, texts: dict[str, RunningText]) -> None:
         for name, (path, text, stale) in texts.items():
@@ -456,7 +465,7 @@ def _check_qualname(qualname: str, module: types.ModuleType) -> Any:
         )
     owner: Any = module
     for index, part in enumerate(parts[:-1]):
-        owner = owner.__dict__.get(part) if isinstance(owner, type) else getattr(owner, part, None)
+        owner = owner.__dict__.get(mangle(owner, part)) if isinstance(owner, type) else getattr(owner, part, None)
         if not isinstance(owner, type):
             where = ".".join(parts[: index + 1])
             raise LivefixError(
@@ -464,7 +473,7 @@ def _check_qualname(qualname: str, module: types.ModuleType) -> Any:
                 f"{module.__name__}.{where} is not a class in the running process, so it has no {parts[index + 1]!r}",
                 module=module.__name__, qualname=qualname,
             )
-    return owner.__dict__.get(parts[-1]) if isinstance(owner, type) else module.__dict__.get(parts[-1])
+    return owner.__dict__.get(mangle(owner, parts[-1])) if isinstance(owner, type) else module.__dict__.get(parts[-1])
 
 
 def _describe_check(verify: Any) -> str | None:

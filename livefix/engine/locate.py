@@ -16,20 +16,31 @@ _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def find_module(module: str | types.ModuleType | None, path: str | None) -> types.ModuleType:
+    return find_modules(module, path)[0]
+
+
+def find_modules(module: str | types.ModuleType | None, path: str | None) -> list[types.ModuleType]:
+    """The module a change names; by path, every module loaded from that file. A module
+    name that is not loaded falls back to the path (an editor's guess at the name of a
+    script that runs as `__main__`)."""
     if isinstance(module, types.ModuleType):
-        return module
-    if module:
-        found = sys.modules.get(module)
-        if found is None:
-            raise LivefixError("notFound", f"module {module!r} is not loaded in this process", module=module)
-        return found
+        return [module]
+    if module and module in sys.modules and sys.modules[module] is not None:
+        return [sys.modules[module]]
     if path:
         wanted = os.path.realpath(path)
-        for candidate in list(sys.modules.values()):
-            file = getattr(candidate, "__file__", None)
-            if file and os.path.realpath(file) == wanted:
-                return candidate
-        raise LivefixError("notFound", f"no module loaded in this process comes from {path}", path=path)
+        found = [
+            candidate
+            for candidate in list(sys.modules.values())
+            if isinstance(candidate, types.ModuleType)
+            and getattr(candidate, "__file__", None)
+            and os.path.realpath(candidate.__file__) == wanted
+        ]
+        if found:
+            return found
+        raise LivefixError("notFound", f"no module loaded in this process comes from {path}", path=path, module=module)
+    if module:
+        raise LivefixError("notFound", f"module {module!r} is not loaded in this process", module=module)
     raise LivefixError("invalid", "a change must name a module or a path")
 
 

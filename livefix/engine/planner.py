@@ -14,13 +14,16 @@ from __future__ import annotations
 import ast
 import dataclasses
 import enum
+import gc
 import types
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from livefix.engine import atomic, codeutil, compiler
-from livefix.engine.statements import DEFS, Pair, accessor, bound_names, decorator_texts, dedent_lines, pair_statements
-from livefix.engine.swap import codes_of, functions_of, has_function, swap_function
+from livefix.engine.statements import (
+    DEFS, Pair, accessor, bound_names, branches, decorator_texts, dedent_lines, mangle, pair_statements, same_shape,
+)
+from livefix.engine.swap import codes_of, functions_of, has_function, inner_code_pairs, swap_function
 from livefix.engine.textdiff import Chunk, TextDiff, diff_texts, statement_text, whole_file_diff
 from livefix.errors import LivefixError
 
@@ -87,6 +90,8 @@ class ModulePlanner:
         self._swaps: list[tuple[int, Any, str, str, ast.stmt]] = []  # (index, old function, qualname, accessor, node)
         self._class_patches: list[tuple[int, type, ast.ClassDef | None, ast.ClassDef, Chunk | None, Chunk, str]] = []
         self._scratch: dict[str, Any] = {}
+        self._redecorated: set[tuple[str, str]] = set()  # (class qualname, member name)
+        self._inner_pairs: list[tuple[types.CodeType, types.CodeType]] = []  # old -> new inner function code
 
     # -- entry -------------------------------------------------------------------------
 
@@ -101,8 +106,10 @@ class ModulePlanner:
         )
         executed: list[ast.stmt] = []
         rebind: list[tuple[ast.stmt, Pair]] = []
+        pairs = self._expand_blocks(pairs, old_chunk, diff.new)
         for pair in pairs:
             if not pair.changed:
+                self._shift_unchanged(pair, self.namespace.get(getattr(pair.new, "name", "")))
                 continue
             if pair.new is None:
                 self._plan_removal(self.namespace, pair.old, old_chunk, qualprefix="")  # type: ignore[arg-type]
@@ -118,10 +125,51 @@ class ModulePlanner:
         for node, pair in rebind:
             self._bind_module_names(node, pair, diff.new)
         self._collect_swaps()
+        self._collect_inner_functions()
         self._collect_class_patches()
         if self.old_text is not None and diff.line_delta and not diff.whole_file:
             self._shift_following(diff.old.last, diff.line_delta)
         return self.plan
+
+    def _expand_blocks(self, pairs: list[Pair], old_chunk: Chunk | None, new_chunk: Chunk) -> list[Pair]:
+        """Replace a changed `if`/`try` block whose shape stayed by the pairs of its branches,
+        so only what changed inside runs again (not the block's other side effects)."""
+        expanded: list[Pair] = []
+        for pair in pairs:
+            live = self._live_branches(pair.old) if pair.changed and pair.old is not None else None
+            if live is not None and pair.new is not None and same_shape(pair.old, pair.new):  # type: ignore[arg-type]
+                inner: list[Pair] = []
+                for index, (old_branch, new_branch) in enumerate(zip(branches(pair.old), branches(pair.new))):  # type: ignore[arg-type]
+                    if index in live:  # a branch that did not run (`if TYPE_CHECKING:`) stays not run
+                        inner.extend(pair_statements(old_branch, old_chunk, new_branch, new_chunk, self.stale))
+                expanded.extend(self._expand_blocks(inner, old_chunk, new_chunk))
+            else:
+                expanded.append(pair)
+        return expanded
+
+    def _live_branches(self, node: ast.stmt) -> set[int] | None:
+        """Which branches of an `if`/`try` block ran when the module was loaded (None: unknown).
+
+        An `if` runs the branch its condition picks now (conditions are platform checks,
+        TYPE_CHECKING, feature flags). A `try` ran a handler when a definition of that handler
+        is what runs now, else its body, `else` and `finally`."""
+        if isinstance(node, ast.If):
+            try:
+                expression = ast.Expression(node.test)
+                ast.fix_missing_locations(expression)
+                taken = bool(eval(compile(expression, self.path, "eval", dont_inherit=True), self.namespace))
+            except Exception:
+                return None
+            return {0} if taken else {1}
+        if isinstance(node, ast.Try):
+            for index, handler in enumerate(node.handlers, start=1):
+                for inner in handler.body:
+                    if isinstance(inner, _DEFS):
+                        function = codeutil.unwrap_function(self.namespace.get(inner.name), inner.name)
+                        if function is not None and function.__code__.co_firstlineno == compiler.first_line_node(inner).lineno:
+                            return {index, len(node.handlers) + 2}  # the handler and `finally`
+            return {0, len(node.handlers) + 1, len(node.handlers) + 2}
+        return None
 
     def _diff(self) -> TextDiff | None:
         try:
@@ -216,10 +264,11 @@ class ModulePlanner:
         for name in bound_names(node):
             qualname = qualprefix + name
             if isinstance(namespace, type):
-                if name in namespace.__dict__:
-                    value = namespace.__dict__[name]
+                key = mangle(namespace, name)
+                if key in namespace.__dict__:
+                    value = namespace.__dict__[key]
                     self._check_removable(value, qualname)
-                    self.plan.mutations.append(atomic.delete_attribute(namespace, name, f"{self.name}.{qualname}"))
+                    self.plan.mutations.append(atomic.delete_attribute(namespace, key, f"{self.name}.{qualname}"))
                     self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=codes_of(value)))
             elif name in namespace:
                 value = namespace[name]
@@ -259,10 +308,23 @@ class ModulePlanner:
             if member is None or id(member) not in new_body_by_id:
                 continue
             if isinstance(member, _DEFS):
-                existing = own.get(member.name)
+                existing = own.get(mangle(cls, member.name))
                 if existing is not None and (isinstance(existing, property) or has_function(existing, member.name)):
                     if not pair.changed and old is not None:
                         compiler.record_definition(member, self._next_index(), keep_decorators=False)
+                        continue
+                    if (
+                        pair.old is not None and old_chunk is not None
+                        and decorator_texts(old_chunk, pair.old) != decorator_texts(new_chunk, member)
+                        and not isinstance(existing, property)
+                    ):
+                        # New decorators (a method becoming a property, staticmethod -> classmethod,
+                        # a cache added): the member is rebound to the newly decorated object.
+                        self._redecorated.add((qualname, member.name))
+                        self.plan.warnings.append(
+                            f"The decorators of {self.name}.{qualname}.{member.name} changed: the class now holds "
+                            "the newly decorated object; bound methods taken earlier keep the old one."
+                        )
                         continue
                     kind = accessor(member) if isinstance(existing, property) else "function"
                     function = self._existing_member(existing, member.name, f"{qualname}.{member.name}", kind)
@@ -276,7 +338,7 @@ class ModulePlanner:
                             function.__code__ if function is not None else None,
                         )
             elif isinstance(member, ast.ClassDef):
-                existing = own.get(member.name)
+                existing = own.get(mangle(cls, member.name))
                 if isinstance(existing, type) and (pair.changed or old is None):
                     self._transform_class(member, existing, pair.old, old_chunk if pair.old is not None else None,  # type: ignore[arg-type]
                                           new_chunk, f"{qualname}.{member.name}")
@@ -286,7 +348,7 @@ class ModulePlanner:
             built = self.stand_in.built.get(target)
             if built is None:
                 continue  # an enclosing statement failed before reaching this class
-            self._check_class_compatible(cls, built, qualname)
+            self._check_class_compatible(cls, built, qualname, old, node)
             old_body = list(old.body) if old is not None else []
             pairs = pair_statements(
                 old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + "."
@@ -294,11 +356,14 @@ class ModulePlanner:
             swapped_names = {
                 q.rsplit(".", 1)[-1] for _, _, q, _, _ in self._swaps if q.rsplit(".", 1)[0] == qualname
             }
+            redecorated = {name for owner, name in self._redecorated if owner == qualname}
             patched_names = {
                 q.rsplit(".", 1)[-1] for _, c, _, _, _, _, q in self._class_patches if q.rsplit(".", 1)[0] == qualname
             }
             for pair in pairs:
                 if not pair.changed and old is not None:
+                    if isinstance(pair.new, (*_DEFS, ast.ClassDef)):  # moved within the changed class
+                        self._shift_unchanged(pair, cls.__dict__.get(mangle(cls, pair.new.name)))
                     continue
                 if pair.new is None:
                     self._plan_removal(cls, pair.old, old_chunk, qualprefix=qualname + ".")  # type: ignore[arg-type]
@@ -306,22 +371,51 @@ class ModulePlanner:
                 for name in bound_names(pair.new) or (["__doc__"] if pair.key == ("docstring",) else []):
                     if name in swapped_names or name in patched_names:
                         continue
-                    if old is None and name in cls.__dict__ and not isinstance(pair.new, (*_DEFS, ast.ClassDef)):
+                    key = mangle(cls, name)  # the class body stored `__private` as `_Class__private`
+                    if old is None and key in cls.__dict__ and not isinstance(pair.new, (*_DEFS, ast.ClassDef)):
                         continue  # no baseline text: keep existing class state
-                    if name not in built.namespace:
+                    if key not in built.namespace:
                         continue
-                    value = built.namespace[name]
-                    self._check_member_assignable(cls, name, qualname)
-                    kind = "replaced" if name in cls.__dict__ else "added"
-                    self.plan.mutations.append(atomic.set_attribute(cls, name, value, f"{self.name}.{qualname}.{name}"))
+                    value = built.namespace[key]
+                    self._check_member_assignable(cls, key, qualname)
+                    if name in redecorated:
+                        self._add_edit(f"{qualname}.{name}", "replaced", new_chunk, pair.new,
+                                       codes_of(cls.__dict__.get(key))[0] if codes_of(cls.__dict__.get(key)) else None)
+                        self._set_name(value, cls, key, qualname)
+                        self.plan.mutations.append(atomic.set_attribute(cls, key, value, f"{self.name}.{qualname}.{name}"))
+                        continue
+                    kind = "replaced" if key in cls.__dict__ else "added"
+                    self._set_name(value, cls, key, qualname)
+                    self.plan.mutations.append(atomic.set_attribute(cls, key, value, f"{self.name}.{qualname}.{name}"))
                     if name != "__doc__":
                         self._add_edit(f"{qualname}.{name}", kind, new_chunk, pair.new,
                                        statement=not isinstance(pair.new, (*_DEFS, ast.ClassDef)))
 
-    def _check_class_compatible(self, cls: type, built: compiler.BuiltClass, qualname: str) -> None:
+    def _set_name(self, value: Any, cls: type, name: str, qualname: str) -> None:
+        """What class creation does for descriptors (cached_property...): tell them their name.
+        The value is new and not yet visible, so this changes nothing in the process."""
+        set_name = getattr(type(value), "__set_name__", None)
+        if set_name is None:
+            return
+        try:
+            set_name(value, cls, name)
+        except Exception as error:
+            raise LivefixError(
+                "failed", f"{self.name}.{qualname}.{name}: __set_name__ raised {type(error).__name__}: {error}; nothing was changed",
+                module=self.name, qualname=f"{qualname}.{name}",
+            ) from None
+
+    def _check_class_compatible(
+        self, cls: type, built: compiler.BuiltClass, qualname: str, old: ast.ClassDef | None, new: ast.ClassDef
+    ) -> None:
         where = f"{self.name}.{qualname}"
-        bases = types.resolve_bases(built.bases) if built.bases else (object,)  # Generic[T] -> Generic
-        if tuple(bases) != tuple(cls.__bases__):
+        if old is not None and [ast.dump(b) for b in old.bases] == [ast.dump(b) for b in new.bases]:
+            same_bases = True  # the statement names the same bases: nothing to compare at run time
+        else:
+            orig = cls.__dict__.get("__orig_bases__")
+            resolved = types.resolve_bases(built.bases) if built.bases else (object,)  # Generic[T] -> Generic
+            same_bases = tuple(resolved) == tuple(cls.__bases__) or (orig is not None and tuple(built.bases) == tuple(orig))
+        if not same_bases:
             raise LivefixError(
                 "incompatible",
                 f"{where}: the base classes changed ({_names(cls.__bases__)} -> {_names(built.bases)}); "
@@ -352,6 +446,28 @@ class ModulePlanner:
                     f"{where}: the dataclass fields changed; generated __init__/__eq__ and existing instances depend "
                     "on them: restart to apply this",
                     module=self.name, qualname=qualname, reason="dataclassFields",
+                )
+        if dataclasses.is_dataclass(cls) and "__post_init__" in built.namespace and not hasattr(cls, "__post_init__"):
+            raise LivefixError(
+                "incompatible",
+                f"{where}: adding __post_init__ to a dataclass has no effect on a running class (its generated "
+                "__init__ was made without it): restart to apply this",
+                module=self.name, qualname=qualname, reason="dataclassFields",
+            )
+        fields = cls.__dict__.get("_fields")
+        if isinstance(fields, tuple) and issubclass(cls, tuple):  # typing.NamedTuple / namedtuple
+            annotations = built.namespace.get("__annotations__", {})
+            defaults = getattr(cls, "_field_defaults", {})
+            if tuple(annotations) != fields or any(
+                (name in built.namespace) != (name in defaults)
+                or (name in defaults and built.namespace[name] != defaults[name])
+                for name in annotations
+            ):
+                raise LivefixError(
+                    "incompatible",
+                    f"{where}: the named tuple's fields changed; existing tuples and their __new__ depend on them: "
+                    "restart to apply this",
+                    module=self.name, qualname=qualname, reason="namedTupleFields",
                 )
         if isinstance(cls, enum.EnumMeta):
             members = cls.__members__
@@ -426,10 +542,11 @@ class ModulePlanner:
             if isinstance(old, property):  # a new accessor for an existing property
                 cls = self._owner_class(qualname)
                 replacement = old.setter(new) if kind == "fset" else old.deleter(new) if kind == "fdel" else old.getter(new)
-                self.plan.mutations.append(atomic.set_attribute(cls, qualname.rsplit(".", 1)[-1], replacement, where))
+                self.plan.mutations.append(atomic.set_attribute(cls, mangle(cls, qualname.rsplit(".", 1)[-1]), replacement, where))
                 self._add_edit(qualname, "replaced", None, node)
                 continue
             self.plan.mutations.extend(swap_function(old, new, where, self.name, qualname))
+            self._inner_pairs.extend(inner_code_pairs(old.__code__, new.__code__))
             for edit in self.plan.edits:
                 if edit.qualname == qualname and edit.kind == "replaced" and old.__code__ in edit.old_codes:
                     edit.signature_changed = codeutil.signature_key(
@@ -438,17 +555,36 @@ class ModulePlanner:
             for wrapper in codeutil.lru_wrappers(self._lookup(qualname)):
                 self.plan.mutations.append(atomic.call_only(wrapper.cache_clear, wrapper.cache_clear, f"{where} cache"))
 
+    def _collect_inner_functions(self) -> None:
+        """Functions made by an earlier call of a replaced function (a closure the program
+        kept, a handler built at start-up) share its old inner code: they get the new one.
+        Finding them walks the heap, so only when the replaced code has inner functions."""
+        if not self._inner_pairs:
+            return
+        replacements = dict(self._inner_pairs)
+        for holder in gc.get_referrers(*replacements):
+            if isinstance(holder, types.FunctionType) and holder.__code__ in replacements:
+                new_code = replacements[holder.__code__]
+                where = f"{self.name}.{holder.__qualname__}"
+                if holder.__code__.co_freevars != new_code.co_freevars:
+                    self.plan.warnings.append(
+                        f"{where}: an inner function made before this change keeps its old code (the variables "
+                        "it closes over changed); new ones get the new code."
+                    )
+                    continue
+                self.plan.mutations.append(atomic.set_attribute(holder, "__code__", new_code, where))
+
     def _owner_class(self, qualname: str) -> type:
         owner: Any = self.module
         for part in qualname.split(".")[:-1]:
-            owner = getattr(owner, part)
+            owner = owner.__dict__[mangle(owner, part)] if isinstance(owner, type) else getattr(owner, part)
         return owner
 
     def _lookup(self, qualname: str) -> Any:
         try:
             owner: Any = self.module
             for part in qualname.split("."):
-                owner = owner.__dict__[part] if isinstance(owner, type) else getattr(owner, part)
+                owner = owner.__dict__[mangle(owner, part)] if isinstance(owner, type) else getattr(owner, part)
             return owner
         except (AttributeError, KeyError):
             return None
@@ -476,6 +612,24 @@ class ModulePlanner:
                 atomic.set_attribute(function, "__code__", codeutil.shift_lines(code, delta), f"line numbers of {function.__qualname__}")
             )
             self.plan.shifted += 1
+
+    def _shift_unchanged(self, pair: Pair, value: Any) -> None:
+        """An unchanged definition inside the changed span may still have moved (a longer
+        method above it in the same class): its code moves with it."""
+        if value is None or pair.old is None or pair.new is None or not isinstance(pair.new, (*_DEFS, ast.ClassDef)):
+            return
+        old_first = compiler.first_line_node(pair.old).lineno
+        delta = compiler.first_line_node(pair.new).lineno - old_first
+        if not delta:
+            return
+        old_last = pair.old.end_lineno or old_first
+        for function in functions_of([value], self.name, set()):
+            code = function.__code__
+            if code.co_filename == self.path and old_first <= code.co_firstlineno <= old_last:
+                self.plan.mutations.append(atomic.set_attribute(
+                    function, "__code__", codeutil.shift_lines(code, delta), f"line numbers of {function.__qualname__}"
+                ))
+                self.plan.shifted += 1
 
     # -- bookkeeping -------------------------------------------------------------------
 

@@ -14,11 +14,28 @@ _DEFS = DEFS
 _ACCESSOR_SUFFIXES = {"getter": "fget", "setter": "fset", "deleter": "fdel"}
 
 
+COMPOUND = (ast.If, ast.Try)
+
+
+def branches(node: ast.stmt) -> list[list[ast.stmt]]:
+    """The statement lists of an `if` or `try` block, in a fixed order."""
+    if isinstance(node, ast.If):
+        return [node.body, node.orelse]
+    if isinstance(node, ast.Try):
+        return [node.body, *[handler.body for handler in node.handlers], node.orelse, node.finalbody]
+    return []
+
+
 def bound_names(node: ast.stmt) -> list[str]:
     """Names a module- or class-level statement binds (for pairing and rebinding)."""
     names: list[str] = []
     if isinstance(node, (*_DEFS, ast.ClassDef)):
         return [node.name]
+    if isinstance(node, COMPOUND):  # definitions guarded by `if` / `try: import ... except`
+        for branch in branches(node):
+            for inner in branch:
+                names.extend(n for n in bound_names(inner) if n not in names)
+        return names
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         for alias in node.names:
             if alias.name != "*":
@@ -47,7 +64,16 @@ def statement_key(node: ast.stmt) -> tuple[str, ...]:
             return ("assign", *names)
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
         return ("docstring",)
+    if isinstance(node, ast.If):  # paired by their condition; their bodies are compared inside
+        return ("if", ast.dump(node.test))
+    if isinstance(node, ast.Try):
+        return ("try", *[ast.dump(h.type) if h.type is not None else "" for h in node.handlers])
     return ("stmt", ast.dump(node))
+
+
+def same_shape(old: ast.stmt, new: ast.stmt) -> bool:
+    """Two blocks whose branches can be diffed statement by statement."""
+    return isinstance(old, COMPOUND) and type(old) is type(new) and len(branches(old)) == len(branches(new))
 
 
 @dataclass
@@ -124,3 +150,11 @@ def accessor(node: ast.stmt) -> str:
         if isinstance(decorator, ast.Attribute) and decorator.attr in _ACCESSOR_SUFFIXES:
             return _ACCESSOR_SUFFIXES[decorator.attr]
     return "fget"
+
+
+def mangle(owner: object, name: str) -> str:
+    """The key under which a class body stores `name` (`__private` -> `_Class__private`)."""
+    if not isinstance(owner, type) or not name.startswith("__") or name.endswith("__"):
+        return name
+    stripped = owner.__name__.lstrip("_")
+    return f"_{stripped}{name}" if stripped else name

@@ -69,6 +69,9 @@ def _wrapped_functions(value: Any) -> list[Any]:
             wrapped = getattr(value, "__wrapped__", None)
         if wrapped is not None:
             inner.append(wrapped)
+        func = getattr(value, "func", None)  # functools.cached_property, singledispatchmethod
+        if func is not None:
+            inner.append(func)
         registry = getattr(value, "registry", None)  # functools.singledispatch implementations
         if registry is not None and hasattr(registry, "values"):
             inner.extend(registry.values())
@@ -87,3 +90,23 @@ def _wrapped_functions(value: Any) -> list[Any]:
 def codes_of(value: Any) -> tuple[types.CodeType, ...]:
     function = codeutil.unwrap_function(value, getattr(value, "__name__", "")) if value is not None else None
     return tuple(codeutil.nested_codes(function.__code__)) if function is not None else ()
+
+
+def inner_code_pairs(old: types.CodeType, new: types.CodeType) -> list[tuple[types.CodeType, types.CodeType]]:
+    """Old and new code of the functions and lambdas defined inside a replaced function,
+    matched by qualified name and order (comprehension code never outlives its call)."""
+
+    def inner(code: types.CodeType) -> dict[tuple[str, int], types.CodeType]:
+        found: dict[tuple[str, int], types.CodeType] = {}
+        counts: dict[str, int] = {}
+        for nested in list(codeutil.nested_codes(code))[1:]:
+            name = nested.co_name
+            if name.startswith("<") and name != "<lambda>":
+                continue
+            key = getattr(nested, "co_qualname", name)
+            counts[key] = counts.get(key, 0) + 1
+            found[(key, counts[key])] = nested
+        return found
+
+    before, after = inner(old), inner(new)
+    return [(code, after[key]) for key, code in before.items() if key in after and after[key] is not code]
