@@ -18,7 +18,7 @@ from typing import Any, Callable
 from livefix import protocol
 from livefix.engine import Engine, Plan
 from livefix.errors import LivefixError
-from livefix.service import EmitEvent, Service, ServiceOptions
+from livefix.service import EmitEvent, Service, ServiceOptions, module_names
 
 log = logging.getLogger("livefix.agent")
 
@@ -144,25 +144,14 @@ class AgentService(Service):
         if action == "apply":
             plan = self.engine.prepare(protocol.as_change_args(args.get("changes")), action="apply")
         elif action == "reload":
-            modules = args.get("modules")
-            if modules is not None and (not isinstance(modules, list) or not all(isinstance(m, str) for m in modules)):
-                raise LivefixError("invalid", "`modules` must be a list of module names")
+            modules = module_names(args)
             package = args.get("package")
             if package is not None and not isinstance(package, str):
                 raise LivefixError("invalid", "`package` must be a string")
             plan = self.engine.prepare_reload(modules=modules, package=package)
         else:
             raise LivefixError("invalid", f"`action` must be \"apply\" or \"reload\", not {action!r}")
-        reasons = self.approval_needed(plan)
-        if reasons and not args.get("approved", False):
-            raise LivefixError(
-                "approvalRequired",
-                f"Approval required: {'; '.join(reasons)}",
-                reasons=reasons,
-                impact=plan.impact,
-                applied=plan.planned(),
-                report=plan.report_before(),
-            )
+        self.check_approval(plan, bool(args.get("approved", False)))
         prepare_id = uuid.uuid4().hex
         with self._prepared_lock:
             mine = [key for key, entry in self._prepared.items() if entry.owner == owner]
