@@ -1692,3 +1692,133 @@ def test_reload_after_a_removal_still_applies_the_next_change(ws, engine):
     reload_edit(ws, engine, m, "def first():\n    return 1\n\n\n", "")
     result = reload_edit(ws, engine, m, 'raise KeyError("last")', 'return "fixed"')
     assert kinds(result) == [("last", "replaced")] and m.last() == "fixed"
+
+
+# -- a day of editing: seeded sequences of file edits, reloads and rollbacks ---------------
+#
+# A small model of a module (functions, classes with methods, a header constant) is edited
+# at random (seeded: the same sequence every run), written to the file and reloaded, with an
+# occasional rollback. After every step the running module must behave like the file: every
+# function raises the value the file says, from the line the file has it on, and nothing the
+# file no longer defines is left behind.
+
+import copy
+import itertools
+import random
+
+
+class _Model:
+    def __init__(self) -> None:
+        self.header = 0
+        self.blank = 0
+        self.functions: dict[str, tuple[int, int]] = {"f1": (1, 0), "f2": (2, 1)}  # name -> (value, extra lines)
+        self.classes: dict[str, dict[str, tuple[int, int]]] = {"A": {"m1": (3, 0), "m2": (4, 0)}, "B": {"m3": (5, 1)}}
+
+    def source(self) -> str:
+        out = ["import os", "", f"HEADER = {self.header}", ""] + [""] * self.blank
+        for name, (value, extra) in self.functions.items():
+            out += ["", f"def {name}():"] + [f"    _{i} = {i}" for i in range(extra)]
+            out += [f"    raise ValueError({value})  # @{name}", ""]
+        for cls, methods in self.classes.items():
+            out += ["", f"class {cls}:"] + (["    pass"] if not methods else [])
+            for name, (value, extra) in methods.items():
+                out += ["", f"    def {name}(self):"] + [f"        _{i} = {i}" for i in range(extra)]
+                out += [f"        raise ValueError({value})  # @{cls}.{name}"]
+            out += [""]
+        return "\n".join(out) + "\n"
+
+    def mutate(self, rnd: random.Random, counter) -> str:
+        op = rnd.choice(["body", "body", "body", "add_function", "remove_function", "add_method", "remove_method", "header", "blank"])
+        if op == "body":
+            pool = [(None, n) for n in self.functions] + [(c, n) for c in self.classes for n in self.classes[c]]
+            if pool:
+                owner, name = rnd.choice(pool)
+                (self.functions if owner is None else self.classes[owner])[name] = (next(counter), rnd.randint(0, 3))
+        elif op == "add_function":
+            self.functions[f"f{next(counter)}"] = (next(counter), rnd.randint(0, 2))
+        elif op == "remove_function" and self.functions:
+            del self.functions[rnd.choice(list(self.functions))]
+        elif op == "add_method":
+            self.classes[rnd.choice(list(self.classes))][f"m{next(counter)}"] = (next(counter), rnd.randint(0, 2))
+        elif op == "remove_method":
+            methods = self.classes[rnd.choice(list(self.classes))]
+            if methods:
+                del methods[rnd.choice(list(methods))]
+        elif op == "header":
+            self.header += 1
+        elif op == "blank":
+            self.blank = rnd.randint(0, 3)
+        return op
+
+    def mismatches(self, module, check_lines: bool) -> list[str]:
+        lines = self.source().splitlines()
+        found = []
+
+        def check(call, mark, value):
+            try:
+                call()
+            except ValueError as error:
+                line = traceback.extract_tb(error.__traceback__)[-1].lineno
+                if error.args[0] != value:
+                    found.append(f"{mark} raised {error.args[0]}, the file says {value}")
+                elif check_lines and f"# @{mark}" not in lines[line - 1]:
+                    found.append(f"{mark} raised from line {line}: {lines[line - 1]!r}")
+                return
+            except Exception as error:  # noqa: BLE001 - anything else is the finding
+                found.append(f"{mark}: {type(error).__name__}: {error}")
+                return
+            found.append(f"{mark} did not raise")
+
+        for name, (value, _) in self.functions.items():
+            if name not in vars(module):
+                found.append(f"{name} missing")
+            else:
+                check(getattr(module, name), name, value)
+        for cls_name, methods in self.classes.items():
+            cls = getattr(module, cls_name)
+            for name, (value, _) in methods.items():
+                if name not in vars(cls):
+                    found.append(f"{cls_name}.{name} missing")
+                else:
+                    check(getattr(cls(), name), f"{cls_name}.{name}", value)
+            found += [f"{cls_name}.{k} left behind" for k in vars(cls) if k[0] == "m" and k[1:].isdigit() and k not in methods]
+        found += [f"{k} left behind" for k in vars(module) if k[0] == "f" and k[1:].isdigit() and k not in self.functions]
+        if module.HEADER != self.header:
+            found.append(f"HEADER is {module.HEADER}, the file says {self.header}")
+        return found
+
+
+def _a_day_of_editing(ws, engine, seed: int, check_lines: bool, steps: int = 20) -> None:
+    rnd = random.Random(seed)
+    counter = itertools.count(100)
+    model = _Model()
+    m = ws.module(model.source())
+    path = ws.path(m)
+    applied: list[_Model] = [copy.deepcopy(model)]  # the model as of each active generation
+    for step in range(steps):
+        ops = [model.mutate(rnd, counter) for _ in range(rnd.randint(1, 3))]
+        path.write_text(model.source())
+        before = engine.generation
+        engine.reload_module(m.__name__)
+        if engine.generation != before:
+            applied.append(copy.deepcopy(model))
+        else:
+            applied[-1] = copy.deepcopy(model)
+        assert model.mismatches(m, check_lines) == [], f"seed {seed}, step {step}: reload after {ops}"
+        if len(applied) > 1 and rnd.random() < 0.2:
+            engine.rollback()
+            applied.pop()
+            model = copy.deepcopy(applied[-1])
+            assert model.mismatches(m, check_lines) == [], f"seed {seed}, step {step}: rollback"
+            path.write_text(model.source())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_day_of_editing_behaves_like_the_file(ws, engine, seed):
+    _a_day_of_editing(ws, engine, seed, check_lines=False)
+
+
+@pytest.mark.xfail(strict=True, reason="reloads adding/removing top-level definitions leave the methods of classes below them on old lines (see test_reload_adding/removing_*)")
+def test_a_day_of_editing_keeps_tracebacks_on_the_file_lines(ws, engine):
+    for seed in range(8):
+        _a_day_of_editing(ws, engine, seed, check_lines=True)
