@@ -164,8 +164,9 @@ def _parse_chunk(text: str, start: int, end: int, filename: str) -> Chunk | None
         return None
     if first != 1:
         ast.increment_lineno(tree, first - 1)
-    last = first + chunk.count("\n") - (1 if chunk.endswith("\n") else 0)
-    return Chunk(first=first, last=max(last, first - 1), text=chunk, statements=list(tree.body))
+    # An empty chunk (a pure insertion or deletion point) spans no line: last = first - 1.
+    last = first - 1 if not chunk else first + chunk.count("\n") - (1 if chunk.endswith("\n") else 0)
+    return Chunk(first=first, last=last, text=chunk, statements=list(tree.body))
 
 
 def diff_texts(old: str, new: str, filename: str, attempts: int = 3) -> TextDiff | None:
