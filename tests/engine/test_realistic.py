@@ -1856,3 +1856,41 @@ def test_class_statements_see_functions_changed_in_the_same_reload(ws, engine):
     engine.reload_module(m.__name__)
     assert m.DEFAULT == 20  # module level: the new compute, as a fresh import would
     assert (m.Conf.LEVEL, m.Conf().get()) == (20, 2)
+
+
+# -- packages: a new function re-exported by the package in the same reload ----------------
+
+@pytest.mark.xfail(strict=True, reason="prepare runs __init__'s changed 'from .prices import discount' against the live submodule, which gains discount only at commit: ImportError, refused as 'failed'")
+def test_package_reload_re_exporting_a_new_function(ws, engine):
+    package = f"lfshop_{id(ws)}"
+    prices = ws.module("class Rate:\n    def value(self):\n        return 1\n\ndef price(x):\n    return x * Rate().value()\n", name=f"{package}.prices")
+    init = ws.root / package / "__init__.py"
+    init.write_text("from .prices import price, Rate\n\n__all__ = ['price', 'Rate']\n")
+    ws.names.append(package)
+    shop = importlib.import_module(package)
+    importlib.reload(shop)  # the package's own __init__ text, now that it has one
+    held = shop.price
+    ws.write(prices, "class Rate:\n    def value(self):\n        return 2\n\ndef price(x):\n    return x * Rate().value()\n\ndef discount(x):\n    return x - 1\n")
+    init.write_text("from .prices import price, Rate, discount\n\n__all__ = ['price', 'Rate', 'discount']\n")
+    result = engine.reload_modules(package=package)
+    assert held(3) == 6 and shop.discount(3) == 2 and shop.__all__ == ["price", "Rate", "discount"]
+    assert result.generation == 1
+    engine.rollback()
+    assert held(3) == 3 and not hasattr(shop, "discount") and not hasattr(prices, "discount")
+
+
+def test_package_reload_one_module_at_a_time(ws, engine):
+    """The workaround while the above fails: the submodule first, then the package."""
+    package = f"lfshop2_{id(ws)}"
+    prices = ws.module("def price(x):\n    return x\n", name=f"{package}.prices")
+    init = ws.root / package / "__init__.py"
+    init.write_text("from .prices import price\n")
+    ws.names.append(package)
+    shop = importlib.reload(importlib.import_module(package))
+    ws.write(prices, "def price(x):\n    return x * 2\n\ndef discount(x):\n    return x - 1\n")
+    init.write_text("from .prices import price, discount\n")
+    engine.reload_module(prices.__name__)
+    engine.reload_module(package)
+    assert shop.price(3) == 6 and shop.discount(3) == 2
+    engine.rollback(to=0)
+    assert shop.price(3) == 3 and not hasattr(shop, "discount")
