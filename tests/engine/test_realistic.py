@@ -1791,23 +1791,34 @@ def _a_day_of_editing(ws, engine, seed: int, check_lines: bool, steps: int = 20)
     model = _Model()
     m = ws.module(model.source())
     path = ws.path(m)
-    applied: list[_Model] = [copy.deepcopy(model)]  # the model as of each active generation
+    first = len(engine.history()["generations"])  # one engine may run several days
+    applied: list[tuple[int, _Model]] = [(engine.generation, copy.deepcopy(model))]  # (generation, model) of each active one
     for step in range(steps):
         ops = [model.mutate(rnd, counter) for _ in range(rnd.randint(1, 3))]
         path.write_text(model.source())
         before = engine.generation
         engine.reload_module(m.__name__)
         if engine.generation != before:
-            applied.append(copy.deepcopy(model))
+            applied.append((engine.generation, copy.deepcopy(model)))
         else:
-            applied[-1] = copy.deepcopy(model)
+            applied[-1] = (applied[-1][0], copy.deepcopy(model))
         assert model.mismatches(m, check_lines) == [], f"seed {seed}, step {step}: reload after {ops}"
-        if len(applied) > 1 and rnd.random() < 0.2:
-            engine.rollback()
-            applied.pop()
-            model = copy.deepcopy(applied[-1])
-            assert model.mismatches(m, check_lines) == [], f"seed {seed}, step {step}: rollback"
+        if len(applied) > 1 and rnd.random() < 0.25:
+            if rnd.random() < 0.5:
+                engine.rollback()
+                applied.pop()
+                what = "rollback"
+            else:  # back to some earlier generation, several at once
+                keep = rnd.randrange(len(applied) - 1)
+                engine.rollback(to=applied[keep][0])
+                del applied[keep + 1:]
+                what = f"rollback to {applied[keep][0]}"
+            model = copy.deepcopy(applied[-1][1])
+            assert engine.generation == applied[-1][0]
+            assert model.mismatches(m, check_lines) == [], f"seed {seed}, step {step}: {what}"
             path.write_text(model.source())
+    ours = engine.history()["generations"][first:]
+    assert [g["generation"] for g in ours if g["status"] == "active"] == [number for number, _ in applied[1:]]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -1894,3 +1905,64 @@ def test_package_reload_one_module_at_a_time(ws, engine):
     assert shop.price(3) == 6 and shop.discount(3) == 2
     engine.rollback(to=0)
     assert shop.price(3) == 3 and not hasattr(shop, "discount")
+
+
+# -- async generators; removing what a thread is running ------------------------------------
+
+def test_async_generator_suspended_in_old_code(ws, engine):
+    m = ws.module(
+        """
+        async def ticks(n, gate):
+            for i in range(n):
+                if i == 1:
+                    await gate.wait()
+                yield i
+        """
+    )
+
+    async def scenario():
+        gate = asyncio.Event()
+        running = m.ticks(3, gate)
+        first = await running.__anext__()
+        pending = asyncio.ensure_future(running.__anext__())
+        while not gate._waiters:  # until the generator is suspended inside ticks
+            await asyncio.sleep(0)
+        apply(engine, m, "ticks", "async def ticks(n, gate):\n    for i in range(n):\n        yield i * 100\n")
+        gate.set()
+        rest = [await pending] + [x async for x in running]
+        return first, rest, [x async for x in m.ticks(3, gate)]
+
+    assert asyncio.run(scenario()) == (0, [1, 2], [0, 100, 200])
+
+
+def test_reload_removing_a_function_a_thread_is_running(ws, engine):
+    m = ws.module(
+        """
+        def keep():
+            return 1
+
+        def retiring(started, release):
+            started.set()
+            release.wait(30)
+            return "finished on the old code"
+        """
+    )
+    started, release = threading.Event(), threading.Event()
+    results = []
+    thread = threading.Thread(target=lambda: results.append(m.retiring(started, release)), name="retiring-worker")
+    thread.start()
+    try:
+        assert started.wait(30)
+        ws.write(m, "def keep():\n    return 1\n")
+        plan = engine.prepare_reload(modules=[m.__name__])
+        assert plan.impact["removals"] == [f"{m.__name__}.retiring"]
+        assert [t["name"] for t in plan.impact["threads"]] == ["retiring-worker"]
+        assert len(plan.risks()) == 2
+        engine.commit(plan)
+        assert not hasattr(m, "retiring")
+    finally:
+        release.set()
+        thread.join(30)
+    assert results == ["finished on the old code"]
+    engine.rollback()
+    assert callable(m.retiring)
