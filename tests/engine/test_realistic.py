@@ -1966,3 +1966,59 @@ def test_reload_removing_a_function_a_thread_is_running(ws, engine):
     assert results == ["finished on the old code"]
     engine.rollback()
     assert callable(m.retiring)
+
+
+# -- a day of fixes from the editor: seeded applies of methods and whole classes ----------
+
+_KINDS = {"a": "", "b": "static", "c": "", "d": "class", "e": ""}
+
+
+def _method_source(name: str, value: int, extra: int) -> str:
+    kind = _KINDS[name]
+    decorator = {"static": "@staticmethod\n", "class": "@classmethod\n"}.get(kind, "")
+    argument = {"static": "", "class": "cls"}.get(kind, "self")
+    pad = "".join(f"    _{i} = {i}\n" for i in range(extra))
+    return f"{decorator}def {name}({argument}):\n{pad}    raise ValueError({value})  # @{name}\n"
+
+
+def _class_source(values: dict[str, int], extras: dict[str, int]) -> str:
+    members = ["".join("    " + line + "\n" for line in _method_source(n, values[n], extras[n]).splitlines()) for n in _KINDS]
+    return "class K:\n" + "\n".join(members)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_day_of_fixes_from_the_editor(ws, engine, seed):
+    rnd = random.Random(seed)
+    values = {n: 0 for n in _KINDS}
+    extras = {n: 0 for n in _KINDS}
+    m = ws.module("import os\n\n" + _class_source(values, extras) + "\n\ndef tail():\n    raise ValueError('tail')  # @tail\n")
+    stack: list[tuple[dict[str, int], dict[str, int]]] = [(dict(values), dict(extras))]
+    for step in range(25):
+        op = rnd.choice(["method", "method", "method", "class", "rollback"])
+        if op == "method":
+            name = rnd.choice(list(_KINDS))
+            values[name] += 1
+            extras[name] = rnd.randint(0, 3)
+            apply(engine, m, f"K.{name}", _method_source(name, values[name], extras[name]))
+            stack.append((dict(values), dict(extras)))
+        elif op == "class":
+            for name in _KINDS:
+                values[name] += 1
+                extras[name] = rnd.randint(0, 3)
+            apply(engine, m, "K", _class_source(values, extras))
+            stack.append((dict(values), dict(extras)))
+        elif len(stack) > 1:
+            engine.rollback()
+            stack.pop()
+            values, extras = dict(stack[-1][0]), dict(stack[-1][1])
+        running = engine.sources.get(m).text.splitlines()
+        for name in list(_KINDS) + ["tail"]:
+            if name != "tail":
+                assert name in vars(m.K), f"seed {seed} step {step} ({op}): K.{name} left the class"
+            call = m.tail if name == "tail" else getattr(m.K() if _KINDS[name] == "" else m.K, name)
+            with pytest.raises(ValueError) as error:
+                call()
+            line = traceback.extract_tb(error.tb)[-1].lineno
+            assert f"# @{name}" in running[line - 1], f"seed {seed} step {step} ({op}): {name} raised from line {line}"
+            if name != "tail":
+                assert error.value.args[0] == values[name], f"seed {seed} step {step} ({op}): {name}"
