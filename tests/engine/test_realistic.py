@@ -2022,3 +2022,73 @@ def test_a_day_of_fixes_from_the_editor(ws, engine, seed):
             assert f"# @{name}" in running[line - 1], f"seed {seed} step {step} ({op}): {name} raised from line {line}"
             if name != "tail":
                 assert error.value.args[0] == values[name], f"seed {seed} step {step} ({op}): {name}"
+
+
+# -- capturing frames of a program with hostile locals; two operations at once ---------------
+
+def test_capture_frames_with_hostile_locals(ws, engine):
+    m = ws.module(
+        """
+        class NoRepr:
+            def __repr__(self):
+                raise RuntimeError("no repr")
+
+        class Huge:
+            def __repr__(self):
+                return "x" * 5_000_000
+
+        def worker(started, release):
+            broken = NoRepr()
+            huge = Huge()
+            cycle = []
+            cycle.append(cycle)
+            data = {"k": list(range(100_000))}
+            started.set()
+            release.wait(30)
+        """
+    )
+    started, release = threading.Event(), threading.Event()
+    thread = threading.Thread(target=m.worker, args=(started, release), name="hostile")
+    thread.start()
+    try:
+        assert started.wait(30)
+        captured = engine.capture_frames(include_locals=True)
+    finally:
+        release.set()
+        thread.join(30)
+    (hostile,) = [t for t in captured["threads"] if t["name"] == "hostile"]
+    (frame,) = [f for f in hostile["frames"] if f["qualname"].endswith("worker")]
+    assert frame["path"] == m.__file__ and "release.wait" in ws.path(m).read_text().splitlines()[frame["line"] - 1]
+    local = frame["locals"]
+    assert "NoRepr" in local["broken"] and len(local["huge"]) < 1000 and len(local["data"]) < 1000
+    assert "..." in local["cycle"]
+
+
+def test_second_operation_while_one_is_verifying_is_busy(ws, engine, state_of):
+    m = ws.module("def f():\n    return 1\n\ndef g():\n    return 1\n")
+    verifying, finish = threading.Event(), threading.Event()
+    outcome = []
+
+    def verify():
+        verifying.set()
+        return finish.wait(30)
+
+    def first():
+        outcome.append(apply(engine, m, "f", "def f():\n    return 2\n", verify=verify).generation)
+
+    thread = threading.Thread(target=first, name="first-apply")
+    thread.start()
+    try:
+        assert verifying.wait(30)
+        before = state_of(m)["g.__code__"]
+        with pytest.raises(LivefixError) as error:
+            apply(engine, m, "g", "def g():\n    return 2\n")
+        assert error.value.kind == "busy"
+        with pytest.raises(LivefixError) as error:
+            engine.rollback()
+        assert error.value.kind == "busy"
+        assert m.g.__code__ is before
+    finally:
+        finish.set()
+        thread.join(30)
+    assert outcome == [1] and m.f() == 2 and m.g() == 1
