@@ -11,7 +11,10 @@ and that history and rollback stay consistent.
 from __future__ import annotations
 
 import asyncio
+import copy
 import importlib
+import itertools
+import random
 import sys
 import threading
 import traceback
@@ -1703,11 +1706,6 @@ def test_reload_after_a_removal_still_applies_the_next_change(ws, engine):
 # occasional rollback. After every step the running module must behave like the file: every
 # function raises the value the file says, from the line the file has it on, and nothing the
 # file no longer defines is left behind.
-
-import copy
-import itertools
-import random
-
 
 class _Model:
     def __init__(self) -> None:
