@@ -2208,3 +2208,25 @@ def test_real_pydantic_validator_fix_with_other_quotes(frameworks, engine):
     )
     with pytest.raises(Exception, match="small"):
         m.Order(amount=2)
+
+
+def test_closures_made_before_a_fix_whose_variables_changed_keep_old_code_and_say_so(ws, engine):
+    m = ws.module(
+        """
+        def make_greeter(greeting):
+            punctuation = "!"
+            def greet(name):
+                return greeting + ", " + name
+            return greet
+
+        hello = make_greeter("hello")
+        """
+    )
+    result = apply(
+        engine, m, "make_greeter",
+        "def make_greeter(greeting):\n    punctuation = '!'\n    def greet(name):\n        return greeting + ', ' + name + punctuation\n    return greet\n",
+    )
+    assert m.hello("bob") == "hello, bob" and m.make_greeter("hi")("bob") == "hi, bob!"
+    assert any("greet" in warning and "old code" in warning for warning in result.warnings)
+    engine.rollback()
+    assert m.make_greeter("hi")("bob") == "hi, bob"
