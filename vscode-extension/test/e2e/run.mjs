@@ -68,6 +68,12 @@ async function main() {
         'files.autoSave': 'off',
         'remote.autoForwardPorts': false,
         'git.openRepositoryInParentFolders': 'never',
+        // No marketplace here (and no traffic to anything but 127.0.0.1 wanted).
+        'extensions.autoUpdate': false,
+        'extensions.autoCheckUpdates': false,
+        'extensions.ignoreRecommendations': true,
+        'workbench.enableExperiments': false,
+        'telemetry.telemetryLevel': 'off',
         'workbench.secondarySideBar.defaultVisibility': 'hidden',
       },
       null,
@@ -156,7 +162,12 @@ async function main() {
     ],
     {
       cwd: scratch,
-      env: { ...process.env, ...xdg, LIVEFIX_E2E_CONTROL: controlUrl, LIVEFIX_E2E_PYTHON: python, LIVEFIX_E2E_RESULTS: resultsDir },
+      env: {
+        ...process.env,
+        ...xdg,
+        // No marketplace: point code-server's gallery at a closed local port instead of open-vsx.
+        EXTENSIONS_GALLERY: JSON.stringify({ serviceUrl: 'http://127.0.0.1:9/gallery', itemUrl: 'http://127.0.0.1:9/item' }),
+        LIVEFIX_E2E_CONTROL: controlUrl, LIVEFIX_E2E_PYTHON: python, LIVEFIX_E2E_RESULTS: resultsDir },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, so cleanup ends the extension host and debuggees too
     },
@@ -234,6 +245,8 @@ async function main() {
     throw error;
   }
   await page.screenshot({ path: join(resultsDir, 'final.png') }).catch(() => undefined);
+  const outside = new Set([...serverLog.join('').matchAll(/error \w+ getaddrinfo \w+ ([\w.-]+)/g)].map((m) => m[1]));
+  if (outside.size) log(`code-server tried to reach (and could not): ${[...outside].join(', ')}`);
   if (code !== 0) {
     // VS Code's own logs (extension host, the livefix output channel, the language client).
     cpSync(join(scratch, 'user-data', 'logs'), join(resultsDir, 'logs'), { recursive: true });

@@ -75,7 +75,9 @@ class AdapterRecorder implements vscode.Disposable {
         createDebugAdapterTracker: () => ({
           onDidSendMessage: (message: any) => {
             if (message.type === 'event' && message.event === 'output') this.output.push(String(message.body?.output ?? ''));
-            if (message.type === 'event' && String(message.event).startsWith('livefix/')) this.events.push({ event: message.event, body: message.body });
+            if (message.type === 'event' && (String(message.event).startsWith('livefix/') || message.event === 'stopped')) {
+              this.events.push({ event: message.event, body: message.body });
+            }
           },
         }),
       }),
@@ -345,6 +347,7 @@ async function scenario(): Promise<void> {
     }
   }
   try {
+    await breakpointThenFix(folder, recorder);
     await childProcesses(folder, recorder);
   } finally {
     recorder.dispose();
@@ -417,5 +420,96 @@ async function childProcesses(folder: vscode.WorkspaceFolder, recorder: AdapterR
       },
     );
     for (const listener of listeners) listener.dispose();
+  }
+}
+
+/**
+ * Breakpoint-then-fix: stopped at a breakpoint inside `total`, apply the fix, continue. The
+ * paused call finishes on the old code (the apply reports the thread in its impact), the
+ * next call runs the new code.
+ */
+async function breakpointThenFix(folder: vscode.WorkspaceFolder, recorder: AdapterRecorder): Promise<void> {
+  const pricing = vscode.Uri.file(path.join(folder.uri.fsPath, 'pricing.py'));
+  const buggy = '"""Prices of the sample shop."""\n\n\ndef total(price, quantity):\n    return price  # the bug: the quantity is ignored\n';
+  await vscode.workspace.fs.writeFile(pricing, new TextEncoder().encode(buggy));
+  const returnLine = 4;
+  const stopFile = path.join(folder.uri.fsPath, '.stop-breakpoint');
+  let session: vscode.DebugSession | undefined;
+  const breakpoint = new vscode.SourceBreakpoint(new vscode.Location(pricing, new vscode.Position(returnLine, 0)));
+  try {
+    const from = recorder.output.length;
+    const eventsFrom = recorder.events.length;
+    const started = new Promise<vscode.DebugSession>((resolve) => {
+      const listener = vscode.debug.onDidStartDebugSession((s) => {
+        listener.dispose();
+        resolve(s);
+      });
+    });
+    assert.ok(
+      await vscode.debug.startDebugging(folder, {
+        type: 'livefix',
+        name: 'breakpoint (livefix)',
+        request: 'launch',
+        program: path.join(folder.uri.fsPath, 'app.py'),
+        args: [stopFile],
+        cwd: folder.uri.fsPath,
+        console: 'internalConsole',
+        livefix: { approval: 'never' },
+      }),
+    );
+    session = await started;
+    await waitFor('the program to print total=5', () => (recorder.latestTotal(from) === '5' ? true : undefined));
+    vscode.debug.addBreakpoints([breakpoint]);
+    const stopped = await waitFor('the program to stop at the breakpoint in total', () =>
+      recorder.events.slice(eventsFrom).find((e) => e.event === 'stopped' && e.body?.reason === 'breakpoint'),
+    );
+    vscode.debug.removeBreakpoints([breakpoint]);
+    const document = await vscode.workspace.openTextDocument(pricing);
+    await vscode.window.showTextDocument(document);
+    await screenshot('stopped-at-breakpoint');
+
+    const eventsBeforeApply = recorder.events.length;
+    await vscode.commands.executeCommand('livefix.applyDefinition', {
+      uri: pricing.toString(),
+      path: pricing.fsPath,
+      module: 'pricing',
+      qualname: 'total',
+      source: 'def total(price, quantity):\n    return price * quantity\n',
+    });
+    const applied = await waitFor('the apply while paused', () =>
+      recorder.events.slice(eventsBeforeApply).find((e) => e.event === 'livefix/applied'),
+    );
+    assert.deepEqual(
+      applied.body.impact.threads.map((t: any) => [t.id, t.qualnames]),
+      [[stopped.body.threadId, ['pricing.total']]],
+      'the paused thread is reported as executing the old total',
+    );
+    await waitFor('the status bar to show generation 1', async () => ((await statusBarText()).includes('gen 1') ? true : undefined));
+    await screenshot('fixed-while-paused');
+
+    const outputBeforeContinue = recorder.output.length;
+    await vscode.commands.executeCommand('workbench.action.debug.continue');
+    await waitFor('the next call to print total=15', () => (recorder.latestTotal(outputBeforeContinue) === '15' ? true : undefined));
+    const ticks = recorder.output.slice(outputBeforeContinue).join('').match(/^tick \d+ total=\d+$/gm) ?? [];
+    assert.match(ticks[0] ?? '', /total=5$/, 'the paused call finished on the old code');
+    await log(`breakpoint-then-fix: the paused call printed "${ticks[0]}", the next ones total=15`);
+  } catch (error) {
+    await log(`breakpoint scenario failed: ${error instanceof Error ? error.message : String(error)}`).catch(() => undefined);
+    await screenshot('failure-breakpoint').catch(() => undefined);
+    throw error;
+  } finally {
+    vscode.debug.removeBreakpoints([breakpoint]);
+    if (session) {
+      const ended = new Promise<void>((resolve) => {
+        const listener = vscode.debug.onDidTerminateDebugSession((s) => {
+          if (s.id === session!.id) {
+            listener.dispose();
+            resolve();
+          }
+        });
+      });
+      await vscode.debug.stopDebugging(session); // it may be paused: the stop file would not be seen
+      await ended;
+    }
   }
 }
