@@ -1073,16 +1073,24 @@ def test_hammering_thread_while_applying_and_rolling_back_200_times(ws, engine):
             return x + rate
         """
     )
-    stop = threading.Event()
+    stop, running, saw_new = threading.Event(), threading.Event(), threading.Event()
     errors: list[BaseException] = []
-    seen: set[tuple[int, int]] = set()
-    running = threading.Event()
+    mixed: list[tuple[object, object]] = []
+    inner = m.price.__wrapped__
 
     def hammer():
         pricer = m.Pricer()
+        # one C-level call reads both targets: no thread switch can fall between the reads
+        both = lambda: tuple(map(getattr, (inner, m.Pricer.__dict__["price"]), ("__defaults__", "__code__")))  # noqa: E731
         while not stop.is_set():
             try:
-                seen.add((m.price(1), pricer.price(1)))
+                values = {m.price(1), pricer.price(1)}  # two calls: a generation may change in between
+                assert values <= {2, 101}, values
+                defaults, code = both()
+                if (defaults == (100,)) != (100 in code.co_consts):
+                    mixed.append((defaults, code))
+                if 101 in values:
+                    saw_new.set()
                 running.set()
             except BaseException as error:  # noqa: BLE001 - any exception is the failure
                 errors.append(error)
@@ -1092,17 +1100,19 @@ def test_hammering_thread_while_applying_and_rolling_back_200_times(ws, engine):
     thread.start()
     assert running.wait(timeout=30)
     try:
-        for _ in range(200):
+        for cycle in range(200):
             engine.apply([
                 {"module": m.__name__, "qualname": "price", "source": "@tag\ndef price(x, rate=100):\n    return x + rate\n"},
                 {"module": m.__name__, "qualname": "Pricer.price", "source": "def price(self, x):\n    return x + 100\n"},
             ])
+            if cycle % 20 == 0:  # now and then, make sure the thread really runs the new code
+                assert saw_new.wait(timeout=30) and not errors
+                saw_new.clear()
             engine.rollback()
     finally:
         stop.set()
         thread.join(timeout=30)
-    assert not errors
-    assert seen <= {(2, 2), (101, 101)}  # never one old and one new
+    assert not errors and not mixed
     assert m.price(1) == 2 and engine.generation == 0
     assert len(engine.history()["generations"]) == 200
 
