@@ -2259,3 +2259,11 @@ def test_change_in_a_branch_not_taken_is_not_reported_forever(ws, engine):
     reload_edit(ws, engine, m, '"never"', '"never again"')
     assert m.pick() == "else old"
     assert engine.modified_modules(modules=[m.__name__]) == []
+
+
+@pytest.mark.xfail(strict=True, reason="compiler.future_flags() scans text with a regex: a docstring line reading 'from __future__ import annotations' turns postponed annotations on for the fix")
+def test_future_import_mentioned_in_a_docstring_is_not_a_future_import(ws, engine):
+    m = ws.module('"""How to use:\n\nfrom __future__ import annotations\n"""\nimport os\n\n\ndef size(x: int) -> int:\n    return x\n')
+    assert m.size.__annotations__ == {"x": int, "return": int}
+    apply(engine, m, "size", "def size(x: int) -> int:\n    return x * 2\n")
+    assert m.size(2) == 4 and m.size.__annotations__ == {"x": int, "return": int}
