@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from livefix.engine import atomic, codeutil, compiler
 from livefix.engine.statements import (
-    DEFS, Pair, accessor, bound_names, branches, decorator_texts, dedent_lines, mangle, pair_statements, same_shape,
+    DEFS, Pair, accessor, bound_names, branches, decorators_of, dedent_lines, mangle, pair_statements, same_shape,
 )
 from livefix.engine.swap import codes_of, functions_of, has_function, inner_code_pairs, swap_function
 from livefix.engine.textdiff import Chunk, TextDiff, diff_texts, statement_text, whole_file_diff
@@ -216,7 +216,7 @@ class ModulePlanner:
                     "function object of its own (an overload stub or a shadowed definition); left as it is."
                 )
                 return None
-            same_decorators = decorator_texts(old_chunk, pair.old) == decorator_texts(new_chunk, pair.new)  # type: ignore[arg-type]
+            same_decorators = decorators_of(pair.old) == decorators_of(pair.new)  # type: ignore[arg-type]
             index = self._next_index()
             compiler.record_definition(node, index, keep_decorators=not same_decorators)
             self._swaps.append((index, function, node.name, "function", pair.new))  # type: ignore[arg-type]
@@ -315,15 +315,22 @@ class ModulePlanner:
                         continue
                     if (
                         pair.old is not None and old_chunk is not None
-                        and decorator_texts(old_chunk, pair.old) != decorator_texts(new_chunk, member)
+                        and decorators_of(pair.old) != decorators_of(member)
                         and not isinstance(existing, property)
                     ):
                         # New decorators (a method becoming a property, staticmethod -> classmethod,
                         # a cache added): the member is rebound to the newly decorated object.
+                        # The old function gets the new code too, for whoever still holds it.
                         self._redecorated.add((qualname, member.name))
+                        function = self._existing_member(existing, member.name, f"{qualname}.{member.name}", "function")
+                        index = self._next_index()
+                        compiler.record_definition(member, index, keep_decorators=True)
+                        self._swaps.append((index, function, f"{qualname}.{member.name}", "function", member))
+                        self._add_edit(f"{qualname}.{member.name}", "replaced", new_chunk, member, function.__code__)
                         self.plan.warnings.append(
                             f"The decorators of {self.name}.{qualname}.{member.name} changed: the class now holds "
-                            "the newly decorated object; bound methods taken earlier keep the old one."
+                            "the newly decorated object; references taken earlier keep the old decorators around "
+                            "the new code."
                         )
                         continue
                     kind = accessor(member) if isinstance(existing, property) else "function"
@@ -369,7 +376,7 @@ class ModulePlanner:
                     self._plan_removal(cls, pair.old, old_chunk, qualprefix=qualname + ".")  # type: ignore[arg-type]
                     continue
                 for name in bound_names(pair.new) or (["__doc__"] if pair.key == ("docstring",) else []):
-                    if name in swapped_names or name in patched_names:
+                    if (name in swapped_names or name in patched_names) and name not in redecorated:
                         continue
                     key = mangle(cls, name)  # the class body stored `__private` as `_Class__private`
                     if old is None and key in cls.__dict__ and not isinstance(pair.new, (*_DEFS, ast.ClassDef)):
@@ -379,8 +386,6 @@ class ModulePlanner:
                     value = built.namespace[key]
                     self._check_member_assignable(cls, key, qualname)
                     if name in redecorated:
-                        self._add_edit(f"{qualname}.{name}", "replaced", new_chunk, pair.new,
-                                       codes_of(cls.__dict__.get(key))[0] if codes_of(cls.__dict__.get(key)) else None)
                         self._set_name(value, cls, key, qualname)
                         self.plan.mutations.append(atomic.set_attribute(cls, key, value, f"{self.name}.{qualname}.{name}"))
                         continue

@@ -133,15 +133,9 @@ def dedent_lines(text: str) -> str:
     return compiler.dedent_definition(text)
 
 
-def decorator_texts(chunk: Chunk | None, node: ast.stmt) -> list[str] | None:
-    if chunk is None:
-        return None
-    lines = chunk.text.splitlines()
-    texts = []
-    for decorator in getattr(node, "decorator_list", []):
-        first, last = decorator.lineno - chunk.first, (decorator.end_lineno or decorator.lineno) - chunk.first
-        texts.append("\n".join(lines[first : last + 1]).strip())
-    return texts
+def decorators_of(node: ast.stmt) -> list[str]:
+    """A definition's decorators as syntax (quotes, spacing and line breaks do not count)."""
+    return [ast.dump(decorator) for decorator in getattr(node, "decorator_list", [])]
 
 
 def accessor(node: ast.stmt) -> str:

@@ -2109,7 +2109,6 @@ def test_second_operation_while_one_is_verifying_is_busy(ws, engine, state_of):
 
 # -- decorators are code: formatting is not a change, and preparing runs nothing -----------
 
-@pytest.mark.xfail(strict=True, reason="decorator_texts() compares decorator source text: a quote or line-break difference counts as a decorator change, so the decorator runs again (a second registration)")
 @pytest.mark.parametrize("decorator", ["@app.route('/x')", '@app.route(\n    "/x"\n)', '@app.route( "/x" )'])
 def test_decorator_formatting_is_not_a_decorator_change(ws, engine, decorator):
     m = ws.module(APP)
@@ -2202,14 +2201,12 @@ def test_real_flask_pydantic_attrs_fixed_live(frameworks, ws, engine):
     assert client.get("/health").data == b"ok" and m.Order(amount=2).total() == 4 and item.label() == "1 x b"
 
 
-@pytest.mark.xfail(strict=True, reason="a Flask view fix whose decorator differs only in quotes is taken for a decorator change: the route decorator runs again and Flask refuses ('overwriting an existing endpoint'), kind 'failed'")
 def test_real_flask_view_fix_with_other_quotes(frameworks, engine):
     m = frameworks
     apply(engine, m, "price", "@app.route('/price/<int:x>')\ndef price(x):\n    return jsonify(value=x * 3)\n")
     assert m.app.test_client().get("/price/3").json == {"value": 9}
 
 
-@pytest.mark.xfail(strict=True, reason="a class member whose decorator text changed is rebound without swapping the old function's code: pydantic's compiled validator keeps calling the old function")
 def test_real_pydantic_validator_fix_with_other_quotes(frameworks, engine):
     m = frameworks
     apply(
