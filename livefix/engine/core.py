@@ -137,7 +137,7 @@ class Engine:
                         running_line = function.__code__.co_firstlineno
                 working, _ = locate.splice(working, change.qualname, change.source, path, change.line, running_line)
             stale = self.sources.stale(module.__name__)
-            plan = ModulePlanner(module, path, old_text, working or "", stale).run()
+            plan = ModulePlanner(module, path, old_text, working or "", stale, execute=False).run()
             module_plans.append(plan)
             warnings.extend(plan.warnings)
         return self._make_plan(action, [c.to_wire() for c in coerced], module_plans, version, warnings, thread_id)
@@ -233,7 +233,12 @@ class Engine:
                 "prepare it again",
                 reason="stale",
             )
-        if plan.empty:
+        # Only now does the new code run (in scratch namespaces): decorators, defaults, class
+        # bodies and changed module statements; a failure here still changes nothing.
+        plan.module_plans = [module_plan.executing() for module_plan in plan.module_plans]
+        for module_plan in plan.module_plans:
+            plan.warnings.extend(w for w in module_plan.warnings if w not in plan.warnings)
+        if not plan.mutations:
             return ChangeResult(
                 action=plan.action,
                 generation=self.generation,

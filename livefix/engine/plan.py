@@ -70,7 +70,7 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not self.mutations
+        return not self.edits and not self.mutations
 
     def risks(self) -> list[str]:
         """Why a careful policy asks before committing this ([] = nothing risky)."""

@@ -61,6 +61,18 @@ class ModulePlan:
     mutations: list[atomic.Mutation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     shifted: int = 0
+    # What the plan was made from, so that the commit can plan it again, executing this time.
+    baseline: str | None = None
+    stale: frozenset[str] = frozenset()
+    executed: bool = False
+
+    def executing(self) -> "ModulePlan":
+        """The same plan with its new code executed (scratch namespace) and its mutations made:
+        run under the engine's lock at commit, never at prepare, so that a dry run or a plan
+        nobody approved runs no decorator and no module statement of the new code."""
+        if self.executed:
+            return self
+        return ModulePlanner(self.module, self.path, self.baseline, self.new_text, self.stale, execute=True).run()
 
 
 # -- statement keys and pairing ------------------------------------------------------
@@ -73,9 +85,16 @@ class ModulePlanner:
     """Plans `old_text` -> `new_text` for one loaded module."""
 
     def __init__(
-        self, module: types.ModuleType, path: str, old_text: str | None, new_text: str, stale: frozenset[str] = frozenset()
+        self,
+        module: types.ModuleType,
+        path: str,
+        old_text: str | None,
+        new_text: str,
+        stale: frozenset[str] = frozenset(),
+        execute: bool = True,
     ) -> None:
         self.stale = stale
+        self.execute = execute
         self.module = module
         self.name = module.__name__
         self.namespace: dict[str, Any] = module.__dict__
@@ -84,7 +103,7 @@ class ModulePlanner:
         self.new_text = new_text
         self.recorder = compiler.Recorder()
         self.stand_in = compiler.StandInClass(self.recorder)
-        self.plan = ModulePlan(module, path, old_text or "", new_text)
+        self.plan = ModulePlan(module, path, old_text or "", new_text, baseline=old_text, stale=stale, executed=execute)
         self._record_index = 0
         # (statement index in recorder) -> what to do with the recorded function
         self._swaps: list[tuple[int, Any, str, str, ast.stmt]] = []  # (index, old function, qualname, accessor, node)
@@ -120,6 +139,9 @@ class ModulePlanner:
                 executed.append(node)
                 if action == "bind":
                     rebind.append((node, pair))
+        if not self.execute:  # prepare: what would change, from the syntax alone
+            self._collect_class_patches()
+            return self.plan
         if executed:
             self._execute(executed, flags)
         for node, pair in rebind:
@@ -220,7 +242,7 @@ class ModulePlanner:
             index = self._next_index()
             compiler.record_definition(node, index, keep_decorators=not same_decorators)
             self._swaps.append((index, function, node.name, "function", pair.new))  # type: ignore[arg-type]
-            self._add_edit(node.name, "replaced", new_chunk, pair.new, function.__code__)
+            self._add_edit(node.name, "replaced", new_chunk, pair.new, function.__code__, old_node=pair.old)
             if not same_decorators:
                 self.plan.warnings.append(
                     f"The decorators of {self.name}.{node.name} changed: the name now refers to the newly decorated "
@@ -326,7 +348,8 @@ class ModulePlanner:
                         index = self._next_index()
                         compiler.record_definition(member, index, keep_decorators=True)
                         self._swaps.append((index, function, f"{qualname}.{member.name}", "function", member))
-                        self._add_edit(f"{qualname}.{member.name}", "replaced", new_chunk, member, function.__code__)
+                        self._add_edit(f"{qualname}.{member.name}", "replaced", new_chunk, member, function.__code__,
+                                       old_node=pair.old)
                         self.plan.warnings.append(
                             f"The decorators of {self.name}.{qualname}.{member.name} changed: the class now holds "
                             "the newly decorated object; references taken earlier keep the old decorators around "
@@ -342,7 +365,7 @@ class ModulePlanner:
                     if pair.changed:
                         self._add_edit(
                             f"{qualname}.{member.name}", "replaced", new_chunk, member,
-                            function.__code__ if function is not None else None,
+                            function.__code__ if function is not None else None, old_node=pair.old,
                         )
             elif isinstance(member, ast.ClassDef):
                 existing = own.get(mangle(cls, member.name))
@@ -353,9 +376,10 @@ class ModulePlanner:
     def _collect_class_patches(self) -> None:
         for target, cls, old, node, old_chunk, new_chunk, qualname in self._class_patches:
             built = self.stand_in.built.get(target)
-            if built is None:
+            if built is None and self.execute:
                 continue  # an enclosing statement failed before reaching this class
-            self._check_class_compatible(cls, built, qualname, old, node)
+            if built is not None:
+                self._check_class_compatible(cls, built, qualname, old, node)
             old_body = list(old.body) if old is not None else []
             pairs = pair_statements(
                 old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + "."
@@ -381,6 +405,11 @@ class ModulePlanner:
                     key = mangle(cls, name)  # the class body stored `__private` as `_Class__private`
                     if old is None and key in cls.__dict__ and not isinstance(pair.new, (*_DEFS, ast.ClassDef)):
                         continue  # no baseline text: keep existing class state
+                    if built is None:  # prepare: the edit, without the value
+                        if name != "__doc__" and name not in redecorated:
+                            self._add_edit(f"{qualname}.{name}", "replaced" if key in cls.__dict__ else "added",
+                                           new_chunk, pair.new, statement=not isinstance(pair.new, (*_DEFS, ast.ClassDef)))
+                        continue
                     if key not in built.namespace:
                         continue
                     value = built.namespace[key]
@@ -650,11 +679,13 @@ class ModulePlanner:
         node: ast.stmt | None,
         old_code: types.CodeType | None = None,
         statement: bool = False,
+        old_node: ast.stmt | None = None,
     ) -> None:
         source = dedent_lines(statement_text(chunk, node)) if chunk is not None and node is not None else None
         codes = tuple(codeutil.nested_codes(old_code)) if old_code is not None else ()
         self.plan.edits.append(
-            Edit(self.name, qualname, kind, source=source, old_codes=codes, note="statement" if statement else None)
+            Edit(self.name, qualname, kind, source=source, old_codes=codes, note="statement" if statement else None,
+                 signature_changed=_parameters(old_node) != _parameters(node) if old_node is not None else False)
         )
 
 
@@ -673,3 +704,15 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 
 def _field_default(value: Any) -> Any:
     return value.default if isinstance(value, dataclasses.Field) else value
+
+
+def _parameters(node: ast.stmt | None) -> tuple[object, ...] | None:
+    """What callers depend on in a def's signature: names and kinds, which have defaults."""
+    args = getattr(node, "args", None)
+    if not isinstance(args, ast.arguments):
+        return None
+    return (
+        [a.arg for a in args.posonlyargs], [a.arg for a in args.args], args.vararg and args.vararg.arg,
+        [a.arg for a in args.kwonlyargs], args.kwarg and args.kwarg.arg, len(args.defaults),
+        [d is not None for d in args.kw_defaults],
+    )

@@ -2117,7 +2117,6 @@ def test_decorator_formatting_is_not_a_decorator_change(ws, engine, decorator):
     assert m.app.registrations == 2 and result.warnings == []
 
 
-@pytest.mark.xfail(strict=True, reason="prepare() executes changed decorators and module statements in scratch: a dry run (or a plan the user then declines) registers routes and runs statements' side effects")
 def test_dry_run_runs_no_decorator_and_no_statement(ws, engine, state_of):
     m = ws.module(APP + "\nCONNECTIONS = []\n")
     before = state_of(m)
