@@ -20,6 +20,7 @@ stderr and pydevd runs on without livefix (its requests then fail as unknown).
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -149,14 +150,22 @@ def _user_frames(frames: list[dict[str, Any]], debugger_dirs: tuple[str, ...]) -
     def is_debugger(frame: dict[str, Any]) -> bool:
         return str(frame.get("path", "")).startswith(debugger_dirs)
 
+    def is_runner(frame: dict[str, Any]) -> bool:
+        # `python -m debugpy` runs under runpy, then debugpy runs the program with runpy
+        # again: those outer stdlib frames are not the program's code yet.
+        return os.path.basename(str(frame.get("path", ""))) == "runpy.py"
+
     seen_user = False
     for index in range(len(frames) - 1, -1, -1):  # from the outermost frame inwards
-        if not is_debugger(frames[index]):
+        if not is_debugger(frames[index]) and not is_runner(frames[index]):
             seen_user = True
         elif seen_user:
             frames = frames[index + 1 :]
             break
-    return [frame for frame in frames if not is_debugger(frame)]
+    kept = [frame for frame in frames if not is_debugger(frame)]
+    while kept and is_runner(kept[-1]):  # the runner frames below the program's own
+        kept.pop()
+    return kept
 
 
 def _start() -> LivefixPlugin | None:

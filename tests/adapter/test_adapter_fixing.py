@@ -130,6 +130,9 @@ def test_capture_frames_while_running(session) -> None:
     assert len(worker["frames"]) <= 5
     only = dap.call("livefix/captureFrames", {"threadIds": [worker["id"]]})
     assert [t["id"] for t in only["threads"]] == [worker["id"]]
+    # The main thread runs the program's module code, under debugpy's and runpy's runner frames.
+    main = _by_name(body["threads"])["MainThread"]
+    assert [(f["qualname"], f["path"].endswith("app.py")) for f in main["frames"]] == [("<module>", True)]
 
 
 def test_capture_frames_while_paused(session, workdir: Path) -> None:
