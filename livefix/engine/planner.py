@@ -316,6 +316,11 @@ class ModulePlanner:
         new_chunk: Chunk,
         qualname: str,
     ) -> None:
+        if old is not None and decorators_of(old) != decorators_of(node):
+            self.plan.warnings.append(
+                f"The class decorators of {self.name}.{qualname} changed: a live class is patched member by member, "
+                "so they were not run again (restart to apply a new class decorator such as @total_ordering)."
+            )
         target = self.stand_in.add_target(cls)
         compiler.patch_class_statement(node, target)
         self._class_patches.append((target, cls, old, node, old_chunk, new_chunk, qualname))

@@ -2265,7 +2265,6 @@ def test_future_import_mentioned_in_a_docstring_is_not_a_future_import(ws, engin
     assert m.size(2) == 4 and m.size.__annotations__ == {"x": int, "return": int}
 
 
-@pytest.mark.xfail(strict=True, reason="patch_class_statement() drops the class's decorators: a decorator added to a live class (functools.total_ordering) has no effect and no warning says so")
 @pytest.mark.parametrize("how", ["apply", "reload"])
 def test_class_decorator_added_to_a_live_class(ws, engine, how):
     m = ws.module(
