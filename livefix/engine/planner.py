@@ -128,7 +128,7 @@ class ModulePlanner:
         pairs = self._expand_blocks(pairs, old_chunk, diff.new)
         for pair in pairs:
             if not pair.changed:
-                self._shift_unchanged(pair, self.namespace.get(getattr(pair.new, "name", "")))
+                self._shift_unchanged(pair, [self.namespace.get(name) for name in bound_names(pair.new)])  # type: ignore[arg-type]
                 continue
             if pair.new is None:
                 self._plan_removal(self.namespace, pair.old, old_chunk, qualprefix="")  # type: ignore[arg-type]
@@ -399,7 +399,7 @@ class ModulePlanner:
             for pair in pairs:
                 if not pair.changed and old is not None:
                     if isinstance(pair.new, (*_DEFS, ast.ClassDef)):  # moved within the changed class
-                        self._shift_unchanged(pair, cls.__dict__.get(mangle(cls, pair.new.name)))
+                        self._shift_unchanged(pair, [cls.__dict__.get(mangle(cls, pair.new.name))])
                     continue
                 if pair.new is None:
                     self._plan_removal(cls, pair.old, old_chunk, qualprefix=qualname + ".")  # type: ignore[arg-type]
@@ -652,17 +652,19 @@ class ModulePlanner:
             )
             self.plan.shifted += 1
 
-    def _shift_unchanged(self, pair: Pair, value: Any) -> None:
+    def _shift_unchanged(self, pair: Pair, values: list[Any]) -> None:
         """An unchanged definition inside the changed span may still have moved (a longer
-        method above it in the same class): its code moves with it."""
-        if value is None or pair.old is None or pair.new is None or not isinstance(pair.new, (*_DEFS, ast.ClassDef)):
+        method above it in the same class, lines added above an `if` block): its code moves
+        with it."""
+        values = [value for value in values if value is not None]
+        if not values or pair.old is None or pair.new is None:
             return
         old_first = compiler.first_line_node(pair.old).lineno
         delta = compiler.first_line_node(pair.new).lineno - old_first
         if not delta:
             return
         old_last = pair.old.end_lineno or old_first
-        for function in functions_of([value], self.name, set()):
+        for function in functions_of(values, self.name, set()):
             code = function.__code__
             if code.co_filename == self.path and old_first <= code.co_firstlineno <= old_last:
                 self.plan.mutations.append(atomic.set_attribute(

@@ -2315,7 +2315,6 @@ def obsolete():
 """
 
 
-@pytest.mark.xfail(strict=True, reason="a reload whose diff spans an if/try block (lines added above it, a definition removed below) does not shift the functions defined inside the block; the next change to them is then skipped as an 'overload stub'")
 def test_functions_in_if_and_try_blocks_inside_a_changed_span(ws, engine):
     m = ws.module(GUARDED_BELOW)
     ws.edit(m, "HEADER = 0\n", "HEADER = 0\n\n\n")
