@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"median {fmt_ms(cell.median):>8} ms  first {fmt_ms(cell.first_ms):>8} ms  {note}",
                       flush=True)
 
-    print(f"\n## Reload time, median of steady-state edits (wall ms; lower is better)\n")
+    print("\n## Reload time, median of steady-state edits (wall ms; lower is better)\n")
     print("\n".join(main_table(results, sizes, heaps, tools, reps, "wall")))
     print("\n## CPU time of the reloading process, median of the same edits (ms)\n")
     print("\n".join(main_table(results, sizes, heaps, tools, reps, "cpu")))

@@ -119,7 +119,6 @@ class ProcessOutput:
             return len(self.lines)
 
     def wait(self, pattern: str, since: int = 0, timeout: float = DEFAULT_TIMEOUT) -> str:
-        import re
 
         regex = re.compile(pattern)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import enum
-import functools
 import pickle
 import traceback
 

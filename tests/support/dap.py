@@ -245,7 +245,7 @@ class DapClient:
         """Wait until the output text received since `since` matches the regex `pattern`."""
         regex = re.compile(pattern, re.MULTILINE)
         with self._cond:
-            ok = self._cond.wait_for(lambda: regex.search(self.output(since, categories)) or self.closed, timeout)
+            self._cond.wait_for(lambda: regex.search(self.output(since, categories)) or self.closed, timeout)
             match = regex.search(self.output(since, categories))
         if not match:
             raise DapTimeout(f"{self.name}: output never matched {pattern!r} within {timeout}s" + self._recent_output())
