@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `support`
 
@@ -22,18 +21,8 @@ DEBUGGEES = Path(__file__).resolve().parent / "debuggees"
 ADAPTER = [sys.executable, "-m", "livefix.adapter"]
 
 
-def engine_ready() -> bool:
-    """False while livefix.engine is still the skeleton (tests needing it then skip)."""
-    from livefix.engine import default_engine
-
-    try:
-        default_engine().history()
-    except NotImplementedError:
-        return False
-    return True
 
 
-needs_engine = pytest.mark.skipif(not engine_ready(), reason="livefix.engine is not implemented yet (lead's issue 2)")
 
 
 def clean_env() -> dict[str, str]:

@@ -12,9 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adapter_support import ProcessOutput, clean_env, definition, edit, needs_engine
+from adapter_support import ProcessOutput, clean_env, definition, edit
 
-pytestmark = needs_engine
 
 DOUBLE = ("total = qty * RATE  # @price_body", "total = qty * RATE * 2  # @price_body")
 

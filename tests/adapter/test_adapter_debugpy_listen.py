@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from adapter_support import (
-    DapClient, ProcessOutput, clean_env, definition, edit, free_port, needs_engine, wait_price,
+    DapClient, ProcessOutput, clean_env, definition, edit, free_port, wait_price,
 )
 
 DOUBLE = ("total = qty * RATE  # @price_body", "total = qty * RATE * 2  # @price_body")
@@ -34,7 +34,6 @@ def attach_args(port: int, **extra) -> dict:
             "connect": {"host": "127.0.0.1", "port": port}, "justMyCode": True, **extra}
 
 
-@needs_engine
 def test_attach_fix_disconnect_and_the_process_runs_on_fixed(workdir: Path, processes: list) -> None:
     port, output = start_listening(workdir, processes)
     output.wait(r"^price=10 ")
@@ -62,7 +61,6 @@ def test_attach_with_a_bad_livefix_option_is_refused_by_the_plugin(workdir: Path
     output.wait(r"^price=10 ", since=mark)  # the process runs on, unchanged
 
 
-@needs_engine
 def test_child_process_answers_livefix_requests_for_itself(session, workdir: Path) -> None:
     dap = session(program="parent.py", livefix={"approval": "never"}, ready=r"^parent pid=")
     wait_price(dap, 10, prefix="parent price")
@@ -85,7 +83,6 @@ def test_child_process_answers_livefix_requests_for_itself(session, workdir: Pat
         child.close()
 
 
-@needs_engine
 def test_client_that_disconnects_mid_apply_leaves_one_whole_generation(workdir: Path, processes: list) -> None:
     """The connection drops right after an apply is sent: old or new generation, never a mix."""
     port, output = start_listening(workdir, processes)

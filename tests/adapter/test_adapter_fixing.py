@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from adapter_support import definition, edit, find_marker, needs_engine, next_price, wait_price
+from adapter_support import definition, edit, find_marker, next_price, wait_price
 
-pytestmark = needs_engine
 
 DOUBLE = ("total = qty * RATE  # @price_body", "total = qty * RATE * 2  # @price_body")
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from adapter_support import definition, edit, find_marker, launch_args, needs_engine, wait_price
+from adapter_support import definition, edit, find_marker, launch_args, wait_price
 
-pytestmark = needs_engine
 
 
 def pyenv_python(version: str) -> str | None:

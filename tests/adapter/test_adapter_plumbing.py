@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from adapter_support import (
-    ADAPTER, DapClient, ProcessOutput, clean_env, find_marker, launch_args, needs_engine, next_price, wait_price,
+    ADAPTER, DapClient, ProcessOutput, clean_env, find_marker, launch_args, next_price, wait_price,
 )
 
 
@@ -108,7 +108,6 @@ def test_debuggee_without_livefix_answers_unsupported(adapter, workdir: Path, ba
     assert next_price(dap) == 10
 
 
-@needs_engine
 def test_debuggee_without_livefix_gets_it_injected_with_evaluate(adapter, workdir: Path, bare_python: str) -> None:
     """The stretch route: one `evaluate` (no frameId) installs the plugin, then livefix works."""
     assert find_marker(workdir / "shop.py", "price_body") == NEW_PRICE["line"] + 1

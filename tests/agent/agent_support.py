@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from livefix.agent.framing import encode
 
@@ -28,18 +27,8 @@ def total(n):
 '''
 
 
-def engine_ready() -> bool:
-    """The engine lands in a separate commit; tests that apply code wait for it."""
-    from livefix.engine import default_engine
-
-    try:
-        default_engine().history()
-    except NotImplementedError:
-        return False
-    return True
 
 
-needs_engine = pytest.mark.skipif(not engine_ready(), reason="the engine (livefix.engine) is not implemented yet")
 
 
 class Worker:

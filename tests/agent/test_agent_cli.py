@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_support import APP, WAIT, needs_engine
+from agent_support import APP, WAIT
 
 from livefix.cli import definition_source, main
 from livefix.errors import LivefixError
@@ -93,7 +93,6 @@ def test_wrong_token_exits_5_and_changes_nothing(spawn: Any, runtime: Path, fix:
     assert worker.call() == 21
 
 
-@needs_engine
 def test_apply_history_frames_status_rollback(spawn: Any, runtime: Path, fix: Path) -> None:
     worker = spawn(busy=True)
     target = str(worker.pid)
@@ -122,7 +121,6 @@ def test_apply_history_frames_status_rollback(spawn: Any, runtime: Path, fix: Pa
     assert worker.call() == 21
 
 
-@needs_engine
 def test_failures_have_their_exit_codes_and_leave_the_service_unchanged(
     spawn: Any, runtime: Path, fix: Path, tmp_path: Path
 ) -> None:
@@ -148,7 +146,6 @@ def test_failures_have_their_exit_codes_and_leave_the_service_unchanged(
     assert "nothing to roll back" in nothing.stderr
 
 
-@needs_engine
 def test_approval_required_exits_3_unless_approved(spawn: Any, runtime: Path, fix: Path) -> None:
     worker = spawn(approval="always")
     refused = cli("apply", str(worker.pid), f"{fix}::price", "--module", "shop")
@@ -191,7 +188,6 @@ def _run_in_terminal(args: list[str], answer: str) -> tuple[int, str]:
             proc.wait()
 
 
-@needs_engine
 @pytest.mark.parametrize(("answer", "code", "output"), [("y", 0, 201), ("n", 3, 21)])
 def test_interactive_approval_prompt(spawn: Any, runtime: Path, fix: Path, answer: str, code: int, output: int) -> None:
     worker = spawn(approval="always")
@@ -202,7 +198,6 @@ def test_interactive_approval_prompt(spawn: Any, runtime: Path, fix: Path, answe
     assert worker.call() == output
 
 
-@needs_engine
 def test_status_shows_what_differs_and_reload_brings_it_in(spawn: Any, runtime: Path, app: Path) -> None:
     worker = spawn()
     (app / "shop.py").write_text(FIX)  # the file on disk moves on; the service runs what it loaded

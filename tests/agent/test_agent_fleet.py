@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_support import APP, WAIT, Worker, needs_engine, token
+from agent_support import APP, WAIT, Worker, token
 
 from livefix import protocol
 from livefix.agent.client import AgentClient
 from livefix.agent.fleet import Fleet
 from livefix.agent.registry import Registry
 
-pytestmark = needs_engine
 
 WORKERS = 16
 FIX = APP.replace("n * 10", "n * 100")

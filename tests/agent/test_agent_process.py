@@ -27,7 +27,7 @@ from livefix.agent.framing import MessageReader, encode
 from livefix.agent.transport import parse_address
 from livefix.errors import LivefixError
 
-from agent_support import WAIT, Worker, engine_ready, garbage, token
+from agent_support import WAIT, Worker, garbage, token
 
 
 def raw_connect(worker: Worker) -> socket.socket:
@@ -75,8 +75,7 @@ def snapshot(worker: Worker, tok: str) -> dict[str, Any]:
     state: dict[str, Any] = {"output": worker.call(), "history": worker.history()}
     client = AgentClient(worker.address, tok, timeout=WAIT)
     state["agent"] = client.hello["pid"]
-    if engine_ready():
-        state["agentHistory"] = client.request(protocol.HISTORY)
+    state["agentHistory"] = client.request(protocol.HISTORY)
     client.hang_up()  # its connection is released before the test goes on
     return state
 
@@ -374,7 +373,6 @@ def test_sys_monitoring_stays_off_on_python_312(tmp_path: Path, runtime: Path) -
     assert json.loads(done.stdout.strip().replace("None", "null")) == [None] * 6
 
 
-@pytest.mark.skipif(not engine_ready(), reason="the engine (livefix.engine) is not implemented yet")
 def test_every_client_hears_of_an_apply_and_the_audit_log_has_it(spawn: Any, runtime: Path, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     worker = spawn(audit_log=str(audit))
