@@ -102,12 +102,29 @@ class BuiltClass:
         self.keywords = keywords
 
 
+class ClassBodyNamespace(dict):  # type: ignore[type-arg]
+    """A class body's namespace that falls back to the change's scratch namespace.
+
+    CPython's LOAD_NAME indexes a non-dict-exact namespace with `[]`, so `__missing__`
+    is consulted before the module's globals."""
+
+    def __init__(self, scratch: dict[str, Any], initial: dict[str, Any]) -> None:
+        super().__init__(initial)
+        self._scratch = scratch
+
+    def __missing__(self, key: str) -> Any:
+        if key in self._scratch and key not in HELPER_NAMES:
+            return self._scratch[key]
+        raise KeyError(key)
+
+
 class StandInClass:
     """The metaclass of class statements that patch an existing class: prepares a fresh
     namespace and returns what the body produced instead of building a new class."""
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
+        self.scratch: dict[str, Any] = {}
         self.targets: list[type] = []
         self.built: dict[int, BuiltClass] = {}
 
@@ -117,8 +134,10 @@ class StandInClass:
 
     def __prepare__(self, name: str, bases: tuple[Any, ...], **kwargs: Any) -> dict[str, Any]:
         # Class bodies look names up in their own namespace, then globals: never in the
-        # scratch locals, so the helpers the transformed body calls must be here.
-        return {RECORD: self.recorder, STAND_IN: self}
+        # scratch locals. So the helpers the transformed body calls are put here, and
+        # names the same change redefined (a function a class attribute calls) come from
+        # the scratch namespace before the module's globals.
+        return ClassBodyNamespace(self.scratch, {RECORD: self.recorder, STAND_IN: self})
 
     def __call__(self, name: str, bases: tuple[Any, ...], namespace: dict[str, Any], **kwargs: Any) -> type:
         index = kwargs.pop(TARGET)

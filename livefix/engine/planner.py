@@ -635,6 +635,7 @@ class ModulePlanner:
         ast.fix_missing_locations(module_ast)
         code = compiler.compile_module_ast(module_ast, self.path, flags)
         self._scratch = {compiler.RECORD: self.recorder, compiler.STAND_IN: self.stand_in}
+        self.stand_in.scratch = self._scratch
         compiler.run_isolated(code, self.namespace, self._scratch, f"code of {self.name}")
 
     # -- line numbers of code after the change -----------------------------------------

@@ -1846,7 +1846,6 @@ def test_a_day_of_editing_keeps_tracebacks_on_the_file_lines(ws, engine):
 
 # -- statements that use a function changed in the same generation --------------------------
 
-@pytest.mark.xfail(strict=True, reason="class bodies re-run in scratch look names up in the real module globals: class attributes and method defaults see the old version of a function changed in the same reload")
 def test_class_statements_see_functions_changed_in_the_same_reload(ws, engine):
     m = ws.module(
         """
