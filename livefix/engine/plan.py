@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livefix.engine import atomic
+from livefix.protocol import as_change_args
 from livefix.engine.planner import Edit, ModulePlan
 
 
@@ -24,8 +25,6 @@ class Change:
     def coerce(cls, raw: Any) -> "Change":
         if isinstance(raw, Change):
             return raw
-        from livefix.protocol import as_change_args
-
         (checked,) = as_change_args([raw])
         return cls(
             source=checked["source"],

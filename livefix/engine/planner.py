@@ -65,6 +65,7 @@ class ModulePlan:
     baseline: str | None = None
     stale: frozenset[str] = frozenset()
     executed: bool = False
+    diff: TextDiff | None = None  # where the texts differ: the commit re-parses only these chunks
 
     def executing(self) -> "ModulePlan":
         """The same plan with its new code executed (scratch namespace) and its mutations made:
@@ -72,7 +73,11 @@ class ModulePlan:
         nobody approved runs no decorator and no module statement of the new code."""
         if self.executed:
             return self
-        return ModulePlanner(self.module, self.path, self.baseline, self.new_text, self.stale, execute=True).run()
+        planner = ModulePlanner(self.module, self.path, self.baseline, self.new_text, self.stale, execute=True)
+        # The trees are transformed by this run: hand them over once (a second commit of the
+        # same plan, after a failure, diffs afresh).
+        planner.known_diff, self.diff = self.diff, None
+        return planner.run()
 
 
 # -- statement keys and pairing ------------------------------------------------------
@@ -95,6 +100,7 @@ class ModulePlanner:
     ) -> None:
         self.stale = stale
         self.execute = execute
+        self.known_diff: TextDiff | None = None
         self.module = module
         self.name = module.__name__
         self.namespace: dict[str, Any] = module.__dict__
@@ -193,7 +199,22 @@ class ModulePlanner:
             return {0, len(node.handlers) + 1, len(node.handlers) + 2}
         return None
 
+    def _record(self, node: Any, index: int, keep_decorators: bool) -> None:
+        if self.execute:  # prepare leaves the syntax trees as parsed, for the commit to reuse
+            compiler.record_definition(node, index, keep_decorators)
+
+    def _patch_class(self, node: ast.ClassDef, target: int) -> None:
+        if self.execute:
+            compiler.patch_class_statement(node, target)
+
     def _diff(self) -> TextDiff | None:
+        if self.known_diff is not None:  # found at prepare, trees untouched: no second diff or parse
+            return self.known_diff
+        diff = self._find_diff()
+        self.plan.diff = diff
+        return diff
+
+    def _find_diff(self) -> TextDiff | None:
         try:
             if self.old_text is None:
                 return whole_file_diff("", self.new_text, self.path) if self.new_text else None
@@ -240,7 +261,7 @@ class ModulePlanner:
                 return None
             same_decorators = decorators_of(pair.old) == decorators_of(pair.new)  # type: ignore[arg-type]
             index = self._next_index()
-            compiler.record_definition(node, index, keep_decorators=not same_decorators)
+            self._record(node, index, keep_decorators=not same_decorators)
             self._swaps.append((index, function, node.name, "function", pair.new))  # type: ignore[arg-type]
             self._add_edit(node.name, "replaced", new_chunk, pair.new, function.__code__, old_node=pair.old)
             if not same_decorators:
@@ -259,7 +280,7 @@ class ModulePlanner:
         if isinstance(node, _DEFS) and current is not None and old_chunk is None:
             function = self._existing_function(current, node.name, node.name)
             index = self._next_index()
-            compiler.record_definition(node, index, keep_decorators=False)
+            self._record(node, index, keep_decorators=False)
             self._swaps.append((index, function, node.name, "function", pair.new))  # type: ignore[arg-type]
             self._add_edit(node.name, "replaced", new_chunk, pair.new, function.__code__)
             return "swap"
@@ -322,7 +343,7 @@ class ModulePlanner:
                 "so they were not run again (restart to apply a new class decorator such as @total_ordering)."
             )
         target = self.stand_in.add_target(cls)
-        compiler.patch_class_statement(node, target)
+        self._patch_class(node, target)
         self._class_patches.append((target, cls, old, node, old_chunk, new_chunk, qualname))
         old_body = list(old.body) if old is not None else []
         pairs = pair_statements(
@@ -338,7 +359,7 @@ class ModulePlanner:
                 existing = own.get(mangle(cls, member.name))
                 if existing is not None and (isinstance(existing, property) or has_function(existing, member.name)):
                     if not pair.changed and old is not None:
-                        compiler.record_definition(member, self._next_index(), keep_decorators=False)
+                        self._record(member, self._next_index(), keep_decorators=False)
                         continue
                     if (
                         pair.old is not None and old_chunk is not None
@@ -351,7 +372,7 @@ class ModulePlanner:
                         self._redecorated.add((qualname, member.name))
                         function = self._existing_member(existing, member.name, f"{qualname}.{member.name}", "function")
                         index = self._next_index()
-                        compiler.record_definition(member, index, keep_decorators=True)
+                        self._record(member, index, keep_decorators=True)
                         self._swaps.append((index, function, f"{qualname}.{member.name}", "function", member))
                         self._add_edit(f"{qualname}.{member.name}", "replaced", new_chunk, member, function.__code__,
                                        old_node=pair.old)
@@ -364,7 +385,7 @@ class ModulePlanner:
                     kind = accessor(member) if isinstance(existing, property) else "function"
                     function = self._existing_member(existing, member.name, f"{qualname}.{member.name}", kind)
                     index = self._next_index()
-                    compiler.record_definition(member, index, keep_decorators=False)
+                    self._record(member, index, keep_decorators=False)
                     # function None: a property gains an accessor
                     self._swaps.append((index, function or existing, f"{qualname}.{member.name}", kind, member))
                     if pair.changed:
