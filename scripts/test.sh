@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q ".[test]"
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider "$@" tests || status=$?
+.venv/bin/python -m pytest -p no:cacheprovider -rs "$@" tests || status=$?
 
 # 2. The engine on every other supported interpreter pyenv provides (3.10 .. 3.13).
 for version in 3.10 3.12 3.13; do
@@ -29,7 +29,7 @@ for version in 3.10 3.12 3.13; do
   "$venv/bin/python" -m pip install -q pytest pytest-timeout >/dev/null
   echo "== engine tests on $("$venv/bin/python" --version) =="
   # The engine is standard-library only, so it runs straight from the source tree.
-  PYTHONPATH="$ROOT" "$venv/bin/python" -m pytest -p no:cacheprovider -c /dev/null --rootdir "$ROOT" \
+  PYTHONPATH="$ROOT" "$venv/bin/python" -m pytest -p no:cacheprovider -rs -c /dev/null --rootdir "$ROOT" \
     -o timeout=300 tests/engine || status=$?
 done
 
