@@ -17,7 +17,6 @@ import functools
 import gc
 import operator
 import sys
-import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -124,10 +123,6 @@ def undo(mutations: list[Mutation]) -> None:
                 pass
 
 
-def noop() -> None:
-    return None
-
-
 __all__ = [
     "Mutation",
     "apply_all",
@@ -135,10 +130,8 @@ __all__ = [
     "delete_attribute",
     "delete_global",
     "gil_is_enabled",
-    "noop",
     "run_atomically",
     "set_attribute",
     "set_global",
     "undo",
-    "types",
 ]
