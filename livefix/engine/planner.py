@@ -468,7 +468,6 @@ class ModulePlanner:
     def _check_class_compatible(
         self, cls: type, built: compiler.BuiltClass, qualname: str, old: ast.ClassDef | None, new: ast.ClassDef
     ) -> None:
-        where = f"{self.name}.{qualname}"
         if old is not None and [ast.dump(b) for b in old.bases] == [ast.dump(b) for b in new.bases]:
             same_bases = True  # the statement names the same bases: nothing to compare at run time
         else:
@@ -476,22 +475,20 @@ class ModulePlanner:
             resolved = types.resolve_bases(built.bases) if built.bases else (object,)  # Generic[T] -> Generic
             same_bases = tuple(resolved) == tuple(cls.__bases__) or (orig is not None and tuple(built.bases) == tuple(orig))
         if not same_bases:
-            raise LivefixError(
-                "incompatible",
-                f"{where}: the base classes changed ({_names(cls.__bases__)} -> {_names(built.bases)}); "
+            raise self._incompatible(
+                qualname,
+                f"the base classes changed ({_names(cls.__bases__)} -> {_names(built.bases)}); "
                 "existing instances cannot change their layout in place: restart to apply this",
-                module=self.name, qualname=qualname, reason="bases",
+                "bases",
             )
-        metaclass = built.keywords.get("metaclass")
         if "__slots__" in built.namespace and tuple(_as_tuple(built.namespace["__slots__"])) != tuple(
             _as_tuple(cls.__dict__.get("__slots__", ()))
         ):
-            raise LivefixError(
-                "incompatible",
-                f"{where}: __slots__ changed; instances' memory layout is fixed when the class is created: restart to apply this",
-                module=self.name, qualname=qualname, reason="slots",
+            raise self._incompatible(
+                qualname,
+                "__slots__ changed; instances' memory layout is fixed when the class is created: restart to apply this",
+                "slots",
             )
-        del metaclass
         if dataclasses.is_dataclass(cls):
             old_fields = {f.name: (f.default, f.type) for f in dataclasses.fields(cls)}
             annotations = built.namespace.get("__annotations__", {})
@@ -501,18 +498,18 @@ class ModulePlanner:
                 for name in annotations
                 if name in old_fields
             ):
-                raise LivefixError(
-                    "incompatible",
-                    f"{where}: the dataclass fields changed; generated __init__/__eq__ and existing instances depend "
+                raise self._incompatible(
+                    qualname,
+                    "the dataclass fields changed; generated __init__/__eq__ and existing instances depend "
                     "on them: restart to apply this",
-                    module=self.name, qualname=qualname, reason="dataclassFields",
+                    "dataclassFields",
                 )
         if dataclasses.is_dataclass(cls) and "__post_init__" in built.namespace and not hasattr(cls, "__post_init__"):
-            raise LivefixError(
-                "incompatible",
-                f"{where}: adding __post_init__ to a dataclass has no effect on a running class (its generated "
+            raise self._incompatible(
+                qualname,
+                "adding __post_init__ to a dataclass has no effect on a running class (its generated "
                 "__init__ was made without it): restart to apply this",
-                module=self.name, qualname=qualname, reason="dataclassFields",
+                "dataclassFields",
             )
         fields = cls.__dict__.get("_fields")
         if isinstance(fields, tuple) and issubclass(cls, tuple):  # typing.NamedTuple / namedtuple
@@ -523,11 +520,11 @@ class ModulePlanner:
                 or (name in defaults and built.namespace[name] != defaults[name])
                 for name in annotations
             ):
-                raise LivefixError(
-                    "incompatible",
-                    f"{where}: the named tuple's fields changed; existing tuples and their __new__ depend on them: "
+                raise self._incompatible(
+                    qualname,
+                    "the named tuple's fields changed; existing tuples and their __new__ depend on them: "
                     "restart to apply this",
-                    module=self.name, qualname=qualname, reason="namedTupleFields",
+                    "namedTupleFields",
                 )
         if isinstance(cls, enum.EnumMeta):
             members = cls.__members__
@@ -535,26 +532,27 @@ class ModulePlanner:
                 if isinstance(value, enum.auto):
                     continue
                 if name in members and getattr(members[name], "_value_", value) != value:
-                    raise LivefixError(
-                        "incompatible",
-                        f"{where}.{name}: enum members cannot change their value in a running process",
-                        module=self.name, qualname=f"{qualname}.{name}", reason="enumMember",
+                    raise self._incompatible(
+                        f"{qualname}.{name}", "enum members cannot change their value in a running process", "enumMember"
                     )
             added = [n for n, v in built.namespace.items() if not n.startswith("_") and n not in members
                      and not callable(v) and not isinstance(v, (property, staticmethod, classmethod))]
             if added:
-                raise LivefixError(
-                    "incompatible",
-                    f"{where}: adding enum members ({', '.join(added)}) is not possible in a running process",
-                    module=self.name, qualname=qualname, reason="enumMember",
+                raise self._incompatible(
+                    qualname, f"adding enum members ({', '.join(added)}) is not possible in a running process", "enumMember"
                 )
 
     def _check_member_assignable(self, cls: type, name: str, qualname: str) -> None:
         if isinstance(cls, enum.EnumMeta) and name in cls.__members__:
-            raise LivefixError(
-                "incompatible", f"{self.name}.{qualname}.{name}: enum members cannot be replaced in a running process",
-                module=self.name, qualname=f"{qualname}.{name}", reason="enumMember",
+            raise self._incompatible(
+                f"{qualname}.{name}", "enum members cannot be replaced in a running process", "enumMember"
             )
+
+    def _incompatible(self, qualname: str, detail: str, reason: str) -> LivefixError:
+        """The refusal for a change CPython cannot make to a live class, naming the definition."""
+        return LivefixError(
+            "incompatible", f"{self.name}.{qualname}: {detail}", module=self.name, qualname=qualname, reason=reason
+        )
 
     # -- functions ---------------------------------------------------------------------
 
