@@ -17,8 +17,11 @@ import functools
 import gc
 import operator
 import sys
+import types
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from livefix.engine import codeutil
 
 _call = operator.methodcaller("__call__")
 _MISSING = object()
@@ -31,6 +34,52 @@ class Mutation:
     forward: functools.partial
     backward: functools.partial
     label: str
+    shift: "Shift | None" = None  # set when the mutation only moves a function's line numbers
+
+    def kept(self) -> "Mutation | Shift":
+        """What a generation keeps to undo this: a line move keeps no code object (it is
+        recreated from the move when undone), anything else keeps its old value."""
+        return self.shift if self.shift is not None else self
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A function's code moved `delta` lines; undone by moving it back."""
+
+    function: Any
+    delta: int
+    label: str
+
+
+def shift_code(function: Any, delta: int, label: str) -> Mutation:
+    """Move a function's code `delta` lines down the file (tracebacks, breakpoints)."""
+    mutation = set_attribute(function, "__code__", codeutil.shift_lines(function.__code__, delta), label)
+    return Mutation(mutation.forward, mutation.backward, label, Shift(function, delta, label))
+
+
+def undo_steps(kept: list["Mutation | Shift"]) -> tuple[list[functools.partial], list[functools.partial]]:
+    """The steps that undo `kept` (applied in order), newest first, and the steps that redo
+    them should the undo fail. Moves are recreated here, in the order they will run, so the
+    same function moved by several generations comes back to its exact lines."""
+    code_now: dict[int, Any] = {}
+    backward: list[functools.partial] = []
+    forward: list[functools.partial] = []
+    for item in reversed(kept):
+        if isinstance(item, Shift):
+            function = item.function
+            current = code_now.get(id(function), function.__code__)
+            previous = codeutil.shift_lines(current, -item.delta)
+            code_now[id(function)] = previous
+            backward.append(functools.partial(object.__setattr__, function, "__code__", previous))
+            forward.append(functools.partial(object.__setattr__, function, "__code__", current))
+        else:
+            backward.append(item.backward)
+            forward.append(item.forward)
+            target = item.backward.args[0] if item.backward.args else None
+            if isinstance(target, types.FunctionType) and item.backward.args[1:2] == ("__code__",):
+                code_now[id(target)] = item.backward.args[2]
+    forward.reverse()
+    return backward, forward
 
 
 def _setter(target: Any) -> tuple[Callable[..., None], Callable[..., None]]:
@@ -125,6 +174,7 @@ def undo(mutations: list[Mutation]) -> None:
 
 __all__ = [
     "Mutation",
+    "Shift",
     "apply_all",
     "call_only",
     "delete_attribute",
@@ -133,5 +183,7 @@ __all__ = [
     "run_atomically",
     "set_attribute",
     "set_global",
+    "shift_code",
     "undo",
+    "undo_steps",
 ]

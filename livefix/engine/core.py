@@ -19,13 +19,45 @@ from typing import Any, Callable
 
 from livefix.engine import atomic, codeutil, frames, locate, status
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
-from livefix.engine.planner import Edit, ModulePlanner
-from livefix.engine.sources import SourceStore, module_file, read_source
+from livefix.engine.planner import Edit, ModulePlan, ModulePlanner, Placement
+from livefix.engine.sources import ModuleSource, SourceStore, module_file, read_source, replace
 from livefix.engine.statements import mangle
+from livefix.engine.textdiff import find_hunks
 from livefix.errors import LivefixError
 
 ThreadIdMap = Callable[[int], int]
-RunningText = tuple[str, "str | None", frozenset]  # (path, running text, stale definitions)
+DEFAULT_HISTORY_LIMIT = 100
+
+
+@dataclass
+class TextChange:
+    """How a generation changed one module's running text, kept as a patch (memory in
+    proportion to the change, not to the module): pieces of the text after it, each with
+    what stood there before, by offset in the text after."""
+
+    before: ModuleSource  # its `text` dropped (None): the patch recreates it
+    pieces: list[tuple[int, str, str]]  # (offset in the text after, old piece, new piece)
+
+    @classmethod
+    def between(cls, before: ModuleSource, after_text: str | None) -> "TextChange":
+        old = before.text
+        if old is None or after_text is None:
+            return cls(before, [])  # nothing to patch: kept whole (rare: no text known)
+        pieces = [(n_start, old[o_start:o_end], after_text[n_start:n_end])
+                  for o_start, o_end, n_start, n_end in find_hunks(old, after_text)]
+        return cls(replace(before, text=None), pieces)
+
+    def text_before(self, after_text: str | None) -> str | None:
+        if after_text is None or (not self.pieces and self.before.text is not None):
+            return self.before.text
+        parts: list[str] = []
+        position = 0
+        for offset, old_piece, new_piece in self.pieces:
+            parts.append(after_text[position:offset])
+            parts.append(old_piece)
+            position = offset + len(new_piece)
+        parts.append(after_text[position:])
+        return "".join(parts)
 
 
 @dataclass
@@ -34,9 +66,8 @@ class Generation:
     time: float
     action: str
     edits: list[Edit]
-    mutations: list[atomic.Mutation]
-    texts_before: dict[str, RunningText]  # module -> what ran before
-    texts_after: dict[str, RunningText]
+    undo: list["atomic.Mutation | atomic.Shift"]  # what undoes it, in the order it was applied
+    texts: dict[str, TextChange]  # module -> how its running text changed
     new_codes: dict[types.CodeType, str]
     verify: str | None = None
     status: str = "active"
@@ -68,6 +99,11 @@ class Engine:
         self._generations: list[Generation] = []
         self._next_number = 1
         self._state_version = 0
+        # Rolled-back generations kept in the history (the active chain is always kept: it
+        # is what rollback(to=N) undoes); older ones are pruned and counted.
+        self.history_limit = DEFAULT_HISTORY_LIMIT
+        self._pruned: list[int] = []  # numbers of pruned generations (first, last, count)
+        self._pruned_count = 0
 
     # -- state -----------------------------------------------------------------------
 
@@ -112,6 +148,8 @@ class Engine:
             running = self.sources.get(module)
             old_text = running.text if running is not None else None
             working = old_text
+            placements: dict[str, Placement] = {}
+            file_text: list[str | None] = []  # read once, when a definition is looked up in it
             for change in module_changes:
                 if change.qualname is None:
                     if not change.source.strip() and old_text and old_text.strip():
@@ -119,6 +157,7 @@ class Engine:
                             "invalid", f"the new source of module {module.__name__} is empty", module=module.__name__
                         )
                     working = change.source
+                    placements.clear()
                     continue
                 if working is None:
                     working = self._disk_text(module, path)
@@ -129,17 +168,35 @@ class Engine:
                     )
                 current = _check_qualname(change.qualname, module)
                 # Where the running code starts is where the running text has it, unless a
-                # change earlier in this request moved things or the text is known stale.
+                # change earlier in this request moved things or the text is not exact.
                 running_line = None
-                if working is old_text and not self.sources.stale(module.__name__):
+                if working is old_text and (running is None or running.exact):
                     function = codeutil.unwrap_function(current, change.qualname.rsplit(".", 1)[-1])
                     if function is not None and function.__code__.co_filename == path:
                         running_line = function.__code__.co_firstlineno
-                working, _ = locate.splice(working, change.qualname, change.source, path, change.line, running_line)
-            stale = self.sources.stale(module.__name__)
-            plan = ModulePlanner(module, path, old_text, working or "", stale, execute=False).run()
+                # Where the definition is in the file (the editor's `line`, or its text found
+                # in the saved file): its new code runs there, and errors are named there.
+                file_line = change.line or _line_in_file(path, change.source, file_text)
+                working, spliced = locate.splice(
+                    working, change.qualname, change.source, path, file_line or running_line, running_line
+                )
+                placements.pop(change.qualname, None)
+                if file_line and file_line != spliced[0]:
+                    placements[change.qualname] = Placement(spliced[0], spliced[1], file_line - spliced[0])
+            stale = running.stale if running is not None else frozenset()
+            running_lines = running.running_lines if running is not None else {}
+            plan = ModulePlanner(
+                module, path, old_text, working or "", stale, execute=False,
+                running_lines=running_lines, placements=placements,
+            ).run()
             module_plans.append(plan)
             warnings.extend(plan.warnings)
+            if running is not None and running.orphans and action == "reload":
+                warnings.append(
+                    f"{module.__name__}: {', '.join(running.orphans)} run{'s' if len(running.orphans) == 1 else ''} "
+                    f"but {path} does not define {'it' if len(running.orphans) == 1 else 'them'} (livefix arrived after "
+                    "the file was edited); left as running"
+                )
         return self._make_plan(action, [c.to_wire() for c in coerced], module_plans, version, warnings, thread_id)
 
     def prepare_reload(
@@ -239,6 +296,12 @@ class Engine:
         for module_plan in plan.module_plans:
             plan.warnings.extend(w for w in module_plan.warnings if w not in plan.warnings)
         if not plan.mutations:
+            # Nothing to change in the process (comments, blank lines, a branch that did not
+            # run): what runs matches the new text as well, so the new text is what runs.
+            for module_plan in plan.module_plans:
+                before = self.sources.current(module_plan.module.__name__)
+                if before is not None and not module_plan.edits and before.text != module_plan.new_text:
+                    self.sources.restore(_after(before, module_plan))
             return ChangeResult(
                 action=plan.action,
                 generation=self.generation,
@@ -248,13 +311,13 @@ class Engine:
                 warnings=list(plan.warnings),
             )
         mutations = plan.mutations
-        texts_before: dict[str, RunningText] = {}
-        texts_after: dict[str, RunningText] = {}
+        texts_before: dict[str, ModuleSource] = {}
+        texts_after: dict[str, ModuleSource] = {}
         for p in plan.module_plans:
             name = p.module.__name__
-            stale = self.sources.stale(name)
-            texts_before[name] = (p.path, self.sources.snapshot(name), stale)
-            texts_after[name] = (p.path, p.new_text, stale - {e.qualname for e in p.edits})
+            before = self.sources.current(name) or ModuleSource(name, p.path, None)
+            texts_before[name] = before
+            texts_after[name] = _after(before, p)
         try:
             atomic.apply_all(mutations)
         except Exception as error:
@@ -289,20 +352,20 @@ class Engine:
                 time=time.time(),
                 action=plan.action,
                 edits=plan.edits,
-                mutations=mutations,
-                texts_before=texts_before,
-                texts_after=texts_after,
+                undo=[m.kept() for m in mutations],
+                texts={name: TextChange.between(texts_before[name], texts_after[name].text) for name in texts_before},
                 new_codes=new_codes,
                 verify=check,
             )
         )
+        self._prune()
         self._next_number += 1
         self._state_version += 1
         report = plan.report_before() + "\n" + summary(plan.action, number, plan.edits, outcome)
         sources = [
             {
                 "module": e.module,
-                "path": texts_after[e.module][0],
+                "path": texts_after[e.module].path,
                 "qualname": e.qualname,
                 "source": e.source if e.kind != "removed" else None,
                 "generation": number,
@@ -336,9 +399,21 @@ class Engine:
             return {"check": check, "passed": False, "error": f"{type(error).__name__}: {error}"}
         return {"check": check, "passed": passed}
 
-    def _set_texts(self, texts: dict[str, RunningText]) -> None:
-        for name, (path, text, stale) in texts.items():
-            self.sources.restore(name, path, text, stale)
+    def _set_texts(self, texts: dict[str, ModuleSource]) -> None:
+        for source in texts.values():
+            self.sources.restore(source)
+
+    def _prune(self) -> None:
+        """Keep the active chain and the newest `history_limit` rolled-back generations."""
+        inactive = [g for g in self._generations if g.status != "active"]
+        excess = len(inactive) - max(self.history_limit, 0)
+        if excess <= 0:
+            return
+        dropped = {id(g) for g in inactive[:excess]}
+        for generation in inactive[:excess]:
+            self._pruned_count += 1
+            self._pruned = [generation.number] if not self._pruned else [self._pruned[0], generation.number]
+        self._generations = [g for g in self._generations if id(g) not in dropped]
 
     # -- convenience: prepare + commit ---------------------------------------------------
 
@@ -399,23 +474,27 @@ class Engine:
             "signatureChanges": [],
             "removals": [f"{e.module}.{e.qualname}" for g in targets for e in g.edits if e.kind == "added"],
         }
-        mutations = [m for generation in targets for m in generation.mutations]
+        backward, redo = atomic.undo_steps([m for generation in targets for m in generation.undo])
         try:
-            atomic.run_atomically([m.backward for m in reversed(mutations)])
+            atomic.run_atomically(backward)
         except Exception as error:
             # put back the generations we were undoing, exactly as they were
-            for mutation in mutations:
+            for step in redo:
                 try:
-                    mutation.forward()
+                    step()
                 except (AttributeError, KeyError, TypeError):
                     pass
             raise LivefixError("failed", f"rolling back failed ({type(error).__name__}: {error}); nothing changed") from None
         now = time.time()
         for generation in reversed(targets):
-            self._set_texts(generation.texts_before)
+            for name, change in generation.texts.items():
+                current = self.sources.current(name)
+                text = change.text_before(current.text if current is not None else None)
+                self.sources.restore(replace(change.before, text=text))
             generation.status = "rolledBack"
             generation.rolled_back_at = now
         self._state_version += 1
+        self._prune()
         edits = [
             Edit(e.module, e.qualname, {"added": "removed", "removed": "added"}.get(e.kind, "replaced"), note=e.note)
             for generation in reversed(targets)
@@ -443,7 +522,18 @@ class Engine:
     # -- queries -----------------------------------------------------------------------
 
     def history(self) -> dict[str, Any]:
-        return {"generation": self.generation, "generations": [g.to_wire() for g in self._generations]}
+        body: dict[str, Any] = {"generation": self.generation, "generations": [g.to_wire() for g in self._generations]}
+        if self._pruned_count:
+            first, last = self._pruned[0], self._pruned[-1]
+            body["pruned"] = {
+                "count": self._pruned_count,
+                "first": first,
+                "last": last,
+                "limit": self.history_limit,
+                "reason": f"{self._pruned_count} rolled-back generation{'s' if self._pruned_count != 1 else ''} "
+                f"older than the newest {self.history_limit} were dropped from the history",
+            }
+        return body
 
     def capture_frames(
         self,
@@ -490,13 +580,55 @@ def _describe_check(verify: Any) -> str | None:
 
 
 def _new_codes(mutations: list[atomic.Mutation]) -> dict[types.CodeType, str]:
+    """The new code a generation put in place (moved lines are not new code)."""
     codes: dict[types.CodeType, str] = {}
     for mutation in mutations:
+        if mutation.shift is not None:
+            continue
         args = mutation.forward.args
         if len(args) == 3 and args[1] == "__code__" and isinstance(args[2], types.CodeType):
             for code in codeutil.nested_codes(args[2]):
                 codes[code] = mutation.label
     return codes
+
+
+def _after(before: ModuleSource, plan: ModulePlan) -> ModuleSource:
+    """What a module runs once `plan` is committed: the new text, and what still departs from it."""
+    edited = {edit.qualname for edit in plan.edits}
+    done = edited | plan.resolved
+    running_lines = {q: line for q, line in before.running_lines.items() if q not in done}
+    running_lines.update(plan.placed)
+    return ModuleSource(
+        before.name, plan.path, plan.new_text, stale=before.stale - done, running_lines=running_lines,
+        orphans=before.orphans, derived=before.derived,
+    )
+
+
+def _line_in_file(path: str, source: str, cache: list[str | None]) -> int | None:
+    """The line where the definition `source` stands in the saved file (None: it is not
+    there as it is), so that its code runs at the lines the editor shows."""
+    if not cache:
+        try:
+            cache.append(read_source(path))
+        except (OSError, UnicodeDecodeError, SyntaxError):
+            cache.append(None)
+    text = cache[0]
+    if not text:
+        return None
+    lines = [line.strip() for line in source.strip("\n").splitlines()]
+    if not lines or not lines[0]:
+        return None
+    head = lines[0]
+    offset = text.find(head)
+    while offset >= 0:
+        start = text.rfind("\n", 0, offset) + 1
+        if not text[start:offset].strip():  # the head line starts there, after indentation only
+            number = text.count("\n", 0, start) + 1
+            block = text[start:].split("\n", len(lines))[: len(lines)]
+            if [line.strip() for line in block] == lines:
+                return number
+        offset = text.find(head, offset + 1)
+    return None
 
 
 def _dependency_order(names: list[str]) -> list[str]:

@@ -121,7 +121,7 @@ def check_definition_source(source: str, qualname: str, filename: str, first_lin
     """The one definition a change's source must contain, named like the qualname's last part."""
     if not source.strip():
         raise LivefixError("invalid", f"the new source of {qualname} is empty", qualname=qualname)
-    tree = compiler.parse(compiler.dedent_definition(source), filename, first_line, what=f"source of {qualname}")
+    tree = _parse_definition(source, filename, first_line, qualname)
     definitions = list(tree.body)
     name = qualname.rsplit(".", 1)[-1]
     if len(definitions) != 1 or not isinstance(definitions[0], _DEFS):
@@ -138,6 +138,31 @@ def check_definition_source(source: str, qualname: str, filename: str, first_lin
             qualname=qualname, defines=definitions[0].name,
         )
     return definitions[0]
+
+
+def _parse_definition(source: str, filename: str, first_line: int, qualname: str) -> ast.Module:
+    """Parse a definition's source; a syntax error is named at its line in the file, with
+    the text and column of the source as sent (CPython would read the text from the file on
+    disk at the line number counted inside the source, and clip the column to that line)."""
+    if not isinstance(source, str) or "\x00" in source:
+        return compiler.parse(source, filename, first_line, what=f"source of {qualname}")  # the usual refusal
+    dedented = compiler.dedent_definition(source)
+    try:
+        return compiler.parse(dedented, "<livefix definition>", first_line, what=f"source of {qualname}")
+    except LivefixError as error:
+        if error.kind != "syntax" or "line" not in error.details:
+            raise LivefixError(error.kind, error.message.replace("<livefix definition>", filename),
+                               **{**error.details, "path": filename}) from None
+        inner = error.details["line"] - first_line + 1
+        sent, cut = source.splitlines(), dedented.splitlines()
+        text = sent[inner - 1] if 0 < inner <= len(sent) else error.details.get("text", "")
+        removed = len(text) - len(cut[inner - 1]) if 0 < inner <= len(cut) and len(sent) == len(cut) else 0
+        column = (error.details.get("column") or 0) + max(removed, 0)
+        message = error.message.split(": ", 1)[-1]
+        raise LivefixError(
+            "syntax", f"{filename}:{error.details['line']}:{column}: {message}",
+            path=filename, line=error.details["line"], column=column, text=text, qualname=qualname,
+        ) from None
 
 
 def _describe(node: ast.stmt) -> str:
@@ -183,9 +208,10 @@ def span_from_code(lines: list[str], first: int, name: str) -> Located | None:
 
 def splice(
     text: str, qualname: str, source: str, filename: str, near_line: int | None = None, running_line: int | None = None
-) -> tuple[str, bool]:
+) -> tuple[str, tuple[int, int]]:
     """`text` with the definition `qualname` replaced by `source` (or inserted where it
-    belongs when absent). Returns (new text, whether it was inserted).
+    belongs when absent). Returns the new text and the lines [first, last] the definition
+    occupies in it.
 
     `running_line` is where the running code says the definition starts: then only that
     definition is parsed, not the whole file."""
@@ -202,7 +228,8 @@ def splice(
         located = find_definition(tree, [l.rstrip("\r\n") for l in lines], qualname, prefer=prefer, near_line=near_line)
     if located is not None:
         new_lines = [l.replace("\n", newline) if newline != "\n" else l for l in reindent(source, located.indent)]
-        return "".join(lines[: located.first - 1] + new_lines + lines[located.last :]), False
+        span = (located.first, located.first + len(new_lines) - 1)
+        return "".join(lines[: located.first - 1] + new_lines + lines[located.last :]), span
     parts = qualname.split(".")
     tree = tree or parse_text(text, filename)
     place = find_class_body_end(tree, [l.rstrip("\r\n") for l in lines], parts[:-1])
@@ -218,4 +245,5 @@ def splice(
         head[-1] += newline
     new_lines = [l.replace("\n", newline) if newline != "\n" else l for l in reindent(source, indent)]
     separator = [newline] if indent else [newline, newline]
-    return "".join(head + separator + new_lines + lines[after:]), True
+    first = after + len(separator) + 1
+    return "".join(head + separator + new_lines + lines[after:]), (first, first + len(new_lines) - 1)

@@ -15,13 +15,14 @@ import ast
 import dataclasses
 import enum
 import gc
+import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from livefix.engine import atomic, codeutil, compiler
 from livefix.engine.statements import (
-    DEFS, Pair, accessor, bound_names, branches, decorators_of, dedent_lines, mangle, pair_statements, same_shape,
+    DEFS, Pair, accessor, bound_names, branches, decorators_of, dedent_lines, mangle, owners, pair_statements, same_shape,
 )
 from livefix.engine.swap import codes_of, functions_of, has_function, inner_code_pairs, swap_function
 from livefix.engine.textdiff import Chunk, TextDiff, diff_texts, statement_text, whole_file_diff
@@ -64,8 +65,14 @@ class ModulePlan:
     # What the plan was made from, so that the commit can plan it again, executing this time.
     baseline: str | None = None
     stale: frozenset[str] = frozenset()
+    running_lines: dict[str, int] = field(default_factory=dict)
+    placements: dict[str, "Placement"] = field(default_factory=dict)
     executed: bool = False
     diff: TextDiff | None = None  # where the texts differ: the commit re-parses only these chunks
+    # Definitions this plan gives the new text's code or lines (their running code then
+    # matches the new text): qualname -> the line the code runs at when not the text's.
+    resolved: set[str] = field(default_factory=set)
+    placed: dict[str, int] = field(default_factory=dict)
 
     def executing(self) -> "ModulePlan":
         """The same plan with its new code executed (scratch namespace) and its mutations made:
@@ -73,14 +80,25 @@ class ModulePlan:
         nobody approved runs no decorator and no module statement of the new code."""
         if self.executed:
             return self
-        planner = ModulePlanner(self.module, self.path, self.baseline, self.new_text, self.stale, execute=True)
+        planner = ModulePlanner(
+            self.module, self.path, self.baseline, self.new_text, self.stale, execute=True,
+            running_lines=self.running_lines, placements=self.placements,
+        )
         # The trees are transformed by this run: hand them over once (a second commit of the
         # same plan, after a failure, diffs afresh).
         planner.known_diff, self.diff = self.diff, None
         return planner.run()
 
 
-# -- statement keys and pairing ------------------------------------------------------
+@dataclass(frozen=True)
+class Placement:
+    """Where an applied definition really is: in the new text at lines [first, last], in the
+    file `delta` lines further (the editor's buffer, or the saved file, has other lines
+    above it than the running text). Its new code is compiled at the file's lines."""
+
+    first: int
+    last: int
+    delta: int
 
 
 # -- the planner ---------------------------------------------------------------------
@@ -97,8 +115,12 @@ class ModulePlanner:
         new_text: str,
         stale: frozenset[str] = frozenset(),
         execute: bool = True,
+        running_lines: dict[str, int] | None = None,
+        placements: dict[str, Placement] | None = None,
     ) -> None:
         self.stale = stale
+        self.running_lines = running_lines or {}
+        self.placements = placements or {}
         self.execute = execute
         self.known_diff: TextDiff | None = None
         self.module = module
@@ -109,7 +131,10 @@ class ModulePlanner:
         self.new_text = new_text
         self.recorder = compiler.Recorder()
         self.stand_in = compiler.StandInClass(self.recorder)
-        self.plan = ModulePlan(module, path, old_text or "", new_text, baseline=old_text, stale=stale, executed=execute)
+        self.plan = ModulePlan(
+            module, path, old_text or "", new_text, baseline=old_text, stale=stale, executed=execute,
+            running_lines=self.running_lines, placements=self.placements,
+        )
         self._record_index = 0
         # (statement index in recorder) -> what to do with the recorded function
         self._swaps: list[tuple[int, Any, str, str, ast.stmt]] = []  # (index, old function, qualname, accessor, node)
@@ -117,6 +142,9 @@ class ModulePlanner:
         self._scratch: dict[str, Any] = {}
         self._redecorated: set[tuple[str, str]] = set()  # (class qualname, member name)
         self._inner_pairs: list[tuple[types.CodeType, types.CodeType]] = []  # old -> new inner function code
+        self._shifted: set[int] = set()  # ids of functions whose lines this plan moves
+        # Classes to open even where their text did not change: members run other code or lines.
+        self._touched = owners(stale | frozenset(self.running_lines))
 
     # -- entry -------------------------------------------------------------------------
 
@@ -127,14 +155,18 @@ class ModulePlanner:
         flags = compiler.future_flags(self.new_text)
         old_chunk = diff.old if self.old_text is not None else None
         pairs = pair_statements(
-            diff.old.statements if old_chunk else [], old_chunk, diff.new.statements, diff.new, self.stale
+            diff.old.statements if old_chunk else [], old_chunk, diff.new.statements, diff.new, self.stale,
+            open_classes=self._touched,
         )
         executed: list[ast.stmt] = []
         rebind: list[tuple[ast.stmt, Pair]] = []
         pairs = self._expand_blocks(pairs, old_chunk, diff.new)
         for pair in pairs:
             if not pair.changed:
-                self._shift_unchanged(pair, [self.namespace.get(name) for name in bound_names(pair.new)])  # type: ignore[arg-type]
+                self._shift_unchanged(pair, [self.namespace.get(name) for name in bound_names(pair.new)], "")  # type: ignore[arg-type]
+                continue
+            if pair.key == ("docstring",) and self._is_module_docstring(pair):
+                self._set_module_docstring(pair)
                 continue
             if pair.new is None:
                 self._plan_removal(self.namespace, pair.old, old_chunk, qualprefix="")  # type: ignore[arg-type]
@@ -155,9 +187,22 @@ class ModulePlanner:
         self._collect_swaps()
         self._collect_inner_functions()
         self._collect_class_patches()
-        if self.old_text is not None and diff.line_delta and not diff.whole_file:
-            self._shift_following(diff.old.last, diff.line_delta)
+        if self.old_text is not None and not diff.whole_file:
+            self._shift_outside(diff)
         return self.plan
+
+    def _is_module_docstring(self, pair: Pair) -> bool:
+        """Is this the module's docstring (its first statement), on either side?"""
+        for node, text in ((pair.new, self.new_text), (pair.old, self.old_text)):
+            if node is not None and text is not None:
+                head = text.split("\n", node.lineno - 1)[: node.lineno - 1]
+                return all(not line.strip() or line.lstrip().startswith("#") for line in head)
+        return False
+
+    def _set_module_docstring(self, pair: Pair) -> None:
+        value = pair.new.value.value if pair.new is not None else None  # type: ignore[attr-defined]
+        self.plan.mutations.append(atomic.set_global(self.namespace, "__doc__", value, f"{self.name}.__doc__"))
+        self.plan.edits.append(Edit(self.name, "__doc__", "replaced" if pair.new is not None else "removed", note="statement"))
 
     def _expand_blocks(self, pairs: list[Pair], old_chunk: Chunk | None, new_chunk: Chunk) -> list[Pair]:
         """Replace a changed `if`/`try` block whose shape stayed by the pairs of its branches,
@@ -169,7 +214,8 @@ class ModulePlanner:
                 inner: list[Pair] = []
                 for index, (old_branch, new_branch) in enumerate(zip(branches(pair.old), branches(pair.new))):  # type: ignore[arg-type]
                     if index in live:  # a branch that did not run (`if TYPE_CHECKING:`) stays not run
-                        inner.extend(pair_statements(old_branch, old_chunk, new_branch, new_chunk, self.stale))
+                        inner.extend(pair_statements(old_branch, old_chunk, new_branch, new_chunk, self.stale,
+                                                     open_classes=self._touched))
                 expanded.extend(self._expand_blocks(inner, old_chunk, new_chunk))
             else:
                 expanded.append(pair)
@@ -194,7 +240,8 @@ class ModulePlanner:
                 for inner in handler.body:
                     if isinstance(inner, _DEFS):
                         function = codeutil.unwrap_function(self.namespace.get(inner.name), inner.name)
-                        if function is not None and function.__code__.co_firstlineno == compiler.first_line_node(inner).lineno:
+                        line = self.running_lines.get(inner.name, compiler.first_line_node(inner).lineno)
+                        if function is not None and function.__code__.co_firstlineno == line:
                             return {index, len(node.handlers) + 2}  # the handler and `finally`
             return {0, len(node.handlers) + 1, len(node.handlers) + 2}
         return None
@@ -218,22 +265,29 @@ class ModulePlanner:
         try:
             if self.old_text is None:
                 return whole_file_diff("", self.new_text, self.path) if self.new_text else None
-            if self.stale:  # definitions anywhere in the file may differ from what runs
+            if self.stale or self.running_lines:  # definitions anywhere may differ from what runs
                 return whole_file_diff(self.old_text, self.new_text, self.path)
             diff = diff_texts(self.old_text, self.new_text, self.path)
             if diff is not None and not diff.whole_file and not self._aligned(diff.old):
                 diff = whole_file_diff(self.old_text, self.new_text, self.path)
             return diff
         except SyntaxError as error:
-            raise LivefixError(
-                "syntax",
-                f"{self.path}:{error.lineno}:{error.offset or 0}: {error.msg}",
-                path=self.path,
-                line=error.lineno,
-                column=error.offset or 0,
-                text=(error.text or "").rstrip("\n"),
-                module=self.name,
-            ) from None
+            raise self._syntax_error(error.lineno, error.offset or 0, error.msg) from None
+
+    def _syntax_error(self, line: int | None, column: int, message: str) -> LivefixError:
+        """A syntax error in the new text, named at its line in the file, with that line's
+        text (not what CPython reads from the file on disk at the new text's line number)."""
+        text = ""
+        if line:
+            lines = self.new_text.split("\n", line)
+            text = lines[line - 1].rstrip("\r") if len(lines) >= line else ""
+            for placement in self.placements.values():
+                if placement.first <= line <= placement.last:
+                    line += placement.delta
+        return LivefixError(
+            "syntax", f"{self.path}:{line}:{column}: {message}",
+            path=self.path, line=line, column=column, text=text, module=self.name,
+        )
 
     def _aligned(self, chunk: Chunk) -> bool:
         """Do the chunk's definitions sit where the running code says they are?"""
@@ -252,12 +306,9 @@ class ModulePlanner:
         """Prepare a changed or added top-level statement; returns 'bind', 'swap' or 'patch'."""
         current = self.namespace.get(node.name) if isinstance(node, (*_DEFS, ast.ClassDef)) else None
         if isinstance(node, _DEFS) and current is not None and pair.old is not None:
-            function = self._function_at(current, node.name, pair.old)
+            function = self._function_at(current, node.name, pair.old, node.name)
             if function is None:
-                self.plan.warnings.append(
-                    f"{self.name}.{node.name} (line {compiler.first_line_node(pair.old).lineno}) has no running "
-                    "function object of its own (an overload stub or a shadowed definition); left as it is."
-                )
+                self._no_running_function(node.name, pair.old)
                 return None
             same_decorators = decorators_of(pair.old) == decorators_of(pair.new)  # type: ignore[arg-type]
             index = self._next_index()
@@ -301,6 +352,10 @@ class ModulePlanner:
         for name in bound_names(node):
             if name in self._scratch:
                 value = self._scratch[name]
+                placement = self.placements.get(name)
+                if placement is not None and placement.delta and isinstance(value, types.FunctionType):
+                    value.__code__ = codeutil.shift_lines(value.__code__, placement.delta)  # new, unseen
+                    self.plan.placed[name] = value.__code__.co_firstlineno
                 self.plan.mutations.append(atomic.set_global(self.namespace, name, value, f"{self.name}.{name}"))
 
     def _plan_removal(self, namespace: Any, node: ast.stmt, old_chunk: Chunk | None, qualprefix: str) -> None:
@@ -347,7 +402,8 @@ class ModulePlanner:
         self._class_patches.append((target, cls, old, node, old_chunk, new_chunk, qualname))
         old_body = list(old.body) if old is not None else []
         pairs = pair_statements(
-            old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + "."
+            old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + ".",
+            open_classes=self._touched,
         )
         new_body_by_id = {id(n): n for n in node.body}
         own = cls.__dict__
@@ -360,6 +416,13 @@ class ModulePlanner:
                 if existing is not None and (isinstance(existing, property) or has_function(existing, member.name)):
                     if not pair.changed and old is not None:
                         self._record(member, self._next_index(), keep_decorators=False)
+                        continue
+                    member_qualname = f"{qualname}.{member.name}"
+                    if pair.old is not None and not isinstance(existing, property) and not self._runs_here(
+                        existing, member.name, member_qualname, pair.old
+                    ):
+                        self._record(member, self._next_index(), keep_decorators=False)
+                        self._no_running_function(member_qualname, pair.old)
                         continue
                     if (
                         pair.old is not None and old_chunk is not None
@@ -408,7 +471,8 @@ class ModulePlanner:
                 self._check_class_compatible(cls, built, qualname, old, node)
             old_body = list(old.body) if old is not None else []
             pairs = pair_statements(
-                old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + "."
+                old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + ".",
+                open_classes=self._touched,
             )
             swapped_names = {
                 q.rsplit(".", 1)[-1] for _, _, q, _, _ in self._swaps if q.rsplit(".", 1)[0] == qualname
@@ -420,7 +484,7 @@ class ModulePlanner:
             for pair in pairs:
                 if not pair.changed and old is not None:
                     if isinstance(pair.new, (*_DEFS, ast.ClassDef)):  # moved within the changed class
-                        self._shift_unchanged(pair, [cls.__dict__.get(mangle(cls, pair.new.name))])
+                        self._shift_unchanged(pair, [cls.__dict__.get(mangle(cls, pair.new.name))], qualname + ".")
                     continue
                 if pair.new is None:
                     self._plan_removal(cls, pair.old, old_chunk, qualprefix=qualname + ".")  # type: ignore[arg-type]
@@ -572,18 +636,44 @@ class ModulePlanner:
             )
         return function
 
-    def _function_at(self, current: Any, name: str, old_node: ast.stmt) -> types.FunctionType | None:
+    def _function_at(self, current: Any, name: str, old_node: ast.stmt, qualname: str) -> types.FunctionType | None:
         """The running function of the definition `old_node`, checked by its first line: a name
         may be bound to the last of several definitions (singledispatch `_`, overloads)."""
-        function = self._existing_function(current, name, name)
-        line = compiler.first_line_node(old_node).lineno
+        function = self._existing_function(current, name, qualname)
+        line = self._running_line(qualname, old_node)
         if function.__code__.co_firstlineno == line or function.__code__.co_filename != self.path:
             return function
-        for candidate in functions_of(self.namespace.values(), self.name, set()):
+        for candidate in functions_of([current, *self.namespace.values()], self.name, set()):
             code = candidate.__code__
             if code.co_name == name and code.co_firstlineno == line and code.co_filename == self.path:
                 return candidate
         return None
+
+    def _runs_here(self, existing: Any, name: str, qualname: str, old_node: ast.stmt) -> bool:
+        """Is the function bound to a class member the one `old_node` defined? (Overload
+        stubs and shadowed definitions share the member's name but run nowhere.)"""
+        function = codeutil.unwrap_function(existing, name)
+        if function is None or function.__code__.co_filename != self.path:
+            return True
+        return function.__code__.co_firstlineno == self._running_line(qualname, old_node)
+
+    def _running_line(self, qualname: str, old_node: ast.stmt) -> int:
+        """Where the running code of `old_node` starts: the old text's line, unless known otherwise."""
+        return self.running_lines.get(qualname, compiler.first_line_node(old_node).lineno)
+
+    def _no_running_function(self, qualname: str, old_node: ast.stmt) -> None:
+        """A definition in the old text with no function of its own running: an overload
+        stub (nothing to do: typing keeps no code of it that runs) or a shadowed one."""
+        if any(_is_overload(d) for d in getattr(old_node, "decorator_list", [])):
+            self.plan.warnings.append(
+                f"{self.name}.{qualname} (line {compiler.first_line_node(old_node).lineno}) is an @overload stub: "
+                "stubs never run, so there is no code to replace (typing.get_overloads() keeps listing the old ones)."
+            )
+            return
+        self.plan.warnings.append(
+            f"{self.name}.{qualname} (line {compiler.first_line_node(old_node).lineno}) has no running "
+            "function object of its own (a shadowed definition); left as it is."
+        )
 
     def _existing_member(self, existing: Any, name: str, qualname: str, kind: str) -> types.FunctionType | None:
         if isinstance(existing, property):
@@ -603,6 +693,13 @@ class ModulePlanner:
                 self.plan.mutations.append(atomic.set_attribute(cls, mangle(cls, qualname.rsplit(".", 1)[-1]), replacement, where))
                 self._add_edit(qualname, "replaced", None, node)
                 continue
+            placement = self.placements.get(qualname)
+            if placement is not None and placement.delta:
+                # compiled at the running text's lines; it runs at the file's (a fresh function
+                # nobody else sees yet, so moving its code here changes nothing in the process)
+                new.__code__ = codeutil.shift_lines(new.__code__, placement.delta)
+                self.plan.placed[qualname] = new.__code__.co_firstlineno
+            self.plan.resolved.add(qualname)
             self.plan.mutations.extend(swap_function(old, new, where, self.name, qualname))
             self._inner_pairs.extend(inner_code_pairs(old.__code__, new.__code__))
             for edit in self.plan.edits:
@@ -652,45 +749,79 @@ class ModulePlanner:
     def _execute(self, statements: list[ast.stmt], flags: int) -> None:
         module_ast = ast.Module(body=statements, type_ignores=[])
         ast.fix_missing_locations(module_ast)
-        code = compiler.compile_module_ast(module_ast, self.path, flags)
+        try:
+            code = compiler.compile_module_ast(module_ast, self.path, flags)
+        except LivefixError as error:
+            if error.kind == "syntax":
+                raise self._syntax_error(error.details.get("line"), error.details.get("column") or 0,
+                                         error.message.rsplit(": ", 1)[-1]) from None
+            raise
         self._scratch = {compiler.RECORD: self.recorder, compiler.STAND_IN: self.stand_in}
         self.stand_in.scratch = self._scratch
         compiler.run_isolated(code, self.namespace, self._scratch, f"code of {self.name}")
 
     # -- line numbers of code after the change -----------------------------------------
 
-    def _shift_following(self, after_line: int, delta: int) -> None:
-        """Move the code of unchanged definitions below the change by `delta` lines."""
+    def _shift_outside(self, diff: TextDiff) -> None:
+        """Move the code of definitions between and after the changed hunks by as many
+        lines as the hunks above them added or removed."""
+        if not diff.line_delta and len(diff.old.hunks) < 2:
+            return  # one hunk, same line count: nothing outside it moved
         replaced = {id(old) for _, old, _, _, _ in self._swaps}
         seen: set[int] = set()
-        for function in functions_of(self.namespace.values(), self.name, seen):
+        for function in functions_of([*self.namespace.values(), *self._overload_stubs("")], self.name, seen):
             code = function.__code__
-            if id(function) in replaced or code.co_filename != self.path or code.co_firstlineno <= after_line:
+            if id(function) in replaced or id(function) in self._shifted or code.co_filename != self.path:
                 continue
-            self.plan.mutations.append(
-                atomic.set_attribute(function, "__code__", codeutil.shift_lines(code, delta), f"line numbers of {function.__qualname__}")
-            )
-            self.plan.shifted += 1
+            delta = diff.shift_at(code.co_firstlineno)
+            if delta:
+                self._shift(function, delta)
 
-    def _shift_unchanged(self, pair: Pair, values: list[Any]) -> None:
-        """An unchanged definition inside the changed span may still have moved (a longer
-        method above it in the same class, lines added above an `if` block): its code moves
-        with it."""
+    def _overload_stubs(self, qualname: str) -> list[Any]:
+        """The @overload stubs typing keeps for `qualname` and what it contains ("" = the whole
+        module), so that typing.get_overloads() shows them at their lines too (3.11+)."""
+        registry = getattr(sys.modules.get("typing"), "_overload_registry", None)
+        by_qualname = registry.get(self.name) if isinstance(registry, dict) else None
+        if not by_qualname:
+            return []
+        try:
+            return [
+                stub
+                for name, stubs in list(by_qualname.items())
+                if not qualname or name == qualname or name.startswith(qualname + ".")
+                for stub in list(stubs.values())
+            ]
+        except Exception:  # a private structure of typing's: never let it break a reload
+            return []
+
+    def _shift(self, function: types.FunctionType, delta: int) -> None:
+        self._shifted.add(id(function))
+        self.plan.mutations.append(atomic.shift_code(function, delta, f"line numbers of {function.__qualname__}"))
+        self.plan.shifted += 1
+
+    def _shift_unchanged(self, pair: Pair, values: list[Any], prefix: str) -> None:
+        """An unchanged definition may still have moved (a longer method above it in the
+        same class, lines added above an `if` block, a definition cut and pasted elsewhere,
+        or code that already ran at other lines than the old text says): its code moves
+        to the new text's lines."""
         values = [value for value in values if value is not None]
         if not values or pair.old is None or pair.new is None:
             return
-        old_first = compiler.first_line_node(pair.old).lineno
+        text_first = compiler.first_line_node(pair.old).lineno
+        name = getattr(pair.new, "name", None)
+        if name:
+            values.extend(self._overload_stubs(prefix + name))
+        old_first = self.running_lines.get(prefix + name, text_first) if name else text_first
         delta = compiler.first_line_node(pair.new).lineno - old_first
+        if name and old_first != text_first:
+            self.plan.resolved.add(prefix + name)
         if not delta:
             return
-        old_last = pair.old.end_lineno or old_first
+        old_last = (pair.old.end_lineno or text_first) + old_first - text_first
         for function in functions_of(values, self.name, set()):
             code = function.__code__
-            if code.co_filename == self.path and old_first <= code.co_firstlineno <= old_last:
-                self.plan.mutations.append(atomic.set_attribute(
-                    function, "__code__", codeutil.shift_lines(code, delta), f"line numbers of {function.__qualname__}"
-                ))
-                self.plan.shifted += 1
+            if code.co_filename == self.path and old_first <= code.co_firstlineno <= old_last and id(function) not in self._shifted:
+                self._shift(function, delta)
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -742,4 +873,12 @@ def _parameters(node: ast.stmt | None) -> tuple[object, ...] | None:
         [a.arg for a in args.posonlyargs], [a.arg for a in args.args], args.vararg and args.vararg.arg,
         [a.arg for a in args.kwonlyargs], args.kwarg and args.kwarg.arg, len(args.defaults),
         [d is not None for d in args.kw_defaults],
+    )
+
+
+def _is_overload(decorator: ast.expr) -> bool:
+    """`@overload` / `@typing.overload` / `@t.overload`: a stub that never runs."""
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return (isinstance(target, ast.Name) and target.id == "overload") or (
+        isinstance(target, ast.Attribute) and target.attr == "overload"
     )

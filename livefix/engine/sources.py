@@ -3,15 +3,19 @@
 A module's "running text" is the source it was imported from, updated by every
 generation livefix applies (a definition applied from the editor is spliced in), so
 that `reload` and `status` compare the file on disk against exactly what runs.
-Texts are recorded when a module is imported after `install()` (a wrapper around
-SourceFileLoader.exec_module reads the file once, before executing it), or, for
-modules already loaded at install time, read then if their file has not changed
-since the module was loaded (compared with the time the module's cached bytecode
-was validated against).
+
+A text is exact when livefix saw it being imported (after `install()`, a wrapper around
+SourceFileLoader.exec_module reads the file once, before executing it). Otherwise (a
+module loaded before livefix arrived, a library read lazily, a `__main__` script) the text
+is a candidate, read from the file at install time or when first needed, and is checked
+against the running code objects before anything relies on it (`baseline.derive`): the
+definitions whose running code differs from it, or sits at other lines, are recorded with
+it, never assumed from a file's modification time or a bytecode cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.machinery
 import importlib.util
 import os
@@ -19,18 +23,37 @@ import sys
 import sysconfig
 import threading
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from livefix.engine import baseline
 
-@dataclass
+
+@dataclass(frozen=True)
 class ModuleSource:
+    """What one module runs: a text, and where the running code departs from it."""
+
     name: str
     path: str
-    text: str | None  # None: not known (the file changed before livefix recorded it)
-    # Definitions whose running code is known to differ from `text` (a text recorded late,
-    # after the file was edited): diffs treat them as changed even where the texts agree.
+    text: str | None  # None: not known
+    # Definitions whose running code differs from `text` (a text read after the file was
+    # edited): diffs treat them as changed even where the texts agree.
     stale: frozenset[str] = frozenset()
+    # Definitions whose running code starts at another line than `text` says (qualname ->
+    # the running co_firstlineno).
+    running_lines: dict[str, int] = field(default_factory=dict)
+    # Functions that run but that `text` does not define.
+    orphans: tuple[str, ...] = ()
+    # The text was not seen at import: module-level statements (constants, registrations)
+    # cannot be checked against what ran, only definitions can.
+    derived: bool = False
+    # A candidate text not yet compared with the running code.
+    checked: bool = True
+
+    @property
+    def exact(self) -> bool:
+        """Does every definition run at the text's lines, as the text has it?"""
+        return not self.stale and not self.running_lines
 
 
 def read_source(path: str) -> str:
@@ -85,13 +108,16 @@ class SourceStore:
 
             exec_module.__livefix__ = True  # type: ignore[attr-defined]
             importlib.machinery.SourceFileLoader.exec_module = exec_module  # type: ignore[method-assign]
+        # Modules loaded before livefix arrived: their files are read now (a later edit of a
+        # module-level statement then shows as a change), and checked against the running
+        # code when first needed (the file may already have been edited before now).
         for name, module in list(sys.modules.items()):
             if isinstance(module, types.ModuleType) and name not in self._sources:
                 path = module_file(module)
-                if path and not self.is_library(path) and not self._changed_since_load(module, path):
+                if path and not self.is_library(path):
                     try:
-                        self.record(name, path)
-                    except OSError:
+                        self._sources[name] = ModuleSource(name, path, read_source(path), derived=True, checked=False)
+                    except (OSError, UnicodeDecodeError, SyntaxError):
                         pass
 
     def uninstall(self) -> None:
@@ -101,23 +127,12 @@ class SourceStore:
                 self._original_exec_module = None
 
     def record(self, name: str, path: str, text: str | None = None) -> ModuleSource:
+        """The text a module is being imported from (exact)."""
         if text is None:
             text = read_source(path)
         source = ModuleSource(name=name, path=path, text=text)
         self._sources[name] = source
         return source
-
-    @staticmethod
-    def _changed_since_load(module: types.ModuleType, path: str) -> bool:
-        """True when the file is newer than the bytecode the module was loaded from."""
-        cached = getattr(module, "__cached__", None)
-        try:
-            source_mtime = os.stat(path).st_mtime
-            if cached and os.path.exists(cached):
-                return source_mtime > os.stat(cached).st_mtime + 1e-6
-        except OSError:
-            return True
-        return False
 
     # -- queries ---------------------------------------------------------------------
 
@@ -126,34 +141,42 @@ class SourceStore:
         return any(real.startswith(root + os.sep) for root in self._libraries) or "site-packages" in real
 
     def get(self, module: types.ModuleType) -> ModuleSource | None:
-        """The running text of `module`, recording it now when its file is unchanged since load."""
+        """What `module` runs (None: no usable text), checking a candidate text first."""
         name = module.__name__
         source = self._sources.get(name)
         path = module_file(module)
-        if source is not None and (
-            path is None or source.path == path or os.path.realpath(source.path) == os.path.realpath(path)
-        ):
+        if source is not None and path is not None and not _same_file(source.path, path):
+            source = None  # another file now runs under that name
+        if source is not None and source.checked:
             return source
         if path is None:
-            return None
+            return source
         try:
-            if not self._changed_since_load(module, path) and getattr(module, "__cached__", None):
-                return self.record(name, path)
-            # No trustworthy record (a __main__ script run by runpy, or a file edited since
-            # it was loaded): take the file, and mark the definitions whose running code
-            # does not match it.
-            text = read_source(path)
+            text = source.text if source is not None and source.text is not None else read_source(path)
         except (OSError, UnicodeDecodeError, SyntaxError):
             return None
-        stale = stale_definitions(module, text, path)
-        if stale is None:
+        derived = baseline.derive(module, text, path)
+        if derived is None and source is not None:  # the text read at install does not compile: try the file
+            try:
+                text = read_source(path)
+            except (OSError, UnicodeDecodeError, SyntaxError):
+                return None
+            derived = baseline.derive(module, text, path)
+        if derived is None:
             return None
-        source = self.record(name, path, text)
-        source.stale = stale
-        return source
+        checked = ModuleSource(
+            name, path, text, stale=derived.stale, running_lines=derived.running_lines, orphans=derived.orphans,
+            derived=True,
+        )
+        self._sources[name] = checked
+        return checked
 
-    def restore(self, name: str, path: str, text: str | None, stale: frozenset[str]) -> None:
-        self._sources[name] = ModuleSource(name=name, path=path, text=text, stale=stale)
+    def current(self, name: str) -> ModuleSource | None:
+        """The recorded state of a module, as it is (no check, no file read)."""
+        return self._sources.get(name)
+
+    def restore(self, source: ModuleSource) -> None:
+        self._sources[source.name] = source
 
     def snapshot(self, name: str) -> str | None:
         source = self._sources.get(name)
@@ -164,33 +187,9 @@ class SourceStore:
         return frozenset() if source is None else source.stale
 
 
-def stale_definitions(module: types.ModuleType, text: str, path: str) -> frozenset[str] | None:
-    """Qualnames of functions and methods whose running code differs from `text` compiled
-    (None: the text does not compile, so it cannot serve as a baseline)."""
-    try:
-        code = compile(text, path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return None
-    stale: set[str] = set()
-    _compare_codes(code, module.__dict__, "", stale)
-    return frozenset(stale)
+def replace(source: ModuleSource, **changes: Any) -> ModuleSource:
+    return dataclasses.replace(source, **changes)
 
 
-def _compare_codes(code: types.CodeType, namespace: Any, prefix: str, stale: set[str]) -> None:
-    for const in code.co_consts:
-        if not isinstance(const, types.CodeType) or const.co_name.startswith("<"):
-            continue
-        qualname = prefix + const.co_name
-        try:
-            current = namespace.get(const.co_name) if isinstance(namespace, dict) else namespace.__dict__.get(const.co_name)
-        except Exception:
-            current = None
-        if isinstance(current, type) and getattr(current, "__module__", None) is not None:
-            _compare_codes(const, current, qualname + ".", stale)  # a class body: its methods
-            continue
-        function = current
-        for attr in ("fget", "__func__", "__wrapped__"):
-            function = getattr(function, attr, function)
-        running = getattr(function, "__code__", None)
-        if running is not None and running != const:
-            stale.add(qualname)
+def _same_file(a: str, b: str) -> bool:
+    return a == b or os.path.realpath(a) == os.path.realpath(b)

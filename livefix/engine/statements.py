@@ -91,8 +91,12 @@ def pair_statements(
     new_chunk: Chunk,
     stale: frozenset[str] = frozenset(),
     prefix: str = "",
+    open_classes: frozenset[str] = frozenset(),
 ) -> list[Pair]:
-    """Pair old and new statements by key (and occurrence), in new order, removed ones last."""
+    """Pair old and new statements by key (and occurrence), in new order, removed ones last.
+
+    `stale` definitions count as changed whatever their text; classes named in
+    `open_classes` too (some member runs other code or at other lines than the text says)."""
     by_key: dict[tuple[str, ...], list[ast.stmt]] = {}
     for node in old:
         by_key.setdefault(statement_key(node), []).append(node)
@@ -108,13 +112,22 @@ def pair_statements(
                 old_chunk is None
                 or _differs(previous, old_chunk, node, new_chunk)
                 or (isinstance(node, _DEFS) and prefix + node.name in stale)
-                or (isinstance(node, ast.ClassDef) and any(q.startswith(prefix + node.name + ".") for q in stale))
+                or (isinstance(node, ast.ClassDef) and prefix + node.name in open_classes)
             )
             pairs.append(Pair(key, previous, node, changed))
     for key, remaining in by_key.items():
         for node in remaining:
             pairs.append(Pair(key, node, None, True))
     return pairs
+
+
+def owners(qualnames: frozenset[str]) -> frozenset[str]:
+    """Every class qualname that contains one of `qualnames` (`A.B.f` -> `A`, `A.B`)."""
+    found: set[str] = set()
+    for qualname in qualnames:
+        parts = qualname.split(".")
+        found.update(".".join(parts[:index]) for index in range(1, len(parts)))
+    return frozenset(found)
 
 
 def _differs(old: ast.stmt, old_chunk: Chunk, new: ast.stmt, new_chunk: Chunk) -> bool:

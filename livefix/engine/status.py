@@ -40,11 +40,16 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
             disk = read_source(path)
         except (OSError, UnicodeDecodeError, SyntaxError):
             continue
-        if disk == running.text and not running.stale:
+        if disk == running.text and running.exact and not running.orphans:
             continue
         changed, added, removed = definition_changes(running.text, disk, path)
         changed += sorted(q for q in running.stale if q not in changed)
-        result.append({"name": name, "path": path, "changed": changed, "added": added, "removed": removed})
+        removed += [q for q in running.orphans if q not in removed]
+        entry: dict[str, Any] = {"name": name, "path": path, "changed": changed, "added": added, "removed": removed}
+        moved = sorted(q for q in running.running_lines if q not in running.stale and q not in changed)
+        if moved:  # same code, at other lines than the file's: tracebacks and breakpoints are off
+            entry["moved"] = moved
+        result.append(entry)
     return result
 
 
@@ -70,6 +75,8 @@ def _compare(old: list[ast.stmt], old_chunk: Chunk, new: list[ast.stmt], new_chu
             continue
         node = pair.new or pair.old
         name = getattr(node, "name", None) or ", ".join(bound_names(node))  # type: ignore[arg-type]
+        if pair.key == ("docstring",):
+            name = "__doc__"
         label = prefix + name if name else prefix + ("<module statement>" if not prefix else "<class statement>")
         if pair.old is None:
             added.append(label)

@@ -1,0 +1,141 @@
+"""What a module runs, derived from its running code objects when livefix did not see the
+text it was imported from (livefix arrived after the import, or the file is a library's).
+
+A file's text is only a candidate: it may have been edited after the module was loaded,
+and neither its modification time nor a bytecode cache can tell (containers set
+PYTHONDONTWRITEBYTECODE; a cache is rewritten by any other import). So the text is
+compiled and every function it defines is compared with the function that runs under the
+same qualified name: equal code runs as written; code equal but for its position (lines
+were inserted above it) runs elsewhere in the file; anything else runs another version.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from livefix.engine import codeutil
+from livefix.engine.swap import functions_of
+
+_OPTIMIZED = 0x1  # CO_OPTIMIZED: a function's code; a class body's code lacks it
+
+
+@dataclass
+class Baseline:
+    """How the running code of a module relates to a candidate text of it."""
+
+    # Definitions whose running code differs from the text (or that the text defines and
+    # nothing runs under their name): a reload must give them the text's code.
+    stale: frozenset[str] = frozenset()
+    # Where the running code of a definition starts, where that differs from the text's
+    # line for it (qualname -> running co_firstlineno); stale ones included.
+    running_lines: dict[str, int] = field(default_factory=dict)
+    # Functions that run but that the text does not define (deleted or renamed since load).
+    orphans: tuple[str, ...] = ()
+
+    @property
+    def exact(self) -> bool:
+        return not self.stale and not self.running_lines and not self.orphans
+
+
+def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
+    """Compare `text` compiled with what `module` runs. None: the text does not compile."""
+    try:
+        code = compile(text, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    written: dict[str, list[types.CodeType]] = {}
+    for qualname, const in _defined(code, ""):
+        written.setdefault(qualname, []).append(const)
+    running: dict[str, list[types.FunctionType]] = {}
+    for function in _running_functions(module, path):
+        running.setdefault(_qualname_of(function), []).append(function)
+    stale: set[str] = set()
+    lines: dict[str, int] = {}
+    for qualname, consts in written.items():
+        functions = running.pop(qualname, [])
+        unmatched = _match(consts, functions, qualname, lines)
+        if unmatched:
+            stale.add(qualname)
+        elif not functions and not _is_bound(module, qualname):
+            stale.add(qualname)  # defined in the text, nothing runs under that name: new
+    orphans = tuple(sorted(q for q in running if "<" not in q))
+    return Baseline(stale=frozenset(stale), running_lines=lines, orphans=orphans)
+
+
+def _match(consts: list[types.CodeType], functions: list[types.FunctionType], qualname: str, lines: dict[str, int]) -> bool:
+    """Pair the text's definitions of one name with the running functions of that name.
+    Records running lines that differ; True when some running function runs other code."""
+    codes = sorted({id(f.__code__): f.__code__ for f in functions}.values(), key=lambda c: c.co_firstlineno)
+    remaining = list(consts)
+    left: list[types.CodeType] = []
+    for code in codes:
+        same = next((c for c in remaining if c == code), None)
+        if same is not None:
+            remaining.remove(same)
+            continue
+        moved = next((c for c in remaining if _equal_but_position(code, c)), None)
+        if moved is not None:
+            remaining.remove(moved)
+            lines[qualname] = code.co_firstlineno
+            continue
+        left.append(code)
+    if not left:
+        return False
+    # Running code the text does not have: the text's last definitions of the name are the
+    # ones that bind it (earlier ones are overload stubs or shadowed).
+    for code, _ in zip(reversed(left), reversed(remaining)):
+        lines.setdefault(qualname, code.co_firstlineno)
+    return True
+
+
+def _equal_but_position(running: types.CodeType, written: types.CodeType) -> bool:
+    if running.co_name != written.co_name or running.co_code != written.co_code:
+        return False  # cheap checks first: shifting copies every nested code object
+    return codeutil.shift_lines(running, written.co_firstlineno - running.co_firstlineno) == written
+
+
+def _defined(code: types.CodeType, prefix: str) -> Iterator[tuple[str, types.CodeType]]:
+    """Every function a module's code defines, by qualified name (class bodies walked;
+    functions inside functions are part of their enclosing function's code)."""
+    for const in code.co_consts:
+        if not isinstance(const, types.CodeType) or const.co_name.startswith("<"):
+            continue
+        qualname = prefix + const.co_name
+        if const.co_flags & _OPTIMIZED:
+            yield qualname, const
+        else:
+            yield from _defined(const, qualname + ".")
+
+
+def _running_functions(module: types.ModuleType, path: str) -> Iterator[types.FunctionType]:
+    real = os.path.realpath(path)
+    for function in functions_of(list(vars(module).values()), module.__name__, set()):
+        filename = function.__code__.co_filename
+        if filename == path or os.path.realpath(filename) == real:
+            yield function
+
+
+def _qualname_of(function: types.FunctionType) -> str:
+    code = function.__code__
+    qualname = getattr(code, "co_qualname", None)  # 3.11+: fixed at compile time
+    if qualname is None:  # 3.10: the function's, unless a wrapper copied another's onto it
+        qualname = function.__qualname__
+        if qualname.rsplit(".", 1)[-1] != code.co_name:
+            return f"<wrapper {qualname}>"
+    return qualname
+
+
+def _is_bound(module: types.ModuleType, qualname: str) -> bool:
+    owner: Any = module
+    for part in qualname.split("."):
+        namespace = getattr(owner, "__dict__", {})
+        key = part
+        if isinstance(owner, type) and part.startswith("__") and not part.endswith("__"):
+            key = f"_{owner.__name__.lstrip('_')}{part}"
+        if key not in namespace:
+            return False
+        owner = namespace[key]
+    return True
