@@ -29,9 +29,11 @@ class Baseline:
     # Definitions whose running code differs from the text (or that the text defines and
     # nothing runs under their name): a reload must give them the text's code.
     stale: frozenset[str] = frozenset()
+    # The stale ones the text defines and nothing runs under their name (added since load).
+    missing: frozenset[str] = frozenset()
     # Where the running code of a definition starts, where that differs from the text's
-    # line for it (qualname -> running co_firstlineno); stale ones included.
-    running_lines: dict[str, int] = field(default_factory=dict)
+    # line for it: qualname -> (the text's first line of it, the running co_firstlineno).
+    running_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Functions that run but that the text does not define (deleted or renamed since load).
     orphans: tuple[str, ...] = ()
 
@@ -53,7 +55,8 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
     for function in _running_functions(module, path):
         running.setdefault(_qualname_of(function), []).append(function)
     stale: set[str] = set()
-    lines: dict[str, int] = {}
+    missing: set[str] = set()
+    lines: dict[str, tuple[int, int]] = {}
     for qualname, consts in written.items():
         functions = running.pop(qualname, [])
         unmatched = _match(consts, functions, qualname, lines)
@@ -61,11 +64,14 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
             stale.add(qualname)
         elif not functions and not _is_bound(module, qualname):
             stale.add(qualname)  # defined in the text, nothing runs under that name: new
+            missing.add(qualname)
     orphans = tuple(sorted(q for q in running if "<" not in q))
-    return Baseline(stale=frozenset(stale), running_lines=lines, orphans=orphans)
+    return Baseline(stale=frozenset(stale), missing=frozenset(missing), running_lines=lines, orphans=orphans)
 
 
-def _match(consts: list[types.CodeType], functions: list[types.FunctionType], qualname: str, lines: dict[str, int]) -> bool:
+def _match(
+    consts: list[types.CodeType], functions: list[types.FunctionType], qualname: str, lines: dict[str, tuple[int, int]]
+) -> bool:
     """Pair the text's definitions of one name with the running functions of that name.
     Records running lines that differ; True when some running function runs other code."""
     codes = sorted({id(f.__code__): f.__code__ for f in functions}.values(), key=lambda c: c.co_firstlineno)
@@ -79,15 +85,15 @@ def _match(consts: list[types.CodeType], functions: list[types.FunctionType], qu
         moved = next((c for c in remaining if _equal_but_position(code, c)), None)
         if moved is not None:
             remaining.remove(moved)
-            lines[qualname] = code.co_firstlineno
+            lines[qualname] = (moved.co_firstlineno, code.co_firstlineno)
             continue
         left.append(code)
     if not left:
         return False
     # Running code the text does not have: the text's last definitions of the name are the
     # ones that bind it (earlier ones are overload stubs or shadowed).
-    for code, _ in zip(reversed(left), reversed(remaining)):
-        lines.setdefault(qualname, code.co_firstlineno)
+    for code, written in zip(reversed(left), reversed(remaining)):
+        lines.setdefault(qualname, (written.co_firstlineno, code.co_firstlineno))
     return True
 
 

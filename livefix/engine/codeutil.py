@@ -75,11 +75,22 @@ def unwrap_function(obj: Any, name: str) -> FunctionType | None:
     """The plain Python function behind a decorated object whose definition is named `name`.
 
     Follows `__wrapped__` (functools.wraps, lru_cache, singledispatch), `__func__`
-    (staticmethod, classmethod, bound methods) and closure cells of wrappers made without
-    functools.wraps, and returns the innermost function whose code is named `name`."""
+    (staticmethod, classmethod, bound methods), `func` (partial, partialmethod,
+    cached_property, singledispatchmethod, curry-style objects, even behind a property) and
+    the closure cells of wrappers made without functools.wraps, and returns the innermost
+    function whose code is named `name`. Attributes are read without `__getattr__` (a
+    proxy answers every name), a read that raises counts as absent, and at most 64 objects
+    are looked at (a property may make a new object each time)."""
+
+    def defines(value: Any, attr: str) -> bool:  # in its class or its own __dict__, not via __getattr__
+        try:
+            return any(attr in klass.__dict__ for klass in type(value).__mro__) or attr in object.__getattribute__(value, "__dict__")
+        except Exception:
+            return False
+
     seen: set[int] = set()
     candidates = [obj]
-    while candidates:
+    while candidates and len(seen) < 64:
         current = candidates.pop(0)
         if id(current) in seen:
             continue
@@ -92,14 +103,17 @@ def unwrap_function(obj: Any, name: str) -> FunctionType | None:
                     contents = cell.cell_contents
                 except ValueError:  # empty cell
                     continue
-                if isinstance(contents, (FunctionType, staticmethod, classmethod, functools.partial)) or hasattr(
-                    contents, "__wrapped__"
-                ):
+                if isinstance(contents, (FunctionType, staticmethod, classmethod, functools.partial, functools.partialmethod,
+                                         functools.cached_property, functools.singledispatchmethod)):
                     candidates.append(contents)
-        for attr in ("__wrapped__", "__func__", "func"):  # func: cached_property, singledispatchmethod
+                elif not isinstance(contents, type) and any(defines(contents, attr) for attr in ("__wrapped__", "func")):
+                    candidates.append(contents)  # a wrapper object the decorator closes over (a curry)
+        if isinstance(current, type):
+            continue
+        for attr in ("__wrapped__", "__func__", "func"):  # func: partial, cached_property, singledispatchmethod, curry
             try:
-                inner = object.__getattribute__(current, attr) if not isinstance(current, type) else None
-            except AttributeError:
+                inner = object.__getattribute__(current, attr)
+            except Exception:  # absent, or a property that raised
                 inner = None
             if inner is not None:
                 candidates.append(inner)

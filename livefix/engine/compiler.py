@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import __future__ as future_module
 import ast
-import re
+import functools
 import textwrap
+import tokenize
 import types
-from typing import Any
+from typing import Any, Iterator
 
 from livefix.errors import LivefixError
 
@@ -26,21 +27,105 @@ STAND_IN = "__livefix_class__"
 TARGET = "livefix_target"
 HELPER_NAMES = frozenset({RECORD, STAND_IN})
 
-# One line (`from __future__ import a, b`) or a parenthesised list over several lines.
-_FUTURE_RE = re.compile(r"^from[ \t]+__future__[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#;]+))", re.MULTILINE)
-
 
 def future_flags(text: str | None) -> int:
-    """Compiler flags for the `from __future__` imports at the top of a module's source."""
-    if not text or "__future__" not in text[:16384]:
+    """Compiler flags for the `from __future__` imports of a module's source.
+
+    They can only stand in the module's header: after the docstring, comments, blank lines
+    and other future imports (CPython's future.c). So only the header is tokenized, its
+    lines read as the tokenizer asks for them, up to the first other statement: the cost
+    does not grow with the module, and a docstring or a later string that mentions a future
+    import is not one. Text that does not tokenize there gives 0 (it would not compile)."""
+    if not text:
         return 0
     flags = 0
-    for match in _FUTURE_RE.finditer(text[:16384]):
-        for name in (match.group(1) or match.group(2)).replace("\n", " ").replace("\\", " ").split(","):
-            feature = getattr(future_module, name.strip(), None)
-            if feature is not None:
-                flags |= feature.compiler_flag
+    try:
+        for index, statement in enumerate(_header_statements(text)):
+            if index == 0 and _is_docstring(statement):
+                continue
+            names = _future_names(statement)
+            if names is None:
+                break
+            for name in names:
+                if name in future_module.all_feature_names:
+                    flags |= getattr(future_module, name).compiler_flag
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return 0
     return flags
+
+
+def _header_statements(text: str) -> Iterator[list[tokenize.TokenInfo]]:
+    """The module's simple statements, each as its tokens without comments and line breaks,
+    tokenized lazily up to the first token that cannot be part of the header."""
+    if text.startswith("\ufeff"):  # a BOM left by a decoder that kept it
+        text = text[1:]
+    lines = _lines(text)
+    statement: list[tokenize.TokenInfo] = []
+    for token in tokenize.generate_tokens(functools.partial(next, lines, "")):
+        if token.type in (tokenize.COMMENT, tokenize.NL):
+            continue
+        if token.type in (tokenize.NEWLINE, tokenize.ENDMARKER) or (token.type == tokenize.OP and token.string == ";"):
+            if statement:
+                yield statement
+                statement = []
+            if token.type == tokenize.ENDMARKER:
+                return
+            continue
+        statement.append(token)
+        if not _may_be_header(statement):
+            yield statement  # not a docstring or a future import: the header ends here
+            return
+
+
+def _may_be_header(statement: list[tokenize.TokenInfo]) -> bool:
+    """Can a statement starting with these tokens be a docstring or a future import? Asked
+    at each token, so tokenizing stops in the first line of code (an error there is no
+    concern of the header's)."""
+    first = statement[0]
+    if first.type == tokenize.STRING or (first.type == tokenize.OP and first.string == "("):
+        last = statement[-1]
+        return last.type == tokenize.STRING or (last.type == tokenize.OP and last.string in ("(", ")"))
+    words = ["from", "__future__", "import"]
+    return all(token.type == tokenize.NAME and token.string == word for token, word in zip(statement, words))
+
+
+def _lines(text: str) -> Iterator[str]:
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start) + 1 or len(text)
+        yield text[start:end]
+        start = end
+
+
+def _is_docstring(statement: list[tokenize.TokenInfo]) -> bool:
+    """A statement that is only a string literal (adjacent ones concatenated, parentheses
+    allowed): bytes and f-strings are not docstrings."""
+    strings = [token for token in statement if token.type == tokenize.STRING]
+    parentheses = [token for token in statement if token.type == tokenize.OP and token.string in ("(", ")")]
+    if not strings or len(strings) + len(parentheses) != len(statement):
+        return False
+    prefixes = (token.string[: token.string.index(token.string[-1])].lower() for token in strings)
+    return not any("b" in prefix or "f" in prefix for prefix in prefixes)
+
+
+def _future_names(statement: list[tokenize.TokenInfo]) -> list[str] | None:
+    """The features a `from __future__ import ...` statement names (aliases left out), or
+    None for any other statement."""
+    words = [token.string for token in statement[:3]]
+    if words != ["from", "__future__", "import"] or any(token.type != tokenize.NAME for token in statement[:3]):
+        return None
+    names: list[str] = []
+    after_as = False
+    for token in statement[3:]:
+        if token.type == tokenize.NAME and token.string == "as":
+            after_as = True
+        elif token.type == tokenize.NAME:
+            if not after_as:
+                names.append(token.string)
+            after_as = False
+        elif not (token.type == tokenize.OP and token.string in ("(", ")", ",")):
+            return None
+    return names
 
 
 def parse(source: str, filename: str, first_line: int = 1, what: str = "source") -> ast.Module:

@@ -596,10 +596,11 @@ def _after(before: ModuleSource, plan: ModulePlan) -> ModuleSource:
     """What a module runs once `plan` is committed: the new text, and what still departs from it."""
     edited = {edit.qualname for edit in plan.edits}
     done = edited | plan.resolved
-    running_lines = {q: line for q, line in before.running_lines.items() if q not in done}
+    running_lines = {q: lines for q, lines in before.running_lines.items() if q not in done}
     running_lines.update(plan.placed)
     return ModuleSource(
-        before.name, plan.path, plan.new_text, stale=before.stale - done, running_lines=running_lines,
+        before.name, plan.path, plan.new_text, stale=before.stale - done, missing=before.missing - done,
+        running_lines=running_lines,
         orphans=before.orphans, derived=before.derived,
     )
 

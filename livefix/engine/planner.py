@@ -65,14 +65,14 @@ class ModulePlan:
     # What the plan was made from, so that the commit can plan it again, executing this time.
     baseline: str | None = None
     stale: frozenset[str] = frozenset()
-    running_lines: dict[str, int] = field(default_factory=dict)
+    running_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
     placements: dict[str, "Placement"] = field(default_factory=dict)
     executed: bool = False
     diff: TextDiff | None = None  # where the texts differ: the commit re-parses only these chunks
     # Definitions this plan gives the new text's code or lines (their running code then
     # matches the new text): qualname -> the line the code runs at when not the text's.
     resolved: set[str] = field(default_factory=set)
-    placed: dict[str, int] = field(default_factory=dict)
+    placed: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def executing(self) -> "ModulePlan":
         """The same plan with its new code executed (scratch namespace) and its mutations made:
@@ -115,7 +115,7 @@ class ModulePlanner:
         new_text: str,
         stale: frozenset[str] = frozenset(),
         execute: bool = True,
-        running_lines: dict[str, int] | None = None,
+        running_lines: dict[str, tuple[int, int]] | None = None,
         placements: dict[str, Placement] | None = None,
     ) -> None:
         self.stale = stale
@@ -240,7 +240,7 @@ class ModulePlanner:
                 for inner in handler.body:
                     if isinstance(inner, _DEFS):
                         function = codeutil.unwrap_function(self.namespace.get(inner.name), inner.name)
-                        line = self.running_lines.get(inner.name, compiler.first_line_node(inner).lineno)
+                        line = self._running_at(inner.name, compiler.first_line_node(inner).lineno)
                         if function is not None and function.__code__.co_firstlineno == line:
                             return {index, len(node.handlers) + 2}  # the handler and `finally`
             return {0, len(node.handlers) + 1, len(node.handlers) + 2}
@@ -355,7 +355,7 @@ class ModulePlanner:
                 placement = self.placements.get(name)
                 if placement is not None and placement.delta and isinstance(value, types.FunctionType):
                     value.__code__ = codeutil.shift_lines(value.__code__, placement.delta)  # new, unseen
-                    self.plan.placed[name] = value.__code__.co_firstlineno
+                    self.plan.placed[name] = (placement.first, value.__code__.co_firstlineno)
                 self.plan.mutations.append(atomic.set_global(self.namespace, name, value, f"{self.name}.{name}"))
 
     def _plan_removal(self, namespace: Any, node: ast.stmt, old_chunk: Chunk | None, qualprefix: str) -> None:
@@ -659,7 +659,12 @@ class ModulePlanner:
 
     def _running_line(self, qualname: str, old_node: ast.stmt) -> int:
         """Where the running code of `old_node` starts: the old text's line, unless known otherwise."""
-        return self.running_lines.get(qualname, compiler.first_line_node(old_node).lineno)
+        return self._running_at(qualname, compiler.first_line_node(old_node).lineno)
+
+    def _running_at(self, qualname: str, text_line: int) -> int:
+        """The running first line of the definition of `qualname` the old text has at `text_line`."""
+        known = self.running_lines.get(qualname)
+        return known[1] if known is not None and known[0] == text_line else text_line
 
     def _no_running_function(self, qualname: str, old_node: ast.stmt) -> None:
         """A definition in the old text with no function of its own running: an overload
@@ -698,7 +703,7 @@ class ModulePlanner:
                 # compiled at the running text's lines; it runs at the file's (a fresh function
                 # nobody else sees yet, so moving its code here changes nothing in the process)
                 new.__code__ = codeutil.shift_lines(new.__code__, placement.delta)
-                self.plan.placed[qualname] = new.__code__.co_firstlineno
+                self.plan.placed[qualname] = (placement.first, new.__code__.co_firstlineno)
             self.plan.resolved.add(qualname)
             self.plan.mutations.extend(swap_function(old, new, where, self.name, qualname))
             self._inner_pairs.extend(inner_code_pairs(old.__code__, new.__code__))
@@ -811,7 +816,7 @@ class ModulePlanner:
         name = getattr(pair.new, "name", None)
         if name:
             values.extend(self._overload_stubs(prefix + name))
-        old_first = self.running_lines.get(prefix + name, text_first) if name else text_first
+        old_first = self._running_at(prefix + name, text_first) if name else text_first
         delta = compiler.first_line_node(pair.new).lineno - old_first
         if name and old_first != text_first:
             self.plan.resolved.add(prefix + name)

@@ -39,9 +39,11 @@ class ModuleSource:
     # Definitions whose running code differs from `text` (a text read after the file was
     # edited): diffs treat them as changed even where the texts agree.
     stale: frozenset[str] = frozenset()
-    # Definitions whose running code starts at another line than `text` says (qualname ->
-    # the running co_firstlineno).
-    running_lines: dict[str, int] = field(default_factory=dict)
+    # The stale definitions nothing runs under the name of (the text added them).
+    missing: frozenset[str] = frozenset()
+    # Definitions whose running code starts at another line than `text` says: qualname ->
+    # (the text's first line of it, the running co_firstlineno).
+    running_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Functions that run but that `text` does not define.
     orphans: tuple[str, ...] = ()
     # The text was not seen at import: module-level statements (constants, registrations)
@@ -165,7 +167,8 @@ class SourceStore:
         if derived is None:
             return None
         checked = ModuleSource(
-            name, path, text, stale=derived.stale, running_lines=derived.running_lines, orphans=derived.orphans,
+            name, path, text, stale=derived.stale, missing=derived.missing, running_lines=derived.running_lines,
+            orphans=derived.orphans,
             derived=True,
         )
         self._sources[name] = checked

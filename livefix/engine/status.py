@@ -43,7 +43,8 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
         if disk == running.text and running.exact and not running.orphans:
             continue
         changed, added, removed = definition_changes(running.text, disk, path)
-        changed += sorted(q for q in running.stale if q not in changed)
+        changed += sorted(q for q in running.stale - running.missing if q not in changed)
+        added += sorted(q for q in running.missing if q not in added)
         removed += [q for q in running.orphans if q not in removed]
         entry: dict[str, Any] = {"name": name, "path": path, "changed": changed, "added": added, "removed": removed}
         moved = sorted(q for q in running.running_lines if q not in running.stale and q not in changed)

@@ -3,6 +3,7 @@ function object a module owns (through wrappers, descriptors and registries)."""
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import Any, Iterable
 
@@ -40,50 +41,93 @@ def has_function(value: Any, name: str) -> bool:
     return codeutil.unwrap_function(value, name) is not None
 
 
-def functions_of(values: Iterable[Any], module_name: str, seen: set[int]) -> Iterable[types.FunctionType]:
+def functions_of(values: Iterable[Any], module_name: str, seen: set[int], depth: int = 0) -> Iterable[types.FunctionType]:
+    """The function objects reachable from `values` (a module's or a class's namespace):
+    functions, what descriptors and wrappers hold (staticmethod, classmethod, property,
+    bound methods, functools.wraps and lru_cache, singledispatch, partial, partialmethod,
+    cached_property, singledispatchmethod, curry-style objects that keep it in `func`), and
+    the members of the module's own classes. Callers keep those whose code is in the
+    module's file, so this may also yield other modules' functions.
+
+    Objects of other kinds are looked into through at most 8 of them in a row (`depth`
+    counts them): a property can make a new object each time it is read."""
     for value in list(values):
-        if id(value) in seen:
+        if value is None or id(value) in seen:
             continue
         seen.add(id(value))
         if isinstance(value, types.FunctionType):
             yield value
-            inner = _wrapped_functions(value)
-            if inner:
-                yield from functions_of(inner, module_name, seen)
-        elif isinstance(value, (staticmethod, classmethod)):
-            yield from functions_of([value.__func__], module_name, seen)
+            if value.__dict__ or value.__closure__:  # most functions wrap nothing: no call
+                inner = [found for found in _wrapped_functions(value) if id(found) not in seen]
+                if inner:
+                    yield from functions_of(inner, module_name, seen, depth)
+        elif isinstance(value, (staticmethod, classmethod, types.MethodType)):
+            yield from functions_of([value.__func__], module_name, seen, depth)
         elif isinstance(value, property):
-            yield from functions_of([value.fget, value.fset, value.fdel], module_name, seen)
-        elif isinstance(value, type) and value.__module__ == module_name:
-            yield from functions_of(value.__dict__.values(), module_name, seen)
-        elif hasattr(value, "__wrapped__") and not isinstance(value, type):
-            yield from functions_of(_wrapped_functions(value), module_name, seen)
+            yield from functions_of([value.fget, value.fset, value.fdel], module_name, seen, depth)
+        elif isinstance(value, type):
+            if value.__module__ == module_name:
+                yield from functions_of(value.__dict__.values(), module_name, seen, depth)
+        elif isinstance(value, (int, float, complex, str, bytes, tuple, list, dict, set, frozenset, types.ModuleType,
+                                types.BuiltinFunctionType, types.GetSetDescriptorType, types.MemberDescriptorType,
+                                types.WrapperDescriptorType, types.MethodDescriptorType, types.MethodWrapperType)):
+            continue  # data, C code, the slots of a class's __dict__: not wrappers
+        elif depth < 8:
+            inner = [found for found in _wrapped_functions(value) if id(found) not in seen]
+            if inner:
+                yield from functions_of(inner, module_name, seen, depth + 1)
 
 
 def _wrapped_functions(value: Any) -> list[Any]:
-    """What a wrapper wraps: `__wrapped__`, singledispatch implementations, closure cells."""
-    inner: list[Any] = []
-    try:
-        wrapped = value.__dict__.get("__wrapped__") if hasattr(value, "__dict__") else None
-        if wrapped is None and not isinstance(value, types.FunctionType):
-            wrapped = getattr(value, "__wrapped__", None)
-        if wrapped is not None:
-            inner.append(wrapped)
-        func = getattr(value, "func", None)  # functools.cached_property, singledispatchmethod
-        if func is not None:
-            inner.append(func)
-        registry = getattr(value, "registry", None)  # functools.singledispatch implementations
-        if registry is not None and hasattr(registry, "values"):
-            inner.extend(registry.values())
-    except Exception:
-        return inner
-    for cell in getattr(value, "__closure__", None) or ():
+    """What a wrapper holds: `__wrapped__` (functools.wraps, lru_cache), `func` (partial,
+    partialmethod, cached_property, singledispatchmethod, curry-style objects, even behind a
+    property), the functions among a partial's arguments, singledispatch implementations,
+    and what a wrapper function made without functools.wraps closes over.
+
+    An attribute of an object of another kind is read only where its class or its own
+    dictionary defines it, never through a `__getattr__` fallback: proxies, mocks and RPC
+    stubs answer every name (with a new object each time; a mock would grow a child). A read
+    that raises (a `func` property of a proxy used outside its context) counts as absent."""
+
+    def defines(obj: Any, name: str) -> bool:
         try:
-            contents = cell.cell_contents
-        except ValueError:
+            return any(name in klass.__dict__ for klass in type(obj).__mro__) or name in object.__getattribute__(obj, "__dict__")
+        except Exception:  # no __dict__, or an odd class
+            return False
+
+    inner: list[Any] = []
+    if isinstance(value, types.FunctionType):
+        attributes = value.__dict__
+        inner.extend(found for found in (attributes.get("__wrapped__"), attributes.get("func")) if found is not None)
+        registry = attributes.get("registry")  # functools.singledispatch implementations
+        if isinstance(registry, (dict, types.MappingProxyType)):
+            inner.extend(registry.values())
+        for cell in value.__closure__ or ():
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if isinstance(contents, (types.FunctionType, staticmethod, classmethod, types.MethodType, functools.partial,
+                                     functools.partialmethod, functools.cached_property, functools.singledispatchmethod)):
+                inner.append(contents)
+            elif not isinstance(contents, type) and (defines(contents, "__wrapped__") or defines(contents, "func")):
+                inner.append(contents)  # a wrapper object the decorator closes over (a curry)
+        return inner
+    if isinstance(value, (functools.partial, functools.partialmethod, functools.cached_property, functools.singledispatchmethod)):
+        inner.append(value.func)
+        if isinstance(value, functools.singledispatchmethod):
+            inner.append(value.dispatcher)  # a function: its registry holds the registered methods
+        elif not isinstance(value, functools.cached_property):
+            arguments = [*value.args, *(value.keywords or {}).values()]
+            inner.extend(argument for argument in arguments if isinstance(argument, types.FunctionType))
+        return inner
+    for name in ("__wrapped__", "func"):
+        try:
+            found = getattr(value, name) if defines(value, name) else None
+        except Exception:
             continue
-        if isinstance(contents, types.FunctionType):
-            inner.append(contents)
+        if found is not None:
+            inner.append(found)
     return inner
 
 

@@ -1,0 +1,215 @@
+"""livefix arriving after the program's modules were loaded (and their files edited):
+`modified_modules`, `reload_module` and `apply` must be as right as with `install()` first,
+with bytecode caches and without (containers set PYTHONDONTWRITEBYTECODE=1)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from livefix.engine import Engine
+from livefix.errors import LivefixError
+
+SOURCE = '''\
+"""Prices for the shop."""
+import typing
+
+RATE = 2
+
+
+def price(qty):
+    return qty * RATE
+
+
+@typing.overload
+def parse(value: int) -> int: ...
+@typing.overload
+def parse(value: str) -> str: ...
+def parse(value):
+    return value
+
+
+class Base:
+    def __init__(self, x=0):
+        self.x = x
+
+
+class Cart(Base):
+    @typing.overload
+    def __init__(self, x: int) -> None: ...
+    @typing.overload
+    def __init__(self, x: str) -> None: ...
+    def __init__(self, x=0):
+        super().__init__(x)
+
+    def total(self):
+        return price(self.x)
+
+    @property
+    def doubled(self):
+        return self.x * 2
+'''
+
+
+def def_lines(path: Path) -> dict[str, int]:
+    """Each definition's first line (its first decorator) in the file, by qualname (last wins)."""
+    lines: dict[str, int] = {}
+
+    def walk(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                if not isinstance(node, ast.ClassDef):
+                    lines[prefix + node.name] = first
+                else:
+                    walk(node.body, prefix + node.name + ".")
+
+    walk(ast.parse(path.read_text()).body, "")
+    return lines
+
+
+def running_lines(module: types.ModuleType) -> dict[str, int]:
+    found = {
+        "price": module.price.__code__.co_firstlineno,
+        "parse": module.parse.__code__.co_firstlineno,
+        "Base.__init__": module.Base.__init__.__code__.co_firstlineno,
+        "Cart.__init__": module.Cart.__init__.__code__.co_firstlineno,
+        "Cart.total": module.Cart.total.__code__.co_firstlineno,
+        "Cart.doubled": module.Cart.doubled.fget.__code__.co_firstlineno,
+    }
+    if hasattr(module, "discount"):
+        found["discount"] = module.discount.__code__.co_firstlineno
+    return found
+
+
+@pytest.fixture(params=["no-bytecode", "bytecode"])
+def late(request, tmp_path, monkeypatch):
+    """A module imported before any livefix engine existed; returns (module, path, make_engine)."""
+    bytecode = request.param == "bytecode"
+    monkeypatch.setattr(sys, "dont_write_bytecode", not bytecode)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"lf_late_{request.node.name.replace('[', '_').replace(']', '').replace('-', '_')}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(SOURCE)
+    importlib.invalidate_caches()
+    module = importlib.import_module(name)
+    if bytecode:
+        assert module.__cached__ and os.path.exists(module.__cached__)
+    else:
+        assert not os.path.exists(module.__cached__ or "")
+    engines: list[Engine] = []
+
+    def make_engine() -> Engine:
+        engine = Engine()
+        engine.install()
+        engines.append(engine)
+        return engine
+
+    yield module, path, make_engine
+    for engine in engines:
+        engine.sources.uninstall()
+    sys.modules.pop(name, None)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    stamp = path.stat().st_mtime + 2  # newer than any bytecode cache, whatever the clock's grain
+    os.utime(path, (stamp, stamp))
+
+
+def edit_everything(path: Path) -> None:
+    """Lines inserted at the top, a body changed, a definition added, the docstring changed."""
+    edit(path, '"""Prices for the shop."""\n', '"""Prices for the shop (v2)."""\n# one\n# two\n# three\n')
+    edit(path, "    return qty * RATE\n", "    return qty * RATE + 1\n")
+    edit(path, "class Base:", "def discount(x):\n    return x - 1\n\n\nclass Base:")
+
+
+def test_file_edited_before_attach_is_reported_and_reloaded(late):
+    module, path, make_engine = late
+    before_cart = module.Cart
+    edit_everything(path)
+    engine = make_engine()  # livefix arrives now: the file already differs from what runs
+    (status,) = engine.modified_modules(modules=[module.__name__])
+    assert status["changed"] == ["price"] and status["added"] == ["discount"]
+    assert set(status["moved"]) >= {"Cart.__init__", "Cart.total", "Cart.doubled", "parse", "Base.__init__"}
+    assert module.price(1) == 2
+    result = engine.reload_module(module.__name__)
+    assert module.price(1) == 3 and module.discount(3) == 2 and module.Cart is before_cart
+    assert module.Cart(4).total() == 9 and module.Cart(4).doubled == 8
+    applied = sorted((e["qualname"], e["kind"]) for e in result.applied)
+    assert ("price", "replaced") in applied and ("discount", "added") in applied
+    assert not [w for w in result.warnings if "incompatible" in w or "no running function" in w], result.warnings
+    expected = def_lines(path)
+    assert running_lines(module) == {q: expected[q] for q in running_lines(module)}
+    assert engine.modified_modules(modules=[module.__name__]) == []
+    assert engine.reload_module(module.__name__).applied == []
+
+
+def test_lines_inserted_before_attach_move_every_function_and_replace_none(late):
+    module, path, make_engine = late
+    edit(path, "import typing\n", "import typing\n# a comment\n# another\n")
+    engine = make_engine()
+    (status,) = engine.modified_modules(modules=[module.__name__])
+    assert status["changed"] == [] and status["added"] == [] and "price" in status["moved"]
+    codes_before = {q: code for q, code in running_lines(module).items()}
+    result = engine.reload_module(module.__name__)
+    assert result.applied == [] and "0 replaced" in result.report
+    expected = def_lines(path)
+    assert running_lines(module) == {q: expected[q] for q in codes_before}
+    assert engine.modified_modules(modules=[module.__name__]) == []
+    engine.rollback()
+    assert running_lines(module) == codes_before
+
+
+def test_nothing_changed_before_attach_means_nothing_to_reload(late):
+    module, path, make_engine = late
+    engine = make_engine()
+    assert engine.modified_modules(modules=[module.__name__]) == []
+    result = engine.reload_module(module.__name__)
+    assert result.applied == [] and engine.generation == 0
+
+
+def test_edit_after_attach_of_a_module_loaded_before(late):
+    module, path, make_engine = late
+    engine = make_engine()
+    edit(path, "RATE = 2", "RATE = 5")  # a module-level statement: seen because the file was read at attach
+    edit(path, "        return price(self.x)\n", "        return price(self.x) * 10\n")
+    result = engine.reload_module(module.__name__)
+    assert module.RATE == 5 and module.Cart(1).total() == 50
+    assert sorted(e["qualname"] for e in result.applied) == ["Cart.total", "RATE"]
+
+
+def test_apply_a_fix_saved_before_attach(late):
+    module, path, make_engine = late
+    edit(path, '"""Prices for the shop."""\n', '"""Prices for the shop."""\n# moved\n# down\n')
+    edit(path, "    return qty * RATE\n", "    return qty * RATE * 10\n")
+    engine = make_engine()
+    result = engine.apply([{"module": module.__name__, "qualname": "price",
+                            "source": "def price(qty):\n    return qty * RATE * 10\n"}])
+    assert [e["qualname"] for e in result.applied] == ["price"] and module.price(1) == 20
+    # the fix runs at its line in the file, and so does the code the edit moved
+    expected = def_lines(path)
+    assert running_lines(module) == {q: expected[q] for q in running_lines(module)}
+    assert engine.modified_modules(modules=[module.__name__]) == []
+    engine.rollback()
+    assert module.price(1) == 2
+
+
+def test_a_function_removed_from_the_file_before_attach_is_named(late):
+    module, path, make_engine = late
+    edit(path, "def price(qty):\n    return qty * RATE\n", "def cost(qty):\n    return qty * RATE\n")
+    engine = make_engine()
+    (status,) = engine.modified_modules(modules=[module.__name__])
+    assert "price" in status["removed"] and "cost" in status["added"]
+    result = engine.reload_module(module.__name__)
+    assert module.cost(2) == 4
+    assert any("price" in w and "does not define" in w for w in result.warnings), result.warnings
