@@ -36,25 +36,45 @@ class Mutation:
     label: str
     shift: "Shift | None" = None  # set when the mutation only moves a function's line numbers
 
-    def kept(self) -> "Mutation | Shift":
-        """What a generation keeps to undo this: a line move keeps no code object (it is
-        recreated from the move when undone), anything else keeps its old value."""
-        return self.shift if self.shift is not None else self
 
 
 @dataclass(frozen=True)
 class Shift:
-    """A function's code moved `delta` lines; undone by moving it back."""
+    """Functions whose code moved `delta` lines; undone by moving them back. A generation
+    keeps one of these per run of moves, not a code object per function (memory in
+    proportion to the change, not to the module)."""
 
-    function: Any
+    functions: tuple[Any, ...]
     delta: int
-    label: str
 
 
 def shift_code(function: Any, delta: int, label: str) -> Mutation:
     """Move a function's code `delta` lines down the file (tracebacks, breakpoints)."""
     mutation = set_attribute(function, "__code__", codeutil.shift_lines(function.__code__, delta), label)
-    return Mutation(mutation.forward, mutation.backward, label, Shift(function, delta, label))
+    return Mutation(mutation.forward, mutation.backward, label, Shift((function,), delta))
+
+
+def kept(mutations: list[Mutation]) -> list["Mutation | Shift"]:
+    """What a generation keeps to undo `mutations`: line moves as runs of (functions, delta),
+    with no code object (recreated when undone); anything else with its old value."""
+    result: list[Mutation | Shift] = []
+    run: list[Any] = []
+    delta = 0
+    for mutation in mutations:
+        if mutation.shift is not None and (not run or mutation.shift.delta == delta):
+            run.extend(mutation.shift.functions)
+            delta = mutation.shift.delta
+            continue
+        if run:
+            result.append(Shift(tuple(run), delta))
+            run = []
+        if mutation.shift is not None:
+            run, delta = list(mutation.shift.functions), mutation.shift.delta
+        else:
+            result.append(mutation)
+    if run:
+        result.append(Shift(tuple(run), delta))
+    return result
 
 
 def undo_steps(kept: list["Mutation | Shift"]) -> tuple[list[functools.partial], list[functools.partial]]:
@@ -66,12 +86,12 @@ def undo_steps(kept: list["Mutation | Shift"]) -> tuple[list[functools.partial],
     forward: list[functools.partial] = []
     for item in reversed(kept):
         if isinstance(item, Shift):
-            function = item.function
-            current = code_now.get(id(function), function.__code__)
-            previous = codeutil.shift_lines(current, -item.delta)
-            code_now[id(function)] = previous
-            backward.append(functools.partial(object.__setattr__, function, "__code__", previous))
-            forward.append(functools.partial(object.__setattr__, function, "__code__", current))
+            for function in reversed(item.functions):
+                current = code_now.get(id(function), function.__code__)
+                previous = codeutil.shift_lines(current, -item.delta)
+                code_now[id(function)] = previous
+                backward.append(functools.partial(object.__setattr__, function, "__code__", previous))
+                forward.append(functools.partial(object.__setattr__, function, "__code__", current))
         else:
             backward.append(item.backward)
             forward.append(item.forward)
@@ -183,6 +203,7 @@ __all__ = [
     "run_atomically",
     "set_attribute",
     "set_global",
+    "kept",
     "shift_code",
     "undo",
     "undo_steps",

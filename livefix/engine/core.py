@@ -352,7 +352,7 @@ class Engine:
                 time=time.time(),
                 action=plan.action,
                 edits=plan.edits,
-                undo=[m.kept() for m in mutations],
+                undo=atomic.kept(mutations),
                 texts={name: TextChange.between(texts_before[name], texts_after[name].text) for name in texts_before},
                 new_codes=new_codes,
                 verify=check,

@@ -93,9 +93,12 @@ def _compare(old: list[ast.stmt], old_chunk: Chunk, new: list[ast.stmt], new_chu
 
 
 def running_sources(edits: list[Edit], store: SourceStore, generation: int) -> list[dict[str, Any]]:
-    """For each definition touched, the source that runs now (None where it no longer exists)."""
+    """For each definition touched, the source that runs now (None where it no longer exists).
+
+    The definition is cut from the running text where its running code says it starts (one
+    span parsed); the whole text is parsed only when that does not find it."""
     result = []
-    parsed: dict[str, tuple[ast.Module, list[str], str, str]] = {}
+    texts: dict[str, tuple[list[str], ast.Module | None] | None] = {}
     for edit in edits:
         if edit.note == "statement":
             continue
@@ -104,20 +107,45 @@ def running_sources(edits: list[Edit], store: SourceStore, generation: int) -> l
         path = module_file(module) if module is not None else None
         source = None
         if text is not None and path is not None:
-            if edit.module not in parsed:
-                try:
-                    parsed[edit.module] = (ast.parse(text), text.splitlines(True), text, path)
-                except SyntaxError:
-                    parsed[edit.module] = None  # type: ignore[assignment]
-            entry = parsed.get(edit.module)
-            if entry is not None:
-                tree, lines, _, _ = entry
+            if edit.module not in texts:
+                texts[edit.module] = (text.splitlines(True), None)
+            lines, tree = texts[edit.module]  # type: ignore[misc]
+            name = edit.qualname.rsplit(".", 1)[-1]
+            found = None
+            first = _text_line(module, edit.qualname, store)
+            if first is not None:
+                found = locate.span_from_code(lines, first, name)
+            if found is None:
+                if tree is None:
+                    try:
+                        tree = ast.parse(text)
+                    except SyntaxError:
+                        tree = ast.Module(body=[], type_ignores=[])
+                    texts[edit.module] = (lines, tree)
                 found = locate.find_definition(tree, [l.rstrip("\r\n") for l in lines], edit.qualname)
-                if found is not None:
-                    source = "".join(lines[found.first - 1 : found.last])
+            if found is not None:
+                source = "".join(lines[found.first - 1 : found.last])
         result.append({"module": edit.module, "path": path, "qualname": edit.qualname,
                        "source": _dedent(source) if source else None, "generation": generation})
     return result
+
+
+def _text_line(module: Any, qualname: str, store: SourceStore) -> int | None:
+    """Where the running text has the definition, by its running code's first line."""
+    owner = module
+    for part in qualname.split("."):
+        owner = getattr(owner, "__dict__", {}).get(part)
+        if owner is None:
+            return None
+    function = getattr(owner, "fget", None) or getattr(owner, "__func__", None) or owner
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    source = store.current(module.__name__)
+    known = source.running_lines.get(qualname) if source is not None else None
+    if known is not None and known[1] == code.co_firstlineno:
+        return known[0]
+    return code.co_firstlineno
 
 
 def _dedent(text: str) -> str:
