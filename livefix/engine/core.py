@@ -21,8 +21,8 @@ from livefix.engine import atomic, codeutil, frames, locate, status
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
 from livefix.engine.planner import Edit, ModulePlan, ModulePlanner, Placement
 from livefix.engine.sources import ModuleSource, SourceStore, module_file, read_source, replace
-from livefix.engine.statements import mangle
-from livefix.engine.textdiff import find_hunks
+from livefix.engine.statements import mangle, pair_statements
+from livefix.engine.textdiff import diff_texts, find_hunks
 from livefix.errors import LivefixError
 
 ThreadIdMap = Callable[[int], int]
@@ -183,6 +183,11 @@ class Engine:
                 placements.pop(change.qualname, None)
                 if file_line and file_line != spliced[0]:
                     placements[change.qualname] = Placement(spliced[0], spliced[1], file_line - spliced[0])
+            saved = _file_text(path, file_text) if placements else None
+            if saved and working and _same_code(working, saved, path):
+                # The saved file differs from what will run only in comments and blank lines
+                # (notes added above the fix): run everything at the file's lines.
+                working, placements = file_text[0], {}
             stale = running.stale if running is not None else frozenset()
             running_lines = running.running_lines if running is not None else {}
             plan = ModulePlanner(
@@ -605,15 +610,31 @@ def _after(before: ModuleSource, plan: ModulePlan) -> ModuleSource:
     )
 
 
-def _line_in_file(path: str, source: str, cache: list[str | None]) -> int | None:
-    """The line where the definition `source` stands in the saved file (None: it is not
-    there as it is), so that its code runs at the lines the editor shows."""
+def _same_code(text: str, other: str, path: str) -> bool:
+    """Do two texts of a module hold the same statements, but for comments and blank lines?"""
+    try:
+        diff = diff_texts(text, other, path)
+    except SyntaxError:
+        return False
+    if diff is None:
+        return True
+    return not any(pair.changed for pair in pair_statements(diff.old.statements, diff.old, diff.new.statements, diff.new))
+
+
+def _file_text(path: str, cache: list[str | None]) -> str | None:
+    """The saved file's text, read once per request (None: unreadable)."""
     if not cache:
         try:
             cache.append(read_source(path))
         except (OSError, UnicodeDecodeError, SyntaxError):
             cache.append(None)
-    text = cache[0]
+    return cache[0]
+
+
+def _line_in_file(path: str, source: str, cache: list[str | None]) -> int | None:
+    """The line where the definition `source` stands in the saved file (None: it is not
+    there as it is), so that its code runs at the lines the editor shows."""
+    text = _file_text(path, cache)
     if not text:
         return None
     lines = [line.strip() for line in source.strip("\n").splitlines()]
