@@ -11,6 +11,7 @@ were inserted above it) runs elsewhere in the file; anything else runs another v
 
 from __future__ import annotations
 
+import ast
 import os
 import types
 from dataclasses import dataclass, field
@@ -45,9 +46,11 @@ class Baseline:
 def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
     """Compare `text` compiled with what `module` runs. None: the text does not compile."""
     try:
-        code = compile(text, path, "exec", dont_inherit=True)
+        tree = ast.parse(text, path)
+        code = compile(tree, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+    unconditional = set(_unconditional(tree.body, ""))
     written: dict[str, list[types.CodeType]] = {}
     for qualname, const in _defined(code, ""):
         written.setdefault(qualname, []).append(const)
@@ -62,8 +65,10 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
         unmatched = _match(consts, functions, qualname, lines)
         if unmatched:
             stale.add(qualname)
-        elif not functions and not _is_bound(module, qualname):
-            stale.add(qualname)  # defined in the text, nothing runs under that name: new
+        elif not functions and qualname in unconditional and not _is_bound(module, qualname):
+            # Defined in the text where it always runs, yet nothing runs under that name: new.
+            # (One under an `if` or `try` may just be in a branch that did not run.)
+            stale.add(qualname)
             missing.add(qualname)
     orphans = tuple(sorted(q for q in running if "<" not in q))
     return Baseline(stale=frozenset(stale), missing=frozenset(missing), running_lines=lines, orphans=orphans)
@@ -101,6 +106,15 @@ def _equal_but_position(running: types.CodeType, written: types.CodeType) -> boo
     if running.co_name != written.co_name or running.co_code != written.co_code:
         return False  # cheap checks first: shifting copies every nested code object
     return codeutil.shift_lines(running, written.co_firstlineno - running.co_firstlineno) == written
+
+
+def _unconditional(body: list[ast.stmt], prefix: str) -> Iterator[str]:
+    """Qualnames of the definitions a module or class body makes whatever happens."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield prefix + node.name
+        elif isinstance(node, ast.ClassDef):
+            yield from _unconditional(node.body, prefix + node.name + ".")
 
 
 def _defined(code: types.CodeType, prefix: str) -> Iterator[tuple[str, types.CodeType]]:

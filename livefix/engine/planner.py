@@ -143,6 +143,7 @@ class ModulePlanner:
         self._redecorated: set[tuple[str, str]] = set()  # (class qualname, member name)
         self._inner_pairs: list[tuple[types.CodeType, types.CodeType]] = []  # old -> new inner function code
         self._shifted: set[int] = set()  # ids of functions whose lines this plan moves
+        self._functions: list[types.FunctionType] | None = None  # the module's own, when needed
         # Classes to open even where their text did not change: members run other code or lines.
         self._touched = owners(stale | frozenset(self.running_lines))
 
@@ -823,10 +824,23 @@ class ModulePlanner:
         if not delta:
             return
         old_last = (pair.old.end_lineno or text_first) + old_first - text_first
-        for function in functions_of(values, self.name, set()):
+        # Every function of the file whose code lies in the definition's old lines moves with
+        # it, found by position, not by name: a definition shadowed by a later one of the same
+        # name (a singledispatch `_` registration, an overload stub) runs under no name.
+        for function in self._file_functions():
             code = function.__code__
-            if code.co_filename == self.path and old_first <= code.co_firstlineno <= old_last and id(function) not in self._shifted:
+            if old_first <= code.co_firstlineno <= old_last and id(function) not in self._shifted:
                 self._shift(function, delta)
+
+    def _file_functions(self) -> list[types.FunctionType]:
+        """Every function object the module owns whose code comes from its file (found once)."""
+        if self._functions is None:
+            self._functions = [
+                function
+                for function in functions_of([*self.namespace.values(), *self._overload_stubs("")], self.name, set())
+                if function.__code__.co_filename == self.path
+            ]
+        return self._functions
 
     # -- bookkeeping -------------------------------------------------------------------
 

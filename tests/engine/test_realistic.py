@@ -1114,7 +1114,8 @@ def test_hammering_thread_while_applying_and_rolling_back_200_times(ws, engine):
         thread.join(timeout=30)
     assert not errors and not mixed
     assert m.price(1) == 2 and engine.generation == 0
-    assert len(engine.history()["generations"]) == 200
+    history = engine.history()  # the newest 100 rolled-back generations are kept, the rest counted
+    assert len(history["generations"]) == 100 and history["pruned"]["count"] == 100
 
 
 # -- verify expressions -------------------------------------------------------------------
@@ -2237,7 +2238,6 @@ def test_closures_made_before_a_fix_whose_variables_changed_keep_old_code_and_sa
     assert m.make_greeter("hi")("bob") == "hi, bob"
 
 
-@pytest.mark.xfail(strict=True, reason="a change in an if-branch that did not run: reload says the running code already matches (and records nothing) while modified_modules keeps reporting the definition changed, forever")
 def test_change_in_a_branch_not_taken_is_not_reported_forever(ws, engine):
     m = ws.module(
         """
@@ -2256,7 +2256,6 @@ def test_change_in_a_branch_not_taken_is_not_reported_forever(ws, engine):
     assert engine.modified_modules(modules=[m.__name__]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="compiler.future_flags() scans text with a regex: a docstring line reading 'from __future__ import annotations' turns postponed annotations on for the fix")
 def test_future_import_mentioned_in_a_docstring_is_not_a_future_import(ws, engine):
     m = ws.module('"""How to use:\n\nfrom __future__ import annotations\n"""\nimport os\n\n\ndef size(x: int) -> int:\n    return x\n')
     assert m.size.__annotations__ == {"x": int, "return": int}
