@@ -25,7 +25,8 @@ from livefix.errors import LivefixError
 RECORD = "__livefix_record__"
 STAND_IN = "__livefix_class__"
 TARGET = "livefix_target"
-HELPER_NAMES = frozenset({RECORD, STAND_IN})
+IMPORT = "__livefix_import__"
+HELPER_NAMES = frozenset({RECORD, STAND_IN, IMPORT})
 
 
 def future_flags(text: str | None) -> int:

@@ -297,7 +297,13 @@ class Engine:
             )
         # Only now does the new code run (in scratch namespaces): decorators, defaults, class
         # bodies and changed module statements; a failure here still changes nothing.
-        plan.module_plans = [module_plan.executing() for module_plan in plan.module_plans]
+        pending: dict[str, dict[str, Any]] = {}
+        executed = []
+        for module_plan in plan.module_plans:  # in dependency order: what a module imports first
+            module_plan = module_plan.executing(pending)
+            pending[module_plan.module.__name__] = module_plan.bindings
+            executed.append(module_plan)
+        plan.module_plans = executed
         for module_plan in plan.module_plans:
             plan.warnings.extend(w for w in module_plan.warnings if w not in plan.warnings)
         if not plan.mutations:

@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import enum
 import gc
+import importlib.util
 import sys
 import types
 from dataclasses import dataclass, field
@@ -73,8 +74,11 @@ class ModulePlan:
     # matches the new text): qualname -> the line the code runs at when not the text's.
     resolved: set[str] = field(default_factory=set)
     placed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Names the commit binds anew in the module (for later modules of the same generation
+    # that import them: `from .prices import discount` while prices gains discount).
+    bindings: dict[str, Any] = field(default_factory=dict)
 
-    def executing(self) -> "ModulePlan":
+    def executing(self, pending: dict[str, dict[str, Any]] | None = None) -> "ModulePlan":
         """The same plan with its new code executed (scratch namespace) and its mutations made:
         run under the engine's lock at commit, never at prepare, so that a dry run or a plan
         nobody approved runs no decorator and no module statement of the new code."""
@@ -84,6 +88,7 @@ class ModulePlan:
             self.module, self.path, self.baseline, self.new_text, self.stale, execute=True,
             running_lines=self.running_lines, placements=self.placements,
         )
+        planner.pending = pending or {}
         # The trees are transformed by this run: hand them over once (a second commit of the
         # same plan, after a failure, diffs afresh).
         planner.known_diff, self.diff = self.diff, None
@@ -144,6 +149,7 @@ class ModulePlanner:
         self._inner_pairs: list[tuple[types.CodeType, types.CodeType]] = []  # old -> new inner function code
         self._shifted: set[int] = set()  # ids of functions whose lines this plan moves
         self._functions: list[types.FunctionType] | None = None  # the module's own, when needed
+        self.pending: dict[str, dict[str, Any]] = {}  # earlier modules' new bindings, same generation
         # Classes to open even where their text did not change: members run other code or lines.
         self._touched = owners(stale | frozenset(self.running_lines))
 
@@ -353,6 +359,7 @@ class ModulePlanner:
         for name in bound_names(node):
             if name in self._scratch:
                 value = self._scratch[name]
+                self.plan.bindings[name] = value
                 placement = self.placements.get(name)
                 if placement is not None and placement.delta and isinstance(value, types.FunctionType):
                     value.__code__ = codeutil.shift_lines(value.__code__, placement.delta)  # new, unseen
@@ -753,6 +760,8 @@ class ModulePlanner:
     # -- executing new code ------------------------------------------------------------
 
     def _execute(self, statements: list[ast.stmt], flags: int) -> None:
+        if self.pending:
+            statements = [new for node in statements for new in self._imports_from_pending(node)]
         module_ast = ast.Module(body=statements, type_ignores=[])
         ast.fix_missing_locations(module_ast)
         try:
@@ -762,9 +771,42 @@ class ModulePlanner:
                 raise self._syntax_error(error.details.get("line"), error.details.get("column") or 0,
                                          error.message.rsplit(": ", 1)[-1]) from None
             raise
-        self._scratch = {compiler.RECORD: self.recorder, compiler.STAND_IN: self.stand_in}
+        self._scratch = {compiler.RECORD: self.recorder, compiler.STAND_IN: self.stand_in,
+                         compiler.IMPORT: self._import_pending}
         self.stand_in.scratch = self._scratch
         compiler.run_isolated(code, self.namespace, self._scratch, f"code of {self.name}")
+
+    def _imports_from_pending(self, node: ast.stmt) -> list[ast.stmt]:
+        """`from .prices import discount`, where this generation gives prices a new
+        `discount`: the name is taken from what the commit will bind (the live module has
+        not got it yet), by `name = __livefix_import__("pkg.prices", "discount")`."""
+        if isinstance(node, (ast.If, ast.Try)):
+            for branch in branches(node):
+                branch[:] = [new for inner in branch for new in self._imports_from_pending(inner)]
+            return [node]
+        if not isinstance(node, ast.ImportFrom) or node.module is None and not node.level:
+            return [node]
+        try:
+            source = importlib.util.resolve_name("." * node.level + (node.module or ""), self.module.__package__ or "")
+        except (ImportError, ValueError):
+            return [node]
+        new_names = self.pending.get(source, {})
+        taken = [alias for alias in node.names if alias.name in new_names]
+        if not taken:
+            return [node]
+        result: list[ast.stmt] = []
+        rest = [alias for alias in node.names if alias.name not in new_names]
+        if rest:
+            result.append(ast.copy_location(ast.ImportFrom(module=node.module, names=rest, level=node.level), node))
+        for alias in taken:
+            call = ast.Call(func=ast.Name(id=compiler.IMPORT, ctx=ast.Load()),
+                            args=[ast.Constant(source), ast.Constant(alias.name)], keywords=[])
+            target = ast.Name(id=alias.asname or alias.name, ctx=ast.Store())
+            result.append(ast.copy_location(ast.Assign(targets=[target], value=call), node))
+        return result
+
+    def _import_pending(self, module: str, name: str) -> Any:
+        return self.pending[module][name]
 
     # -- line numbers of code after the change -----------------------------------------
 

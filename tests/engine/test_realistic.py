@@ -1884,7 +1884,6 @@ def test_class_statements_see_functions_changed_in_the_same_reload(ws, engine):
 
 # -- packages: a new function re-exported by the package in the same reload ----------------
 
-@pytest.mark.xfail(strict=True, reason="prepare runs __init__'s changed 'from .prices import discount' against the live submodule, which gains discount only at commit: ImportError, refused as 'failed'")
 def test_package_reload_re_exporting_a_new_function(ws, engine):
     package = f"lfshop_{id(ws)}"
     prices = ws.module("class Rate:\n    def value(self):\n        return 1\n\ndef price(x):\n    return x * Rate().value()\n", name=f"{package}.prices")
@@ -1904,7 +1903,7 @@ def test_package_reload_re_exporting_a_new_function(ws, engine):
 
 
 def test_package_reload_one_module_at_a_time(ws, engine):
-    """The workaround while the above fails: the submodule first, then the package."""
+    """One module at a time works as well: the submodule first, then the package."""
     package = f"lfshop2_{id(ws)}"
     prices = ws.module("def price(x):\n    return x\n", name=f"{package}.prices")
     init = ws.root / package / "__init__.py"
