@@ -31,11 +31,18 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def install() -> Engine:
+def install(history_limit: int | None = None) -> Engine:
     """Start tracking module sources from now on (import hook), so that later reloads diff
-    against exactly what was loaded. Idempotent; the adapter and the agent call it."""
+    against exactly what was loaded. Idempotent; the adapter and the agent call it.
+
+    `history_limit`: how many rolled-back generations the history keeps (default 100); the
+    generations still active are always kept, since rollback undoes them."""
     engine = default_engine()
     engine.install()
+    if history_limit is not None:
+        if not isinstance(history_limit, int) or isinstance(history_limit, bool) or history_limit < 0:
+            raise LivefixError("invalid", f"history_limit must be a whole number >= 0, not {history_limit!r}")
+        engine.history_limit = history_limit
     return engine
 
 

@@ -394,6 +394,8 @@ def render_history(body: dict[str, Any]) -> str:
     for entry in body.get("generations", []):
         changes = ", ".join(f"{c.get('module')}.{c.get('qualname')}" for c in entry.get("changes", []))
         lines.append(f"  {entry.get('generation'):>3}  {entry.get('action', ''):<7} {entry.get('status', ''):<10} {changes}")
+    if body.get("pruned"):
+        lines.append(f"  ({body['pruned'].get('reason')})")
     return "\n".join(lines)
 
 
@@ -419,9 +421,14 @@ def render_status(body: dict[str, Any]) -> str:
         lines.append("no loaded module differs from its file")
     for module in modules:
         lines.append(f"  {module.get('name')} ({module.get('path')})")
-        for key in ("changed", "added", "removed"):
+        for key in ("changed", "added", "removed", "moved"):
             if module.get(key):
                 lines.append(f"    {key}: {', '.join(module[key])}")
+        if module.get("note"):
+            lines.append(f"    {module['note']}")
+        if module.get("baseline") == "derived":
+            lines.append("    (livefix arrived after this module was loaded: its definitions were checked against the "
+                         "running code; module-level statements cannot be)")
     return "\n".join(lines)
 
 

@@ -157,9 +157,18 @@ class GenerationInfo(TypedDict):
     rolledBackAt: NotRequired[float]
 
 
+class PrunedHistory(TypedDict):
+    count: int  # rolled-back generations dropped from the history so far
+    first: int  # the oldest and newest of them
+    last: int
+    limit: int  # how many rolled-back generations are kept (the active chain always is)
+    reason: str  # the same, in words
+
+
 class HistoryBody(TypedDict):
     generation: int  # the generation now running (0: as loaded)
     generations: list[GenerationInfo]
+    pruned: NotRequired[PrunedHistory]
 
 
 class FrameInfo(TypedDict):
@@ -188,6 +197,12 @@ class ModuleStatus(TypedDict):
     changed: list[str]
     added: list[str]
     removed: list[str]
+    # definitions running the file's code at other lines (livefix arrived after the edit)
+    moved: NotRequired[list[str]]
+    note: NotRequired[str]  # why a module is listed when no definition differs
+    # "derived": livefix did not see the module's import; its definitions were checked
+    # against the running code, its module-level statements cannot be
+    baseline: NotRequired[Literal["derived"]]
 
 
 class StatusBody(TypedDict):

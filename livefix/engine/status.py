@@ -50,6 +50,13 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
         moved = sorted(q for q in running.running_lines if q not in running.stale and q not in changed)
         if moved:  # same code, at other lines than the file's: tracebacks and breakpoints are off
             entry["moved"] = moved
+        if not (changed or added or removed or moved):
+            entry["note"] = (
+                "only comments, blank lines or code that did not run differ; definitions below them run at other "
+                "lines than the file's until the module is reloaded"
+            )
+        if running.derived:
+            entry["baseline"] = "derived"  # livefix did not see the import: definitions checked, statements not
         result.append(entry)
     return result
 

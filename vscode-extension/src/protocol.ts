@@ -133,10 +133,21 @@ export interface GenerationInfo {
   rolledBackAt?: number;
 }
 
+export interface PrunedHistory {
+  /** Rolled-back generations dropped from the history so far, the oldest and newest of them. */
+  count: number;
+  first: number;
+  last: number;
+  /** How many rolled-back generations are kept (the active chain always is). */
+  limit: number;
+  reason: string;
+}
+
 export interface HistoryBody {
   /** The generation now running (0: as loaded). */
   generation: number;
   generations: GenerationInfo[];
+  pruned?: PrunedHistory;
 }
 
 export interface FrameInfo {
@@ -166,6 +177,12 @@ export interface ModuleStatus {
   changed: string[];
   added: string[];
   removed: string[];
+  /** Definitions running the file's code at other lines (livefix arrived after the edit). */
+  moved?: string[];
+  /** Why a module is listed when no definition differs. */
+  note?: string;
+  /** "derived": livefix did not see the import; definitions were checked, module statements cannot be. */
+  baseline?: 'derived';
 }
 
 export interface StatusBody {
