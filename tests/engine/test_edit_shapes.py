@@ -170,7 +170,8 @@ def test_apply_places_the_definition_at_its_line_in_the_file(ws, engine, with_li
         change["line"] = line
     engine.apply([change])
     assert m.price(1) == 20 and m.price.__code__.co_firstlineno == line
-    assert sorted({number for _, _, number in m.price.__code__.co_lines() if number}) == [line, line + 1, line + 2]
+    body = {number for _, _, number in m.price.__code__.co_lines() if number} - {line}  # 3.11+ also has the def line
+    assert sorted(body) == [line + 1, line + 2]
     try:
         m.price(None)
     except TypeError as error:
