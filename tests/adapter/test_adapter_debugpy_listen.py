@@ -6,9 +6,12 @@ so this also proves the livefix plugin serves any DAP client and adapter, not on
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from adapter_support import (
     DapClient, ProcessOutput, clean_env, definition, edit, free_port, wait_price,
@@ -17,11 +20,16 @@ from adapter_support import (
 DOUBLE = ("total = qty * RATE  # @price_body", "total = qty * RATE * 2  # @price_body")
 
 
-def start_listening(workdir: Path, processes: list) -> tuple[int, ProcessOutput]:
+def start_listening(workdir: Path, processes: list, bytecode: bool | None = None) -> tuple[int, ProcessOutput]:
     port = free_port()
+    env = clean_env()
+    if bytecode is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if not bytecode:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
     process = subprocess.Popen(
         [sys.executable, "-m", "debugpy", "--listen", f"127.0.0.1:{port}", str(workdir / "app.py")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(), cwd=str(workdir),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(workdir),
     )
     processes.append(process)
     output = ProcessOutput(process)
@@ -48,6 +56,29 @@ def test_attach_fix_disconnect_and_the_process_runs_on_fixed(workdir: Path, proc
     mark = output.mark()
     output.wait(r"^price=20 ", since=mark)  # still running, still fixed, with no client
     assert processes[0].poll() is None
+
+
+@pytest.mark.parametrize("bytecode", [False, True], ids=["no-bytecode", "bytecode"])
+def test_file_saved_before_attach_is_reported_and_reloaded(workdir: Path, processes: list, bytecode: bool) -> None:
+    """The fix was saved while the program ran, before any debugger attached: the first
+    livefix request after attach must see it, with or without a bytecode cache."""
+    port, output = start_listening(workdir, processes, bytecode=bytecode)
+    output.wait(r"^price=10 ")
+    cache = list((workdir / "__pycache__").glob("shop.*.pyc")) if (workdir / "__pycache__").exists() else []
+    assert bool(cache) == bytecode
+    edit(workdir / "shop.py", *DOUBLE)
+    stamp = (workdir / "shop.py").stat().st_mtime + 2  # newer than the cache, whatever the clock's grain
+    os.utime(workdir / "shop.py", (stamp, stamp))
+    with DapClient.tcp("127.0.0.1", port) as dap:
+        dap.attach(attach_args(port, livefix={"approval": "never"}))
+        (shop,) = [m for m in dap.call("livefix/status")["modules"] if m["name"] == "shop"]
+        assert shop["changed"] == ["price"]
+        mark = output.mark()
+        body = dap.call("livefix/reload", {"modules": ["shop"]})
+        assert body["generation"] == 1 and [a["qualname"] for a in body["applied"]] == ["price"]
+        output.wait(r"^price=20 ", since=mark)
+        assert [m for m in dap.call("livefix/status")["modules"] if m["name"] == "shop"] == []
+        dap.disconnect()
 
 
 def test_attach_with_a_bad_livefix_option_is_refused_by_the_plugin(workdir: Path, processes: list) -> None:

@@ -6,6 +6,7 @@ Real `python -m livefix.adapter` over stdio, real debugpy, real debuggee process
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adapter_support import (
-    ADAPTER, DapClient, ProcessOutput, clean_env, find_marker, launch_args, next_price, wait_price,
+    ADAPTER, DapClient, ProcessOutput, clean_env, edit, find_marker, launch_args, next_price, wait_price,
 )
 
 
@@ -123,6 +124,28 @@ def test_debuggee_without_livefix_gets_it_injected_with_evaluate(adapter, workdi
     # Only livefix was made importable there, not the rest of the adapter's environment.
     probe = dap.call("evaluate", {"expression": "__import__('importlib.util').util.find_spec('pygls') is None", "context": "repl"})
     assert probe["result"] == "True"
+
+
+@pytest.mark.parametrize("bytecode", [False, True], ids=["no-bytecode", "bytecode"])
+def test_file_saved_before_livefix_was_injected(adapter, workdir: Path, bare_python: str, bytecode: bool) -> None:
+    """A program that never had livefix, its file saved anew while it ran: the first livefix
+    requests (status, then reload) see the edit, whether or not a bytecode cache exists."""
+    dap = adapter()
+    env = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "" if bytecode else "1"}
+    dap.launch(launch_args(workdir, python=bare_python, livefix={"approval": "never"}, env=env))
+    wait_price(dap, 10)
+    assert bool(list(workdir.glob("__pycache__/shop.*.pyc"))) == bytecode
+    edit(workdir / "shop.py", "total = qty * RATE  # @price_body", "total = qty * RATE * 3  # @price_body")
+    stamp = (workdir / "shop.py").stat().st_mtime + 2  # newer than the cache, whatever the clock's grain
+    os.utime(workdir / "shop.py", (stamp, stamp))
+    (shop,) = [m for m in dap.call("livefix/status")["modules"] if m["name"] == "shop"]
+    assert shop["changed"] == ["price"], json.dumps(shop)
+    assert next_price(dap) == 10  # reporting changed nothing
+    mark = dap.mark()
+    body = dap.call("livefix/reload", {"modules": ["shop"]})
+    assert [(a["qualname"], a["kind"]) for a in body["applied"]] == [("price", "replaced")]
+    wait_price(dap, 30, since=mark)
+    assert [m for m in dap.call("livefix/status")["modules"] if m["name"] == "shop"] == []
 
 
 def test_adapter_listens_on_tcp(workdir: Path) -> None:

@@ -198,6 +198,27 @@ def test_interactive_approval_prompt(spawn: Any, runtime: Path, fix: Path, answe
     assert worker.call() == output
 
 
+@pytest.mark.parametrize("bytecode", [False, True], ids=["no-bytecode", "bytecode"])
+def test_listen_after_the_fix_was_saved(spawn: Any, app: Path, bytecode: bool, monkeypatch: Any) -> None:
+    """`livefix.listen()` arrives after the app was imported and its file saved anew: status
+    and reload see the saved fix (not "the running code already matches"), with and without
+    bytecode caches (containers set PYTHONDONTWRITEBYTECODE=1)."""
+    if bytecode:
+        monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    else:
+        monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    worker = spawn(save_before_listen=["shop.py", FIX])
+    assert bool(list(app.glob("__pycache__/shop.*.pyc"))) == bytecode
+    status = cli("status", str(worker.pid))
+    assert "changed: price" in status.stdout and "livefix arrived after this module was loaded" in status.stdout
+    assert worker.call() == 21
+    reloaded = cli("reload", str(worker.pid), "shop")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert "1 replaced" in reloaded.stdout
+    assert worker.call() == 201
+    assert "no loaded module differs from its file" in cli("status", str(worker.pid)).stdout
+
+
 def test_status_shows_what_differs_and_reload_brings_it_in(spawn: Any, runtime: Path, app: Path) -> None:
     worker = spawn()
     (app / "shop.py").write_text(FIX)  # the file on disk moves on; the service runs what it loaded
