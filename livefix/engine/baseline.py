@@ -21,6 +21,7 @@ from livefix.engine import codeutil
 from livefix.engine.swap import functions_of
 
 _OPTIMIZED = 0x1  # CO_OPTIMIZED: a function's code; a class body's code lacks it
+_LAMBDA = "<lambda>"
 
 
 @dataclass
@@ -32,9 +33,9 @@ class Baseline:
     stale: frozenset[str] = frozenset()
     # The stale ones the text defines and nothing runs under their name (added since load).
     missing: frozenset[str] = frozenset()
-    # Where the running code of a definition starts, where that differs from the text's
-    # line for it: qualname -> (the text's first line of it, the running co_firstlineno).
-    running_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Where the running code of definitions starts, where that differs from the text's line
+    # for them: qualname -> ((the text's first line of one, its running co_firstlineno), ...).
+    running_lines: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     # Functions that run but that the text does not define (deleted or renamed since load).
     orphans: tuple[str, ...] = ()
 
@@ -51,19 +52,19 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     unconditional = set(_unconditional(tree.body, ""))
+    stale: set[str] = set(_changed_docstrings(module, tree))
     written: dict[str, list[types.CodeType]] = {}
     for qualname, const in _defined(code, ""):
         written.setdefault(qualname, []).append(const)
     running: dict[str, list[types.FunctionType]] = {}
     for function in _running_functions(module, path):
         running.setdefault(_qualname_of(function), []).append(function)
-    stale: set[str] = set()
     missing: set[str] = set()
-    lines: dict[str, tuple[int, int]] = {}
+    lines: dict[str, tuple[tuple[int, int], ...]] = {}
     for qualname, consts in written.items():
         functions = running.pop(qualname, [])
         unmatched = _match(consts, functions, qualname, lines)
-        if unmatched:
+        if unmatched and qualname != _LAMBDA:  # a lambda is replaced with what holds it
             stale.add(qualname)
         elif not functions and qualname in unconditional and not _is_bound(module, qualname):
             # Defined in the text where it always runs, yet nothing runs under that name: new.
@@ -75,7 +76,8 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
 
 
 def _match(
-    consts: list[types.CodeType], functions: list[types.FunctionType], qualname: str, lines: dict[str, tuple[int, int]]
+    consts: list[types.CodeType], functions: list[types.FunctionType], qualname: str,
+    lines: dict[str, tuple[tuple[int, int], ...]],
 ) -> bool:
     """Pair the text's definitions of one name with the running functions of that name.
     Records running lines that differ; True when some running function runs other code."""
@@ -90,7 +92,7 @@ def _match(
         moved = next((c for c in remaining if _equal_but_position(code, c)), None)
         if moved is not None:
             remaining.remove(moved)
-            lines[qualname] = (moved.co_firstlineno, code.co_firstlineno)
+            lines[qualname] = (*lines.get(qualname, ()), (moved.co_firstlineno, code.co_firstlineno))
             continue
         left.append(code)
     if not left:
@@ -98,7 +100,8 @@ def _match(
     # Running code the text does not have: the text's last definitions of the name are the
     # ones that bind it (earlier ones are overload stubs or shadowed).
     for code, written in zip(reversed(left), reversed(remaining)):
-        lines.setdefault(qualname, (written.co_firstlineno, code.co_firstlineno))
+        if written.co_firstlineno != code.co_firstlineno:
+            lines[qualname] = (*lines.get(qualname, ()), (written.co_firstlineno, code.co_firstlineno))
     return True
 
 
@@ -121,8 +124,8 @@ def _defined(code: types.CodeType, prefix: str) -> Iterator[tuple[str, types.Cod
     """Every function a module's code defines, by qualified name (class bodies walked;
     functions inside functions are part of their enclosing function's code)."""
     for const in code.co_consts:
-        if not isinstance(const, types.CodeType) or const.co_name.startswith("<"):
-            continue
+        if not isinstance(const, types.CodeType) or (const.co_name.startswith("<") and const.co_name != _LAMBDA):
+            continue  # comprehensions never outlive the statement that runs them; lambdas may
         qualname = prefix + const.co_name
         if const.co_flags & _OPTIMIZED:
             yield qualname, const
@@ -132,10 +135,54 @@ def _defined(code: types.CodeType, prefix: str) -> Iterator[tuple[str, types.Cod
 
 def _running_functions(module: types.ModuleType, path: str) -> Iterator[types.FunctionType]:
     real = os.path.realpath(path)
-    for function in functions_of(list(vars(module).values()), module.__name__, set()):
+    for function in functions_of([*vars(module).values(), *overload_stubs(module.__name__)], module.__name__, set()):
         filename = function.__code__.co_filename
         if filename == path or os.path.realpath(filename) == real:
             yield function
+
+
+def overload_stubs(module_name: str, qualname: str = "") -> list[Any]:
+    """The @overload stubs typing keeps (3.11+) for the definitions of a module: `qualname` and
+    what it contains ("" = all). They run nowhere, but typing.get_overloads() shows them."""
+    import sys
+
+    registry = getattr(sys.modules.get("typing"), "_overload_registry", None)
+    by_qualname = registry.get(module_name) if isinstance(registry, dict) else None
+    if not by_qualname:
+        return []
+    try:
+        return [
+            stub
+            for name, stubs in list(by_qualname.items())
+            if not qualname or name == qualname or name.startswith(qualname + ".")
+            for stub in list(stubs.values())
+        ]
+    except Exception:  # a private structure of typing's: never let it break livefix
+        return []
+
+
+def _changed_docstrings(module: types.ModuleType, tree: ast.Module) -> Iterator[str]:
+    """`__doc__` of the module and of its classes where the text's differs from the live one."""
+    if ast.get_docstring(tree, clean=False) != module.__doc__ and _has_docstring_slot(tree, module.__doc__):
+        yield "__doc__"
+    for node, qualname in _classes(tree.body, ""):
+        owner: Any = module
+        for part in qualname.split("."):
+            owner = getattr(owner, "__dict__", {}).get(part)
+        if isinstance(owner, type) and owner.__module__ == module.__name__:
+            if ast.get_docstring(node, clean=False) != owner.__dict__.get("__doc__"):
+                yield qualname + ".__doc__"
+
+
+def _has_docstring_slot(tree: ast.Module, live: Any) -> bool:
+    return live is None or isinstance(live, str)  # a module that set __doc__ to something else: leave it
+
+
+def _classes(body: list[ast.stmt], prefix: str) -> Iterator[tuple[ast.ClassDef, str]]:
+    for node in body:
+        if isinstance(node, ast.ClassDef):
+            yield node, prefix + node.name
+            yield from _classes(node.body, prefix + node.name + ".")
 
 
 def _qualname_of(function: types.FunctionType) -> str:

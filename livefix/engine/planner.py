@@ -25,6 +25,8 @@ from livefix.engine import atomic, codeutil, compiler
 from livefix.engine.statements import (
     DEFS, Pair, accessor, bound_names, branches, decorators_of, dedent_lines, mangle, owners, pair_statements, same_shape,
 )
+from livefix.engine.baseline import overload_stubs
+from livefix.engine.imports import import_prelude, module_level_imports
 from livefix.engine.swap import codes_of, functions_of, has_function, inner_code_pairs, swap_function
 from livefix.engine.textdiff import Chunk, TextDiff, diff_texts, statement_text, whole_file_diff
 from livefix.errors import LivefixError
@@ -66,14 +68,14 @@ class ModulePlan:
     # What the plan was made from, so that the commit can plan it again, executing this time.
     baseline: str | None = None
     stale: frozenset[str] = frozenset()
-    running_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
+    running_lines: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     placements: dict[str, "Placement"] = field(default_factory=dict)
     executed: bool = False
     diff: TextDiff | None = None  # where the texts differ: the commit re-parses only these chunks
     # Definitions this plan gives the new text's code or lines (their running code then
     # matches the new text): qualname -> the line the code runs at when not the text's.
     resolved: set[str] = field(default_factory=set)
-    placed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    placed: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     # Names the commit binds anew in the module (for later modules of the same generation
     # that import them: `from .prices import discount` while prices gains discount).
     bindings: dict[str, Any] = field(default_factory=dict)
@@ -120,7 +122,7 @@ class ModulePlanner:
         new_text: str,
         stale: frozenset[str] = frozenset(),
         execute: bool = True,
-        running_lines: dict[str, tuple[int, int]] | None = None,
+        running_lines: dict[str, tuple[tuple[int, int], ...]] | None = None,
         placements: dict[str, Placement] | None = None,
     ) -> None:
         self.stale = stale
@@ -196,7 +198,38 @@ class ModulePlanner:
         self._collect_class_patches()
         if self.old_text is not None and not diff.whole_file:
             self._shift_outside(diff)
+        if self.running_lines:
+            self._align_known_moves()
         return self.plan
+
+    def _align_known_moves(self) -> None:
+        """Functions known to run at other lines than the old text says (livefix arrived after
+        lines were added above them) that no statement of the diff moved: lambdas a factory
+        holds, definitions under `if`/`try`, overload stubs. Each goes to its line in the new
+        text (the old text's line, moved by the changes between the texts)."""
+        mapping: TextDiff | None = None
+        if self.old_text is not None and self.old_text != self.new_text:
+            try:
+                mapping = diff_texts(self.old_text, self.new_text, self.path)
+            except SyntaxError:
+                return
+        replaced = {id(old) for _, old, _, _, _ in self._swaps}
+        by_line: dict[int, list[types.FunctionType]] = {}
+        for function in self._file_functions():
+            if id(function) not in self._shifted and id(function) not in replaced:
+                by_line.setdefault(function.__code__.co_firstlineno, []).append(function)
+        for qualname, pairs in self.running_lines.items():
+            if qualname in self.plan.resolved:
+                continue
+            name = qualname.rsplit(".", 1)[-1]
+            for written, running in pairs:
+                moved = 0 if mapping is None else mapping.shift_at(written)
+                if moved is None:
+                    continue  # the definition itself changed: the diff's pairs handled it
+                for function in by_line.get(running, ()):
+                    if function.__code__.co_name == name and id(function) not in self._shifted:
+                        self._shift(function, written + moved - running)
+            self.plan.resolved.add(qualname)
 
     def _is_module_docstring(self, pair: Pair) -> bool:
         """Is this the module's docstring (its first statement), on either side?"""
@@ -210,6 +243,7 @@ class ModulePlanner:
         value = pair.new.value.value if pair.new is not None else None  # type: ignore[attr-defined]
         self.plan.mutations.append(atomic.set_global(self.namespace, "__doc__", value, f"{self.name}.__doc__"))
         self.plan.edits.append(Edit(self.name, "__doc__", "replaced" if pair.new is not None else "removed", note="statement"))
+        self.plan.resolved.add("__doc__")
 
     def _expand_blocks(self, pairs: list[Pair], old_chunk: Chunk | None, new_chunk: Chunk) -> list[Pair]:
         """Replace a changed `if`/`try` block whose shape stayed by the pairs of its branches,
@@ -363,7 +397,7 @@ class ModulePlanner:
                 placement = self.placements.get(name)
                 if placement is not None and placement.delta and isinstance(value, types.FunctionType):
                     value.__code__ = codeutil.shift_lines(value.__code__, placement.delta)  # new, unseen
-                    self.plan.placed[name] = (placement.first, value.__code__.co_firstlineno)
+                    self.plan.placed[name] = ((placement.first, value.__code__.co_firstlineno),)
                 self.plan.mutations.append(atomic.set_global(self.namespace, name, value, f"{self.name}.{name}"))
 
     def _plan_removal(self, namespace: Any, node: ast.stmt, old_chunk: Chunk | None, qualprefix: str) -> None:
@@ -522,6 +556,9 @@ class ModulePlanner:
                     if name != "__doc__":
                         self._add_edit(f"{qualname}.{name}", kind, new_chunk, pair.new,
                                        statement=not isinstance(pair.new, (*_DEFS, ast.ClassDef)))
+                    else:  # a class docstring: said in the report, not run as code
+                        self.plan.edits.append(Edit(self.name, f"{qualname}.__doc__", "replaced", note="statement"))
+                        self.plan.resolved.add(f"{qualname}.__doc__")
 
     def _set_name(self, value: Any, cls: type, name: str, qualname: str) -> None:
         """What class creation does for descriptors (cached_property...): tell them their name.
@@ -671,8 +708,10 @@ class ModulePlanner:
 
     def _running_at(self, qualname: str, text_line: int) -> int:
         """The running first line of the definition of `qualname` the old text has at `text_line`."""
-        known = self.running_lines.get(qualname)
-        return known[1] if known is not None and known[0] == text_line else text_line
+        for written, running in self.running_lines.get(qualname, ()):
+            if written == text_line:
+                return running
+        return text_line
 
     def _no_running_function(self, qualname: str, old_node: ast.stmt) -> None:
         """A definition in the old text with no function of its own running: an overload
@@ -711,7 +750,7 @@ class ModulePlanner:
                 # compiled at the running text's lines; it runs at the file's (a fresh function
                 # nobody else sees yet, so moving its code here changes nothing in the process)
                 new.__code__ = codeutil.shift_lines(new.__code__, placement.delta)
-                self.plan.placed[qualname] = (placement.first, new.__code__.co_firstlineno)
+                self.plan.placed[qualname] = ((placement.first, new.__code__.co_firstlineno),)
             self.plan.resolved.add(qualname)
             self.plan.mutations.extend(swap_function(old, new, where, self.name, qualname))
             self._inner_pairs.extend(inner_code_pairs(old.__code__, new.__code__))
@@ -762,6 +801,9 @@ class ModulePlanner:
     def _execute(self, statements: list[ast.stmt], flags: int) -> None:
         if self.pending:
             statements = [new for node in statements for new in self._imports_from_pending(node)]
+        imported = module_level_imports(self.new_text)
+        if imported and statements:  # compile as the whole file would (see livefix.engine.imports)
+            statements = [import_prelude(imported, statements[0].lineno), *statements]
         module_ast = ast.Module(body=statements, type_ignores=[])
         ast.fix_missing_locations(module_ast)
         try:
@@ -826,21 +868,9 @@ class ModulePlanner:
                 self._shift(function, delta)
 
     def _overload_stubs(self, qualname: str) -> list[Any]:
-        """The @overload stubs typing keeps for `qualname` and what it contains ("" = the whole
-        module), so that typing.get_overloads() shows them at their lines too (3.11+)."""
-        registry = getattr(sys.modules.get("typing"), "_overload_registry", None)
-        by_qualname = registry.get(self.name) if isinstance(registry, dict) else None
-        if not by_qualname:
-            return []
-        try:
-            return [
-                stub
-                for name, stubs in list(by_qualname.items())
-                if not qualname or name == qualname or name.startswith(qualname + ".")
-                for stub in list(stubs.values())
-            ]
-        except Exception:  # a private structure of typing's: never let it break a reload
-            return []
+        """The @overload stubs of `qualname` and what it contains ("" = the whole module), so
+        that typing.get_overloads() shows them at their lines too (3.11+)."""
+        return overload_stubs(self.name, qualname)
 
     def _shift(self, function: types.FunctionType, delta: int) -> None:
         self._shifted.add(id(function))

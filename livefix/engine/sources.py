@@ -42,8 +42,8 @@ class ModuleSource:
     # The stale definitions nothing runs under the name of (the text added them).
     missing: frozenset[str] = frozenset()
     # Definitions whose running code starts at another line than `text` says: qualname ->
-    # (the text's first line of it, the running co_firstlineno).
-    running_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # ((the text's first line of one, its running co_firstlineno), ...).
+    running_lines: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     # Functions that run but that `text` does not define.
     orphans: tuple[str, ...] = ()
     # The text was not seen at import: module-level statements (constants, registrations)

@@ -113,6 +113,7 @@ def pair_statements(
                 or _differs(previous, old_chunk, node, new_chunk)
                 or (isinstance(node, _DEFS) and prefix + node.name in stale)
                 or (isinstance(node, ast.ClassDef) and prefix + node.name in open_classes)
+                or (key == ("docstring",) and prefix + "__doc__" in stale)
             )
             pairs.append(Pair(key, previous, node, changed))
     for key, remaining in by_key.items():

@@ -47,7 +47,7 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
         added += sorted(q for q in running.missing if q not in added)
         removed += [q for q in running.orphans if q not in removed]
         entry: dict[str, Any] = {"name": name, "path": path, "changed": changed, "added": added, "removed": removed}
-        moved = sorted(q for q in running.running_lines if q not in running.stale and q not in changed)
+        moved = sorted(q for q in running.running_lines if q not in running.stale and q not in changed and "<" not in q)
         if moved:  # same code, at other lines than the file's: tracebacks and breakpoints are off
             entry["moved"] = moved
         if not (changed or added or removed or moved):
@@ -149,9 +149,9 @@ def _text_line(module: Any, qualname: str, store: SourceStore) -> int | None:
     if code is None:
         return None
     source = store.current(module.__name__)
-    known = source.running_lines.get(qualname) if source is not None else None
-    if known is not None and known[1] == code.co_firstlineno:
-        return known[0]
+    for written, running in source.running_lines.get(qualname, ()) if source is not None else ():
+        if running == code.co_firstlineno:
+            return written
     return code.co_firstlineno
 
 

@@ -139,12 +139,13 @@ def test_file_edited_before_attach_is_reported_and_reloaded(late):
     edit_everything(path)
     engine = make_engine()  # livefix arrives now: the file already differs from what runs
     (status,) = engine.modified_modules(modules=[module.__name__])
-    assert status["changed"] == ["price"] and status["added"] == ["discount"]
+    assert status["changed"] == ["__doc__", "price"] and status["added"] == ["discount"]
     assert set(status["moved"]) >= {"Cart.__init__", "Cart.total", "Cart.doubled", "parse", "Base.__init__"}
     assert module.price(1) == 2
     result = engine.reload_module(module.__name__)
     assert module.price(1) == 3 and module.discount(3) == 2 and module.Cart is before_cart
     assert module.Cart(4).total() == 9 and module.Cart(4).doubled == 8
+    assert module.__doc__ == "Prices for the shop (v2)."
     applied = sorted((e["qualname"], e["kind"]) for e in result.applied)
     assert ("price", "replaced") in applied and ("discount", "added") in applied
     assert not [w for w in result.warnings if "incompatible" in w or "no running function" in w], result.warnings
