@@ -26,7 +26,8 @@ RECORD = "__livefix_record__"
 STAND_IN = "__livefix_class__"
 TARGET = "livefix_target"
 IMPORT = "__livefix_import__"
-HELPER_NAMES = frozenset({RECORD, STAND_IN, IMPORT})
+LIVE = "__livefix_live__"  # in a patching class body: the live class's own namespace
+HELPER_NAMES = frozenset({RECORD, STAND_IN, IMPORT, LIVE})
 
 
 def future_flags(text: str | None) -> int:
@@ -223,7 +224,10 @@ class StandInClass:
         # scratch locals. So the helpers the transformed body calls are put here, and
         # names the same change redefined (a function a class attribute calls) come from
         # the scratch namespace before the module's globals.
-        return ClassBodyNamespace(self.scratch, {RECORD: self.recorder, STAND_IN: self})
+        helpers: dict[str, Any] = {RECORD: self.recorder, STAND_IN: self}
+        if TARGET in kwargs:
+            helpers[LIVE] = self.targets[kwargs[TARGET]].__dict__
+        return ClassBodyNamespace(self.scratch, helpers)
 
     def __call__(self, name: str, bases: tuple[Any, ...], namespace: dict[str, Any], **kwargs: Any) -> type:
         index = kwargs.pop(TARGET)

@@ -148,6 +148,7 @@ class ModulePlanner:
         self._class_patches: list[tuple[int, type, ast.ClassDef | None, ast.ClassDef, Chunk | None, Chunk, str]] = []
         self._scratch: dict[str, Any] = {}
         self._redecorated: set[tuple[str, str]] = set()  # (class qualname, member name)
+        self._class_bodies: dict[int, list[ast.stmt]] = {}  # patch target -> class body as written
         self._inner_pairs: list[tuple[types.CodeType, types.CodeType]] = []  # old -> new inner function code
         self._shifted: set[int] = set()  # ids of functions whose lines this plan moves
         self._functions: list[types.FunctionType] | None = None  # the module's own, when needed
@@ -442,6 +443,7 @@ class ModulePlanner:
         target = self.stand_in.add_target(cls)
         self._patch_class(node, target)
         self._class_patches.append((target, cls, old, node, old_chunk, new_chunk, qualname))
+        self._class_bodies[target] = list(node.body)  # as written: the body that runs is rewritten below
         old_body = list(old.body) if old is not None else []
         pairs = pair_statements(
             old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + ".",
@@ -503,6 +505,42 @@ class ModulePlanner:
                 if isinstance(existing, type) and (pair.changed or old is None):
                     self._transform_class(member, existing, pair.old, old_chunk if pair.old is not None else None,  # type: ignore[arg-type]
                                           new_chunk, f"{qualname}.{member.name}")
+        if self.execute and old is not None:
+            self._keep_live_state(node, cls, pairs)
+
+    def _keep_live_state(self, node: ast.ClassDef, cls: type, pairs: list[Pair]) -> None:
+        """The class body runs again to build the changed members, but its unchanged
+        statements must not make new state: `__marker = object()` would give a changed
+        `def pop(self, key, default=__marker)` a sentinel the live class does not hold, and
+        `render.register(float, ...)` would register twice. Unchanged assignments take the live
+        class's values instead; unchanged expression statements do not run."""
+        if isinstance(cls, enum.EnumMeta) or (issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            return  # their class machinery turned the assigned values into members and accessors
+        replacement: dict[int, list[ast.stmt]] = {}
+        live = cls.__dict__
+        for pair in pairs:
+            member = pair.new
+            if member is None or pair.changed or pair.key == ("docstring",):
+                continue
+            if isinstance(member, ast.Expr):
+                replacement[id(member)] = [ast.copy_location(ast.Pass(), member)]
+            elif isinstance(member, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                names = bound_names(member)
+                if not names or not all(mangle(cls, name) in live for name in names):
+                    continue  # not kept by the class as such (a dataclass field factory...): runs again
+                statements: list[ast.stmt] = []
+                for name in names:
+                    value = ast.Subscript(value=ast.Name(id=compiler.LIVE, ctx=ast.Load()),
+                                          slice=ast.Constant(mangle(cls, name)), ctx=ast.Load())
+                    target = ast.Name(id=name, ctx=ast.Store())
+                    if isinstance(member, ast.AnnAssign) and member.simple:  # keeps __annotations__ as written
+                        statement: ast.stmt = ast.AnnAssign(target=target, annotation=member.annotation, value=value, simple=1)
+                    else:
+                        statement = ast.Assign(targets=[target], value=value)
+                    statements.append(ast.copy_location(statement, member))
+                replacement[id(member)] = statements
+        if replacement:
+            node.body = [new for statement in node.body for new in replacement.get(id(statement), [statement])]
 
     def _collect_class_patches(self) -> None:
         for target, cls, old, node, old_chunk, new_chunk, qualname in self._class_patches:
@@ -513,8 +551,8 @@ class ModulePlanner:
                 self._check_class_compatible(cls, built, qualname, old, node)
             old_body = list(old.body) if old is not None else []
             pairs = pair_statements(
-                old_body, old_chunk if old is not None else None, list(node.body), new_chunk, self.stale, qualname + ".",
-                open_classes=self._touched,
+                old_body, old_chunk if old is not None else None, self._class_bodies.get(target, list(node.body)),
+                new_chunk, self.stale, qualname + ".", open_classes=self._touched,
             )
             swapped_names = {
                 q.rsplit(".", 1)[-1] for _, _, q, _, _ in self._swaps if q.rsplit(".", 1)[0] == qualname

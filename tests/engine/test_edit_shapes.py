@@ -261,3 +261,39 @@ def test_rollback_to_zero_after_many_generations_restores_every_line(ws, engine)
     engine.rollback(to=0)
     assert running_lines(m) == original and m.f39(0) == 39
     assert engine.sources.get(m).text == ws.path(m).read_text()
+
+
+SENTINEL = '''\
+import functools
+
+
+class Cache:
+    __marker = object()
+    registered = []
+    registered.append("once")
+
+    def pop(self, key, default=__marker):
+        if default is self.__marker:
+            raise KeyError(key)
+        return default
+
+    @functools.singledispatchmethod
+    def render(self, value):
+        return "any"
+
+    render.register(float, lambda self, value: "float")
+'''
+
+
+def test_a_changed_method_keeps_the_class_state_its_defaults_name(ws, engine):
+    """cachetools' pattern: a class-level sentinel as a default. Re-running the class body to
+    build the changed method must not make a new sentinel, nor register anything twice."""
+    m = ws.module(SENTINEL)
+    marker = m.Cache._Cache__marker
+    ws.edit(m, "            raise KeyError(key)\n", "            raise KeyError(f'missing {key}')\n")
+    result = engine.reload_module(m.__name__)
+    assert [e["qualname"] for e in result.applied] == ["Cache.pop"]
+    assert m.Cache.pop.__defaults__ == (marker,) and m.Cache._Cache__marker is marker
+    with pytest.raises(KeyError, match="missing k"):
+        m.Cache().pop("k")
+    assert m.Cache.registered == ["once"] and m.Cache().render(1.0) == "float"
