@@ -100,6 +100,9 @@ def pair_statements(
     by_key: dict[tuple[str, ...], list[ast.stmt]] = {}
     for node in old:
         by_key.setdefault(statement_key(node), []).append(node)
+    # A stale name runs the last definition of it (earlier ones are overload stubs or
+    # shadowed), unless they are a property's accessors, which all run.
+    binding = {node.name: id(node) for node in new if isinstance(node, _DEFS)}
     pairs: list[Pair] = []
     for node in new:
         key = statement_key(node)
@@ -111,7 +114,8 @@ def pair_statements(
             changed = (
                 old_chunk is None
                 or _differs(previous, old_chunk, node, new_chunk)
-                or (isinstance(node, _DEFS) and prefix + node.name in stale)
+                or (isinstance(node, _DEFS) and prefix + node.name in stale
+                    and (binding.get(node.name) == id(node) or accessor(node) != "fget" or _is_property(node)))
                 or (isinstance(node, ast.ClassDef) and prefix + node.name in open_classes)
                 or (key == ("docstring",) and prefix + "__doc__" in stale)
             )
@@ -120,6 +124,12 @@ def pair_statements(
         for node in remaining:
             pairs.append(Pair(key, node, None, True))
     return pairs
+
+
+def _is_property(node: ast.stmt) -> bool:
+    return any(isinstance(d, ast.Name) and d.id in ("property", "cached_property")
+               or isinstance(d, ast.Attribute) and d.attr in ("getter", "cached_property")
+               for d in getattr(node, "decorator_list", []))
 
 
 def owners(qualnames: frozenset[str]) -> frozenset[str]:
