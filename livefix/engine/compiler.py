@@ -158,6 +158,8 @@ def parse(source: str, filename: str, first_line: int = 1, what: str = "source")
 
 def dedent_definition(source: str) -> str:
     """The definition's text with its common indentation removed (a method copied from a class)."""
+    if source[:1] not in (" ", "\t", "\n", "\r", "\f"):
+        return source  # starts at column 0: nothing common to remove (the usual, top-level case)
     return textwrap.dedent(source.expandtabs(8) if source.startswith("\t") else source)
 
 

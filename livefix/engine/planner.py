@@ -12,6 +12,7 @@ here: the result is a list of `atomic.Mutation`s for the commit.
 from __future__ import annotations
 
 import ast
+import collections
 import dataclasses
 import enum
 import gc
@@ -72,6 +73,7 @@ class ModulePlan:
     placements: dict[str, "Placement"] = field(default_factory=dict)
     executed: bool = False
     diff: TextDiff | None = None  # where the texts differ: the commit re-parses only these chunks
+    pairs: "list[Pair] | None" = None  # how their top-level statements pair up (reused with `diff`)
     # Definitions this plan gives the new text's code or lines (their running code then
     # matches the new text): qualname -> the line the code runs at when not the text's.
     resolved: set[str] = field(default_factory=set)
@@ -94,6 +96,7 @@ class ModulePlan:
         # The trees are transformed by this run: hand them over once (a second commit of the
         # same plan, after a failure, diffs afresh).
         planner.known_diff, self.diff = self.diff, None
+        planner.known_pairs, self.pairs = self.pairs, None
         return planner.run()
 
 
@@ -130,6 +133,7 @@ class ModulePlanner:
         self.placements = placements or {}
         self.execute = execute
         self.known_diff: TextDiff | None = None
+        self.known_pairs: list[Pair] | None = None  # the top-level pairing prepare found
         self.module = module
         self.name = module.__name__
         self.namespace: dict[str, Any] = module.__dict__
@@ -164,10 +168,11 @@ class ModulePlanner:
             return self.plan
         flags = compiler.future_flags(self.new_text)
         old_chunk = diff.old if self.old_text is not None else None
-        pairs = pair_statements(
+        pairs = self.known_pairs or pair_statements(
             diff.old.statements if old_chunk else [], old_chunk, diff.new.statements, diff.new, self.stale,
             open_classes=self._touched,
         )
+        self.plan.pairs = list(pairs)
         executed: list[ast.stmt] = []
         rebind: list[tuple[ast.stmt, Pair]] = []
         pairs = self._expand_blocks(pairs, old_chunk, diff.new)
@@ -333,9 +338,9 @@ class ModulePlanner:
 
     def _aligned(self, chunk: Chunk) -> bool:
         """Do the chunk's definitions sit where the running code says they are?"""
-        names = [n.name for n in chunk.statements if isinstance(n, _DEFS)]
+        counts = collections.Counter(n.name for n in chunk.statements if isinstance(n, _DEFS))
         for node in chunk.statements:
-            if isinstance(node, _DEFS) and names.count(node.name) == 1:
+            if isinstance(node, _DEFS) and counts[node.name] == 1:
                 function = codeutil.unwrap_function(self.namespace.get(node.name), node.name)
                 if function is not None and function.__code__.co_filename == self.path:
                     if function.__code__.co_firstlineno != compiler.first_line_node(node).lineno:
@@ -537,7 +542,7 @@ class ModulePlanner:
                         statement: ast.stmt = ast.AnnAssign(target=target, annotation=member.annotation, value=value, simple=1)
                     else:
                         statement = ast.Assign(targets=[target], value=value)
-                    statements.append(ast.copy_location(statement, member))
+                    statements.append(ast.fix_missing_locations(ast.copy_location(statement, member)))
                 replacement[id(member)] = statements
         if replacement:
             node.body = [new for statement in node.body for new in replacement.get(id(statement), [statement])]
@@ -772,6 +777,9 @@ class ModulePlanner:
         return self._existing_function(existing, name, qualname)
 
     def _collect_swaps(self) -> None:
+        edits: dict[str, list[Edit]] = {}
+        for edit in self.plan.edits:
+            edits.setdefault(edit.qualname, []).append(edit)
         for index, old, qualname, kind, node in self._swaps:
             new = self.recorder.functions.get(index)
             if new is None:
@@ -792,8 +800,8 @@ class ModulePlanner:
             self.plan.resolved.add(qualname)
             self.plan.mutations.extend(swap_function(old, new, where, self.name, qualname))
             self._inner_pairs.extend(inner_code_pairs(old.__code__, new.__code__))
-            for edit in self.plan.edits:
-                if edit.qualname == qualname and edit.kind == "replaced" and old.__code__ in edit.old_codes:
+            for edit in edits.get(qualname, ()):
+                if edit.kind == "replaced" and old.__code__ in edit.old_codes:
                     edit.signature_changed = codeutil.signature_key(
                         old.__code__, old.__defaults__, old.__kwdefaults__
                     ) != codeutil.signature_key(new.__code__, new.__defaults__, new.__kwdefaults__)
@@ -842,8 +850,9 @@ class ModulePlanner:
         imported = module_level_imports(self.new_text)
         if imported and statements:  # compile as the whole file would (see livefix.engine.imports)
             statements = [import_prelude(imported, statements[0].lineno), *statements]
+        # Every node has its location: parsed ones from the file, made ones where they are made
+        # (ast.fix_missing_locations over the whole tree would cost a Python step per node).
         module_ast = ast.Module(body=statements, type_ignores=[])
-        ast.fix_missing_locations(module_ast)
         try:
             code = compiler.compile_module_ast(module_ast, self.path, flags)
         except LivefixError as error:
@@ -882,7 +891,7 @@ class ModulePlanner:
             call = ast.Call(func=ast.Name(id=compiler.IMPORT, ctx=ast.Load()),
                             args=[ast.Constant(source), ast.Constant(alias.name)], keywords=[])
             target = ast.Name(id=alias.asname or alias.name, ctx=ast.Store())
-            result.append(ast.copy_location(ast.Assign(targets=[target], value=call), node))
+            result.append(ast.fix_missing_locations(ast.copy_location(ast.Assign(targets=[target], value=call), node)))
         return result
 
     def _import_pending(self, module: str, name: str) -> Any:
@@ -893,8 +902,8 @@ class ModulePlanner:
     def _shift_outside(self, diff: TextDiff) -> None:
         """Move the code of definitions between and after the changed hunks by as many
         lines as the hunks above them added or removed."""
-        if not diff.line_delta and len(diff.old.hunks) < 2:
-            return  # one hunk, same line count: nothing outside it moved
+        if not diff.moves_lines:
+            return  # every hunk kept its line count: nothing outside them moved
         replaced = {id(old) for _, old, _, _, _ in self._swaps}
         seen: set[int] = set()
         for function in functions_of([*self.namespace.values(), *self._overload_stubs("")], self.name, seen):
@@ -968,7 +977,9 @@ class ModulePlanner:
         statement: bool = False,
         old_node: ast.stmt | None = None,
     ) -> None:
-        source = dedent_lines(statement_text(chunk, node)) if chunk is not None and node is not None else None
+        # The source each definition now runs is reported by the commit (prepare needs none)
+        wanted = self.execute and chunk is not None and node is not None and not statement
+        source = dedent_lines(statement_text(chunk, node)) if wanted else None  # type: ignore[arg-type]
         codes = tuple(codeutil.nested_codes(old_code)) if old_code is not None else ()
         self.plan.edits.append(
             Edit(self.name, qualname, kind, source=source, old_codes=codes, note="statement" if statement else None,

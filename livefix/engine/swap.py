@@ -27,14 +27,35 @@ def swap_function(old: types.FunctionType, new: types.FunctionType, where: str, 
             f"{where}: {'; '.join(detail) or 'its closure changed'}; a running function's closure cannot be changed in place",
             module=module, qualname=qualname, reason="closure",
         )
-    mutations = [
-        atomic.set_attribute(old, "__code__", new.__code__, where),
-        atomic.set_attribute(old, "__defaults__", new.__defaults__, where),
-        atomic.set_attribute(old, "__kwdefaults__", new.__kwdefaults__, where),
-        atomic.set_attribute(old, "__annotations__", new.__annotations__, where),
-        atomic.set_attribute(old, "__doc__", new.__doc__, where),
-    ]
+    mutations = [atomic.set_attribute(old, "__code__", new.__code__, where)]
+    for name in ("__defaults__", "__kwdefaults__", "__annotations__", "__doc__"):
+        value = getattr(new, name)
+        if not _same(getattr(old, name), value):  # an equal value changes nothing: not kept either
+            mutations.append(atomic.set_attribute(old, name, value, where))
     return mutations
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal values of a function attribute, told apart by type too (1 == True, 0.0 == 0)."""
+    if old is new:
+        return True
+    try:
+        return type(old) is type(new) and bool(old == new) and _same_types(old, new)
+    except Exception:  # an annotation or default whose __eq__ raises: assign it
+        return False
+
+
+def _same_types(old: Any, new: Any) -> bool:
+    if isinstance(old, tuple):
+        return len(old) == len(new) and all(type(a) is type(b) and (a is b or _plain(a)) for a, b in zip(old, new))
+    if isinstance(old, dict):
+        return all(type(old[k]) is type(new[k]) and (old[k] is new[k] or _plain(old[k])) for k in old)
+    return True
+
+
+def _plain(value: Any) -> bool:
+    """Values whose equality means sameness (a default list must stay the same object)."""
+    return isinstance(value, (str, bytes, int, float, complex, bool, type(None)))
 
 
 def has_function(value: Any, name: str) -> bool:

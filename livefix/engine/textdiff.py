@@ -46,6 +46,7 @@ class Chunk:
     """One side of a diff: the changed hunks of one text, in order."""
 
     hunks: list[Hunk]
+    _starts: list[int] | None = field(default=None, repr=False)
 
     @property
     def statements(self) -> list[ast.stmt]:
@@ -61,8 +62,9 @@ class Chunk:
 
     def source(self, first: int, last: int) -> str:
         """Lines [first, last] of the text (they must lie inside one hunk)."""
-        starts = [hunk.first for hunk in self.hunks]
-        hunk = self.hunks[max(bisect.bisect_right(starts, first) - 1, 0)]
+        if self._starts is None:
+            self._starts = [hunk.first for hunk in self.hunks]
+        hunk = self.hunks[max(bisect.bisect_right(self._starts, first) - 1, 0)]
         lines = hunk.lines()
         return "".join(lines[first - hunk.first : last - hunk.first + 1])
 
@@ -72,22 +74,36 @@ class TextDiff:
     old: Chunk
     new: Chunk
     whole_file: bool
+    _moves: tuple[list[int], list[int], list[int]] | None = field(default=None, repr=False)
 
     @property
     def line_delta(self) -> int:
         """How far the lines after the last change moved."""
         return sum(_lines_in(n) - _lines_in(o) for o, n in zip(self.old.hunks, self.new.hunks))
 
+    @property
+    def moves_lines(self) -> bool:
+        """Does any hunk add or remove lines (so code outside the hunks moves)?"""
+        return any(_lines_in(n) != _lines_in(o) for o, n in zip(self.old.hunks, self.new.hunks))
+
     def shift_at(self, line: int) -> int | None:
         """How far old line `line` moved in the new text (None: it lies inside a hunk)."""
-        delta = 0
-        for old, new in zip(self.old.hunks, self.new.hunks):
-            if line < old.first:
-                break
-            if line <= old.last:
-                return None
-            delta += _lines_in(new) - _lines_in(old)
-        return delta
+        if self._moves is None:  # hunk starts, ends and the total move after each, once
+            firsts, lasts, after = [], [], []
+            total = 0
+            for old, new in zip(self.old.hunks, self.new.hunks):
+                total += _lines_in(new) - _lines_in(old)
+                firsts.append(old.first)
+                lasts.append(old.last)
+                after.append(total)
+            self._moves = (firsts, lasts, after)
+        firsts, lasts, after = self._moves
+        index = bisect.bisect_right(firsts, line) - 1  # the last hunk starting at or before the line
+        if index < 0:
+            return 0
+        if line <= lasts[index]:
+            return None
+        return after[index]
 
 
 def _lines_in(hunk: Hunk) -> int:
