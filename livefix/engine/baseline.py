@@ -12,6 +12,7 @@ were inserted above it) runs elsewhere in the file; anything else runs another v
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import os
 import types
 from dataclasses import dataclass, field
@@ -163,19 +164,20 @@ def overload_stubs(module_name: str, qualname: str = "") -> list[Any]:
 
 def _changed_docstrings(module: types.ModuleType, tree: ast.Module) -> Iterator[str]:
     """`__doc__` of the module and of its classes where the text's differs from the live one."""
-    if ast.get_docstring(tree, clean=False) != module.__doc__ and _has_docstring_slot(tree, module.__doc__):
-        yield "__doc__"
+    # Only where the text has a docstring: without one, a live __doc__ may have been made by
+    # the class machinery (dataclasses, named tuples) or set by the program.
+    written = ast.get_docstring(tree, clean=False)
+    loader = getattr(getattr(module, "__spec__", None), "loader", None)
+    if written is not None and written != module.__doc__ and isinstance(loader, importlib.machinery.SourceFileLoader):
+        yield "__doc__"  # (a module made by another loader may only borrow this file's name)
     for node, qualname in _classes(tree.body, ""):
         owner: Any = module
         for part in qualname.split("."):
             owner = getattr(owner, "__dict__", {}).get(part)
-        if isinstance(owner, type) and owner.__module__ == module.__name__:
-            if ast.get_docstring(node, clean=False) != owner.__dict__.get("__doc__"):
+        written = ast.get_docstring(node, clean=False)
+        if isinstance(owner, type) and owner.__module__ == module.__name__ and written is not None:
+            if written != owner.__dict__.get("__doc__"):
                 yield qualname + ".__doc__"
-
-
-def _has_docstring_slot(tree: ast.Module, live: Any) -> bool:
-    return live is None or isinstance(live, str)  # a module that set __doc__ to something else: leave it
 
 
 def _classes(body: list[ast.stmt], prefix: str) -> Iterator[tuple[ast.ClassDef, str]]:

@@ -311,7 +311,9 @@ class Engine:
             # run): what runs matches the new text as well, so the new text is what runs.
             for module_plan in plan.module_plans:
                 before = self.sources.current(module_plan.module.__name__)
-                if before is not None and not module_plan.edits and before.text != module_plan.new_text:
+                if before is not None and not module_plan.edits and (
+                    before.text != module_plan.new_text or before.cache_older
+                ):
                     self.sources.restore(_after(before, module_plan))
             return ChangeResult(
                 action=plan.action,

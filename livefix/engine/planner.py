@@ -548,6 +548,14 @@ class ModulePlanner:
             node.body = [new for statement in node.body for new in replacement.get(id(statement), [statement])]
 
     def _collect_class_patches(self) -> None:
+        swapped: dict[str, set[str]] = {}  # class qualname -> its members this plan swaps / patches
+        for _, _, member, _, _ in self._swaps:
+            owner, _, name = member.rpartition(".")
+            swapped.setdefault(owner, set()).add(name)
+        patched: dict[str, set[str]] = {}
+        for *_, member in self._class_patches:
+            owner, _, name = member.rpartition(".")
+            patched.setdefault(owner, set()).add(name)
         for target, cls, old, node, old_chunk, new_chunk, qualname in self._class_patches:
             built = self.stand_in.built.get(target)
             if built is None and self.execute:
@@ -559,13 +567,9 @@ class ModulePlanner:
                 old_body, old_chunk if old is not None else None, self._class_bodies.get(target, list(node.body)),
                 new_chunk, self.stale, qualname + ".", open_classes=self._touched,
             )
-            swapped_names = {
-                q.rsplit(".", 1)[-1] for _, _, q, _, _ in self._swaps if q.rsplit(".", 1)[0] == qualname
-            }
+            swapped_names = swapped.get(qualname, set())
             redecorated = {name for owner, name in self._redecorated if owner == qualname}
-            patched_names = {
-                q.rsplit(".", 1)[-1] for _, c, _, _, _, _, q in self._class_patches if q.rsplit(".", 1)[0] == qualname
-            }
+            patched_names = patched.get(qualname, set())
             for pair in pairs:
                 if not pair.changed and old is not None:
                     if isinstance(pair.new, (*_DEFS, ast.ClassDef)):  # moved within the changed class

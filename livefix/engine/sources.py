@@ -51,6 +51,9 @@ class ModuleSource:
     derived: bool = False
     # A candidate text not yet compared with the running code.
     checked: bool = True
+    # The module's bytecode cache records an older file than the one on disk: the file
+    # changed after the module was loaded, though maybe only in comments or module statements.
+    cache_older: bool = False
 
     @property
     def exact(self) -> bool:
@@ -168,8 +171,7 @@ class SourceStore:
             return None
         checked = ModuleSource(
             name, path, text, stale=derived.stale, missing=derived.missing, running_lines=derived.running_lines,
-            orphans=derived.orphans,
-            derived=True,
+            orphans=derived.orphans, derived=True, cache_older=cache_is_older(module, path),
         )
         self._sources[name] = checked
         return checked
@@ -188,6 +190,24 @@ class SourceStore:
     def stale(self, name: str) -> frozenset[str]:
         source = self._sources.get(name)
         return frozenset() if source is None else source.stale
+
+
+def cache_is_older(module: types.ModuleType, path: str) -> bool:
+    """Does the module's timestamp bytecode cache describe another file than the one on disk?
+    (The import that loaded the module wrote or checked that cache against the file it read.)"""
+    cached = getattr(module, "__cached__", None)
+    if not cached:
+        return False
+    try:
+        with open(cached, "rb") as handle:
+            header = handle.read(16)
+        stat = os.stat(path)
+    except OSError:
+        return False
+    if len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(header[4:8], "little"):
+        return False  # not a cache of this interpreter's, or a hash-based one
+    recorded = (int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little"))
+    return recorded != (int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF)
 
 
 def replace(source: ModuleSource, **changes: Any) -> ModuleSource:

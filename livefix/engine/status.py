@@ -40,7 +40,7 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
             disk = read_source(path)
         except (OSError, UnicodeDecodeError, SyntaxError):
             continue
-        if disk == running.text and running.exact and not running.orphans:
+        if disk == running.text and running.exact and not running.orphans and not running.cache_older:
             continue
         changed, added, removed = definition_changes(running.text, disk, path)
         changed += sorted(q for q in running.stale - running.missing if q not in changed)
@@ -52,6 +52,10 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
             entry["moved"] = moved
         if not (changed or added or removed or moved):
             entry["note"] = (
+                "the file changed after the module was loaded (its bytecode cache records an older file), but no "
+                "definition differs: only comments, blank lines or module-level statements, which livefix cannot "
+                "compare with what ran"
+                if disk == running.text else
                 "only comments, blank lines or code that did not run differ; definitions below them run at other "
                 "lines than the file's until the module is reloaded"
             )

@@ -220,3 +220,31 @@ def test_a_function_removed_from_the_file_before_attach_is_named(late):
     result = engine.reload_module(module.__name__)
     assert module.cost(2) == 4
     assert any("price" in w and "does not define" in w for w in result.warnings), result.warnings
+
+
+def test_a_module_without_definitions_edited_before_attach(tmp_path, monkeypatch):
+    """Only comments or module statements changed, nothing to compare with the running code:
+    with a bytecode cache livefix can still tell the file changed after loading, and says so;
+    a reload records the file as what runs."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "lf_late_constants.py"
+    path.write_text("LIMIT = 10\n")
+    importlib.invalidate_caches()
+    module = importlib.import_module("lf_late_constants")
+    try:
+        assert os.path.exists(module.__cached__)
+        edit(path, "LIMIT = 10\n", "# tuned\nLIMIT = 10\n")
+        engine = Engine()
+        engine.install()
+        try:
+            (status,) = engine.modified_modules(modules=["lf_late_constants"])
+            assert status["changed"] == [] and "bytecode cache records an older file" in status["note"]
+            assert status["baseline"] == "derived"
+            result = engine.reload_module("lf_late_constants")
+            assert result.applied == [] and "Nothing to reload" in result.report
+            assert engine.modified_modules(modules=["lf_late_constants"]) == []
+        finally:
+            engine.sources.uninstall()
+    finally:
+        sys.modules.pop("lf_late_constants", None)
