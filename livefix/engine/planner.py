@@ -17,7 +17,6 @@ import dataclasses
 import enum
 import gc
 import importlib.util
-import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -925,7 +924,7 @@ class ModulePlanner:
 
     def _shift(self, function: types.FunctionType, delta: int) -> None:
         self._shifted.add(id(function))
-        self.plan.mutations.append(atomic.shift_code(function, delta, f"line numbers of {function.__qualname__}"))
+        self.plan.mutations.append(atomic.shift_code(function, delta))
         self.plan.shifted += 1
 
     def _shift_unchanged(self, pair: Pair, values: list[Any], prefix: str) -> None:

@@ -92,6 +92,8 @@ def test_rollback_and_history(session, workdir: Path) -> None:
     mark = dap.mark()
     dap.call("livefix/apply", {"changes": [fix_price(workdir)]})
     wait_price(dap, 20, since=mark)
+    # the apply's own event may come after the new price: wait for it before marking
+    assert dap.wait_event("livefix/applied", since=mark)["body"]["action"] == "apply"
 
     mark = dap.mark()
     body = dap.call("livefix/rollback")

@@ -8,7 +8,6 @@ import ast
 import importlib
 import os
 import sys
-import textwrap
 import types
 import typing
 from pathlib import Path
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from livefix.engine import Engine
-from livefix.errors import LivefixError
 
 SOURCE = '''\
 """Prices for the shop."""
