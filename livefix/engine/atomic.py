@@ -18,8 +18,7 @@ import gc
 import operator
 import sys
 import types
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from livefix.engine import codeutil
 
@@ -27,8 +26,7 @@ _call = operator.methodcaller("__call__")
 _MISSING = object()
 
 
-@dataclass(frozen=True)
-class Mutation:
+class Mutation(NamedTuple):  # a tuple: a module-wide line move makes thousands of them
     """One reversible assignment: `forward` applies it, `backward` restores the old value."""
 
     forward: functools.partial
@@ -38,8 +36,7 @@ class Mutation:
 
 
 
-@dataclass(frozen=True)
-class Shift:
+class Shift(NamedTuple):
     """Functions whose code moved `delta` lines; undone by moving them back. A generation
     keeps one of these per run of moves, not a code object per function (memory in
     proportion to the change, not to the module)."""

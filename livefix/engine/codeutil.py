@@ -31,6 +31,8 @@ def shift_lines(code: CodeType, delta: int) -> CodeType:
     every line; nested code objects carry their own co_firstlineno and must move too."""
     if delta == 0:
         return code
+    if CodeType not in map(type, code.co_consts):  # no nested code (most functions): one copy
+        return code.replace(co_firstlineno=code.co_firstlineno + delta)
     consts = tuple(shift_lines(c, delta) if isinstance(c, CodeType) else c for c in code.co_consts)
     return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
 

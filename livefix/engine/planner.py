@@ -162,6 +162,18 @@ class ModulePlanner:
     # -- entry -------------------------------------------------------------------------
 
     def run(self) -> ModulePlan:
+        # Planning makes many short-lived objects (syntax trees, a code object per moved
+        # function) and frees nothing cyclic: the cyclic GC would only rescan the program's
+        # heap again and again meanwhile (seconds on a large heap), so it waits until the end.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _run(self) -> ModulePlan:
         diff = self._diff()
         if diff is None:
             return self.plan
