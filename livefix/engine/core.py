@@ -176,7 +176,7 @@ class Engine:
                         running_line = function.__code__.co_firstlineno
                 # Where the definition is in the file (the editor's `line`, or its text found
                 # in the saved file): its new code runs there, and errors are named there.
-                file_line = change.line or _line_in_file(path, change.source, file_text)
+                file_line = change.line or _line_in_file(path, change.source, file_text, running_line)
                 working, spliced = locate.splice(
                     working, change.qualname, change.source, path, file_line or running_line, running_line
                 )
@@ -639,9 +639,10 @@ def _file_text(path: str, cache: list[str | None]) -> str | None:
     return cache[0]
 
 
-def _line_in_file(path: str, source: str, cache: list[str | None]) -> int | None:
+def _line_in_file(path: str, source: str, cache: list[str | None], near: int | None) -> int | None:
     """The line where the definition `source` stands in the saved file (None: it is not
-    there as it is), so that its code runs at the lines the editor shows."""
+    there as it is), so that its code runs at the lines the editor shows. Where the same text
+    stands twice (alike methods of two classes), the one nearest `near` (where it runs now)."""
     text = _file_text(path, cache)
     if not text:
         return None
@@ -649,16 +650,20 @@ def _line_in_file(path: str, source: str, cache: list[str | None]) -> int | None
     if not lines or not lines[0]:
         return None
     head = lines[0]
+    found: list[int] = []
     offset = text.find(head)
     while offset >= 0:
         start = text.rfind("\n", 0, offset) + 1
         if not text[start:offset].strip():  # the head line starts there, after indentation only
-            number = text.count("\n", 0, start) + 1
-            block = text[start:].split("\n", len(lines))[: len(lines)]
-            if [line.strip() for line in block] == lines:
-                return number
+            end = start
+            for _ in lines:  # just the definition's lines, not the rest of the file
+                end = text.find("\n", end) + 1 or len(text)
+            if [line.strip() for line in text[start:end].split("\n")[: len(lines)]] == lines:
+                found.append(text.count("\n", 0, start) + 1)
         offset = text.find(head, offset + 1)
-    return None
+    if not found:
+        return None
+    return min(found, key=lambda line: abs(line - near)) if near else found[0]
 
 
 def _dependency_order(names: list[str]) -> list[str]:

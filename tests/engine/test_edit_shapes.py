@@ -297,3 +297,18 @@ def test_a_changed_method_keeps_the_class_state_its_defaults_name(ws, engine):
     with pytest.raises(KeyError, match="missing k"):
         m.Cache().pop("k")
     assert m.Cache.registered == ["once"] and m.Cache().render(1.0) == "float"
+
+
+def test_apply_places_a_definition_whose_text_stands_twice_at_its_own_copy(ws, engine):
+    """Alike methods of two classes: the fix runs at the lines of the class it was applied to."""
+    source = "class A:\n    def size(self):\n        return 1\n\n\nclass B:\n    def size(self):\n        return 1\n"
+    m = ws.module(source)
+    text = "# one\n# two\n" + source.replace("class B:\n    def size(self):\n        return 1\n",
+                                            "class B:\n    def size(self):\n        return 2\n")
+    text = text.replace("class A:\n    def size(self):\n        return 1\n", "class A:\n    def size(self):\n        return 2\n")
+    ws.path(m).write_text(text)
+    engine.apply([{"module": m.__name__, "qualname": "B.size", "source": "def size(self):\n    return 2\n"}])
+    lines = text.splitlines()
+    b_line = lines.index("class B:") + 2
+    assert m.B().size() == 2 and m.A().size() == 1
+    assert m.B.size.__code__.co_firstlineno == b_line
