@@ -18,6 +18,7 @@ import gc
 import operator
 import sys
 import types
+from itertools import repeat
 from typing import Any, Callable, NamedTuple
 
 from livefix.engine import codeutil
@@ -57,6 +58,69 @@ def shift_code(function: Any, delta: int, label: str = "line numbers") -> Mutati
     )
 
 
+class Moves:
+    """Line moves of many functions at once (code below an edit that changed the line count):
+    kept as three parallel lists rather than a Mutation each, and turned into C-level steps
+    only when applied or undone."""
+
+    __slots__ = ("functions", "deltas", "old_codes", "new_codes")
+    label = "line numbers"
+    shift = None
+
+    def __init__(self) -> None:
+        self.functions: list[Any] = []
+        self.deltas: list[int] = []
+        self.old_codes: list[Any] = []
+        self.new_codes: list[Any] = []
+
+    def add(self, function: Any, delta: int) -> None:
+        code = function.__code__
+        self.functions.append(function)
+        self.deltas.append(delta)
+        self.old_codes.append(code)
+        self.new_codes.append(codeutil.shift_lines(code, delta))
+
+    def __len__(self) -> int:
+        return len(self.functions)
+
+    def forward_steps(self) -> list[functools.partial]:
+        return list(map(functools.partial, repeat(object.__setattr__), self.functions, repeat("__code__"), self.new_codes))
+
+    def backward_steps(self) -> list[functools.partial]:
+        return list(map(functools.partial, repeat(object.__setattr__), self.functions, repeat("__code__"), self.old_codes))
+
+    def kept(self) -> list["Shift"]:
+        """Runs of (functions, delta): no code object is kept (recreated when undone)."""
+        runs: list[Shift] = []
+        start = 0
+        for index in range(1, len(self.deltas) + 1):
+            if index == len(self.deltas) or self.deltas[index] != self.deltas[start]:
+                runs.append(Shift(tuple(self.functions[start:index]), self.deltas[start]))
+                start = index
+        return runs
+
+
+def forward_steps(mutations: list["Mutation | Moves"]) -> list[functools.partial]:
+    steps: list[functools.partial] = []
+    for mutation in mutations:
+        if isinstance(mutation, Moves):
+            steps.extend(mutation.forward_steps())
+        else:
+            steps.append(mutation.forward)
+    return steps
+
+
+def backward_steps(mutations: list["Mutation | Moves"]) -> list[functools.partial]:
+    """The undo steps of `mutations` (applied in order), newest first."""
+    steps: list[functools.partial] = []
+    for mutation in reversed(mutations):
+        if isinstance(mutation, Moves):
+            steps.extend(reversed(mutation.backward_steps()))
+        else:
+            steps.append(mutation.backward)
+    return steps
+
+
 def kept(mutations: list[Mutation]) -> list["Mutation | Shift"]:
     """What a generation keeps to undo `mutations`: line moves as runs of (functions, delta),
     with no code object (recreated when undone); anything else with its old value."""
@@ -64,6 +128,12 @@ def kept(mutations: list[Mutation]) -> list["Mutation | Shift"]:
     run: list[Any] = []
     delta = 0
     for mutation in mutations:
+        if isinstance(mutation, Moves):
+            if run:
+                result.append(Shift(tuple(run), delta))
+                run = []
+            result.extend(mutation.kept())
+            continue
         if mutation.shift is not None and (not run or mutation.shift.delta == delta):
             run.extend(mutation.shift.functions)
             delta = mutation.shift.delta
@@ -174,7 +244,7 @@ def run_atomically(steps: list[functools.partial]) -> None:
 def apply_all(mutations: list[Mutation]) -> None:
     """Apply every mutation, or none: on failure, restore everything and re-raise."""
     try:
-        run_atomically([m.forward for m in mutations])
+        run_atomically(forward_steps(mutations))
     except BaseException:
         undo(mutations)
         raise
@@ -182,7 +252,7 @@ def apply_all(mutations: list[Mutation]) -> None:
 
 def undo(mutations: list[Mutation]) -> None:
     """Restore the old values of `mutations` (applied in order), newest first."""
-    backward = [m.backward for m in reversed(mutations)]
+    backward = backward_steps(mutations)
     try:
         run_atomically(backward)
     except BaseException:
@@ -196,6 +266,7 @@ def undo(mutations: list[Mutation]) -> None:
 
 
 __all__ = [
+    "Moves",
     "Mutation",
     "Shift",
     "apply_all",

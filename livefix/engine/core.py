@@ -596,7 +596,7 @@ def _new_codes(mutations: list[atomic.Mutation]) -> dict[types.CodeType, str]:
     """The new code a generation put in place (moved lines are not new code)."""
     codes: dict[types.CodeType, str] = {}
     for mutation in mutations:
-        if mutation.shift is not None:
+        if isinstance(mutation, atomic.Moves) or mutation.shift is not None:
             continue
         args = mutation.forward.args
         if len(args) == 3 and args[1] == "__code__" and isinstance(args[2], types.CodeType):

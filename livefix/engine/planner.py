@@ -31,6 +31,7 @@ from livefix.engine.swap import codes_of, functions_of, has_function, inner_code
 from livefix.engine.textdiff import Chunk, TextDiff, diff_texts, statement_text, whole_file_diff
 from livefix.errors import LivefixError
 
+CodeType = types.CodeType
 _DEFS = DEFS
 _C_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 _IGNORED_CLASS_NAMES = frozenset({"__module__", "__qualname__", "__classcell__", "__firstlineno__", "__static_attributes__"})
@@ -155,6 +156,7 @@ class ModulePlanner:
         self._inner_pairs: list[tuple[types.CodeType, types.CodeType]] = []  # old -> new inner function code
         self._shifted: set[int] = set()  # ids of functions whose lines this plan moves
         self._functions: list[types.FunctionType] | None = None  # the module's own, when needed
+        self._moves: atomic.Moves | None = None  # the functions whose lines this plan moves
         self.pending: dict[str, dict[str, Any]] = {}  # earlier modules' new bindings, same generation
         # Classes to open even where their text did not change: members run other code or lines.
         self._touched = owners(stale | frozenset(self.running_lines))
@@ -920,14 +922,28 @@ class ModulePlanner:
         if not diff.moves_lines:
             return  # every hunk kept its line count: nothing outside them moved
         replaced = {id(old) for _, old, _, _, _ in self._swaps}
-        seen: set[int] = set()
-        for function in functions_of([*self.namespace.values(), *self._overload_stubs("")], self.name, seen):
+        skip = replaced | self._shifted
+        shift_at, path = diff.shift_at, self.path
+        others: list[Any] = []
+        for value in list(self.namespace.values()):
+            # The common case, a plain function that wraps nothing, without the general walk.
+            if type(value) is types.FunctionType and value.__closure__ is None and not value.__dict__:
+                code = value.__code__
+                if code.co_filename == path and id(value) not in skip:
+                    delta = shift_at(code.co_firstlineno)
+                    if delta:
+                        self._shift(value, delta)
+                        skip.add(id(value))
+            else:
+                others.append(value)
+        for function in functions_of([*others, *self._overload_stubs("")], self.name, set()):
             code = function.__code__
-            if id(function) in replaced or id(function) in self._shifted or code.co_filename != self.path:
+            if id(function) in skip or code.co_filename != path:
                 continue
-            delta = diff.shift_at(code.co_firstlineno)
+            delta = shift_at(code.co_firstlineno)
             if delta:
                 self._shift(function, delta)
+                skip.add(id(function))
 
     def _overload_stubs(self, qualname: str) -> list[Any]:
         """The @overload stubs of `qualname` and what it contains ("" = the whole module), so
@@ -936,7 +952,10 @@ class ModulePlanner:
 
     def _shift(self, function: types.FunctionType, delta: int) -> None:
         self._shifted.add(id(function))
-        self.plan.mutations.append(atomic.shift_code(function, delta))
+        if self._moves is None:
+            self._moves = atomic.Moves()
+            self.plan.mutations.append(self._moves)  # type: ignore[arg-type]
+        self._moves.add(function, delta)
         self.plan.shifted += 1
 
     def _shift_unchanged(self, pair: Pair, values: list[Any], prefix: str) -> None:
@@ -945,8 +964,8 @@ class ModulePlanner:
         or code that already ran at other lines than the old text says): its code moves
         to the new text's lines."""
         values = [value for value in values if value is not None]
-        if not values or pair.old is None or pair.new is None:
-            return
+        if not values or pair.old is None or pair.new is None or not self.execute:
+            return  # (prepare: moving lines is for the commit alone)
         text_first = compiler.first_line_node(pair.old).lineno
         name = getattr(pair.new, "name", None)
         if name:
@@ -959,9 +978,17 @@ class ModulePlanner:
             return
         old_last = (pair.old.end_lineno or text_first) + old_first - text_first
         # Every function of the file whose code lies in the definition's old lines moves with
-        # it, found by position, not by name: a definition shadowed by a later one of the same
-        # name (a singledispatch `_` registration, an overload stub) runs under no name.
-        for function in self._file_functions():
+        # it, found by position: first among what the definition's name holds; when nothing
+        # there lies in those lines, it is shadowed by a later one of the same name (a
+        # singledispatch `_` registration) and runs under no name: the whole module is looked at.
+        # Functions an earlier call of it made (closures a factory returned) lie in its lines
+        # too, held anywhere: for a definition with nested code, the whole module as well.
+        own = [f for f in functions_of(values, self.name, set()) if f.__code__.co_filename == self.path]
+        if not any(old_first <= f.__code__.co_firstlineno <= old_last for f in own) or any(
+            CodeType in map(type, f.__code__.co_consts) for f in own
+        ):
+            own = self._file_functions()
+        for function in own:
             code = function.__code__
             if old_first <= code.co_firstlineno <= old_last and id(function) not in self._shifted:
                 self._shift(function, delta)
