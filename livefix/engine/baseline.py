@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from livefix.engine import codeutil
-from livefix.engine.swap import functions_of
+from livefix.engine.swap import container_functions, functions_of
 
 _OPTIMIZED = 0x1  # CO_OPTIMIZED: a function's code; a class body's code lacks it
 _LAMBDA = "<lambda>"
@@ -65,7 +65,9 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
     for qualname, consts in written.items():
         functions = running.pop(qualname, [])
         unmatched = _match(consts, functions, qualname, lines)
-        if unmatched and qualname != _LAMBDA:  # a lambda is replaced with what holds it
+        if unmatched and qualname == _LAMBDA:  # a lambda is replaced by running what holds it again
+            stale.update(_holders(module, {id(code) for code in unmatched}))
+        elif unmatched:
             stale.add(qualname)
         elif not functions and qualname in unconditional and not _is_bound(module, qualname):
             # Defined in the text where it always runs, yet nothing runs under that name: new.
@@ -79,7 +81,7 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
 def _match(
     consts: list[types.CodeType], functions: list[types.FunctionType], qualname: str,
     lines: dict[str, tuple[tuple[int, int], ...]],
-) -> bool:
+) -> list[types.CodeType]:
     """Pair the text's definitions of one name with the running functions of that name.
     Records running lines that differ; True when some running function runs other code."""
     codes = sorted({id(f.__code__): f.__code__ for f in functions}.values(), key=lambda c: c.co_firstlineno)
@@ -96,14 +98,24 @@ def _match(
             lines[qualname] = (*lines.get(qualname, ()), (moved.co_firstlineno, code.co_firstlineno))
             continue
         left.append(code)
-    if not left:
-        return False
+    if not left or qualname == _LAMBDA:
+        return left
     # Running code the text does not have: the text's last definitions of the name are the
     # ones that bind it (earlier ones are overload stubs or shadowed).
     for code, written in zip(reversed(left), reversed(remaining)):
         if written.co_firstlineno != code.co_firstlineno:
             lines[qualname] = (*lines.get(qualname, ()), (written.co_firstlineno, code.co_firstlineno))
-    return True
+    return left
+
+
+def _holders(module: types.ModuleType, codes: set[int]) -> list[str]:
+    """Module-level names whose value is, or directly holds, a function running one of `codes`."""
+    names: list[str] = []
+    for name, value in list(vars(module).items()):
+        held = [value] if type(value) is types.FunctionType else container_functions([value])
+        if any(id(function.__code__) in codes for function in held):
+            names.append(name)
+    return names
 
 
 def _equal_but_position(running: types.CodeType, written: types.CodeType) -> bool:
@@ -136,7 +148,9 @@ def _defined(code: types.CodeType, prefix: str) -> Iterator[tuple[str, types.Cod
 
 def _running_functions(module: types.ModuleType, path: str) -> Iterator[types.FunctionType]:
     real = os.path.realpath(path)
-    for function in functions_of([*vars(module).values(), *overload_stubs(module.__name__)], module.__name__, set()):
+    values = list(vars(module).values())
+    for function in functions_of([*values, *container_functions(values), *overload_stubs(module.__name__)],
+                                 module.__name__, set()):
         filename = function.__code__.co_filename
         if filename == path or os.path.realpath(filename) == real:
             yield function

@@ -27,7 +27,9 @@ from livefix.engine.statements import (
 )
 from livefix.engine.baseline import overload_stubs
 from livefix.engine.imports import import_prelude, module_level_imports
-from livefix.engine.swap import codes_of, functions_of, has_function, inner_code_pairs, swap_function
+from livefix.engine.swap import (
+    codes_of, container_functions, functions_of, has_function, inner_code_pairs, swap_function,
+)
 from livefix.engine.textdiff import Chunk, TextDiff, diff_texts, statement_text, whole_file_diff
 from livefix.errors import LivefixError
 
@@ -924,7 +926,7 @@ class ModulePlanner:
         replaced = {id(old) for _, old, _, _, _ in self._swaps}
         skip = replaced | self._shifted
         shift_at, path = diff.shift_at, self.path
-        others: list[Any] = []
+        others: list[Any] = container_functions(self.namespace.values())
         for value in list(self.namespace.values()):
             # The common case, a plain function that wraps nothing, without the general walk.
             if type(value) is types.FunctionType and value.__closure__ is None and not value.__dict__:
@@ -998,7 +1000,10 @@ class ModulePlanner:
         if self._functions is None:
             self._functions = [
                 function
-                for function in functions_of([*self.namespace.values(), *self._overload_stubs("")], self.name, set())
+                for function in functions_of(
+                    [*self.namespace.values(), *container_functions(self.namespace.values()), *self._overload_stubs("")],
+                    self.name, set(),
+                )
                 if function.__code__.co_filename == self.path
             ]
         return self._functions

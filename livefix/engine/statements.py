@@ -118,6 +118,7 @@ def pair_statements(
                     and (binding.get(node.name) == id(node) or accessor(node) != "fget" or _is_property(node)))
                 or (isinstance(node, ast.ClassDef) and prefix + node.name in open_classes)
                 or (key == ("docstring",) and prefix + "__doc__" in stale)
+                or (key[0] == "assign" and any(prefix + name in stale for name in key[1:]))
             )
             pairs.append(Pair(key, previous, node, changed))
     for key, remaining in by_key.items():

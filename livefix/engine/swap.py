@@ -62,6 +62,20 @@ def has_function(value: Any, name: str) -> bool:
     return codeutil.unwrap_function(value, name) is not None
 
 
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+def container_functions(values: Iterable[Any], limit: int = 10_000) -> list[types.FunctionType]:
+    """Functions held directly in a module's plain containers (`HANDLERS = {"neg": lambda x: -x}`,
+    a list of callbacks): one level deep, small containers only."""
+    found: list[types.FunctionType] = []
+    for value in list(values):
+        if type(value) in _CONTAINERS and len(value) <= limit:
+            items = value.values() if type(value) is dict else value
+            found.extend(item for item in list(items) if type(item) is types.FunctionType)
+    return found
+
+
 def functions_of(values: Iterable[Any], module_name: str, seen: set[int], depth: int = 0) -> Iterable[types.FunctionType]:
     """The function objects reachable from `values` (a module's or a class's namespace):
     functions, what descriptors and wrappers hold (staticmethod, classmethod, property,

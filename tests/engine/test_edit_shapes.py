@@ -312,3 +312,27 @@ def test_apply_places_a_definition_whose_text_stands_twice_at_its_own_copy(ws, e
     b_line = lines.index("class B:") + 2
     assert m.B().size() == 2 and m.A().size() == 1
     assert m.B.size.__code__.co_firstlineno == b_line
+
+
+REGISTRY = '''\
+HANDLERS = {"neg": lambda x: -x, "twice": lambda x: x * 2}
+CALLBACKS = [lambda: "first"]
+SINGLE = lambda: "single"
+
+
+def handle(name, x):
+    return HANDLERS[name](x)
+'''
+
+
+def test_lambdas_held_in_module_containers_move_with_their_lines(ws, engine):
+    m = ws.module(REGISTRY)
+    handlers = m.HANDLERS
+    ws.path(m).write_text("# one\n# two\n" + REGISTRY)
+    engine.reload_module(m.__name__)
+    assert m.HANDLERS is handlers  # unchanged statement: the live registry stays
+    assert [f.__code__.co_firstlineno for f in m.HANDLERS.values()] == [3, 3]
+    assert m.CALLBACKS[0].__code__.co_firstlineno == 4 and m.SINGLE.__code__.co_firstlineno == 5
+    with pytest.raises(TypeError) as info:
+        m.handle("neg", None)
+    assert info.value.__traceback__.tb_next.tb_next.tb_lineno == 3

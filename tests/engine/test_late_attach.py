@@ -246,3 +246,29 @@ def test_a_module_without_definitions_edited_before_attach(tmp_path, monkeypatch
             engine.sources.uninstall()
     finally:
         sys.modules.pop("lf_late_constants", None)
+
+
+def test_a_lambda_in_a_registry_edited_before_attach(tmp_path, monkeypatch):
+    """A changed lambda inside a module-level dict: nothing names it, so the statement holding
+    it is what differs; a reload runs that statement again."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "lf_late_registry.py"
+    path.write_text('HANDLERS = {"neg": lambda x: -x}\nOTHER = [lambda: 1]\n\n\ndef handle(x):\n    return HANDLERS["neg"](x)\n')
+    importlib.invalidate_caches()
+    module = importlib.import_module("lf_late_registry")
+    try:
+        edit(path, "lambda x: -x", "lambda x: -abs(x)")
+        edit(path, "HANDLERS =", "# the handlers\nHANDLERS =")
+        engine = Engine()
+        engine.install()
+        try:
+            (status,) = engine.modified_modules(modules=["lf_late_registry"])
+            assert status["changed"] == ["HANDLERS"]
+            engine.reload_module("lf_late_registry")
+            assert module.handle(-3) == -3 and module.HANDLERS["neg"].__code__.co_firstlineno == 2
+            assert module.OTHER[0].__code__.co_firstlineno == 3
+            assert engine.modified_modules(modules=["lf_late_registry"]) == []
+        finally:
+            engine.sources.uninstall()
+    finally:
+        sys.modules.pop("lf_late_registry", None)
