@@ -422,8 +422,10 @@ def render_status(body: dict[str, Any]) -> str:
     for module in modules:
         lines.append(f"  {module.get('name')} ({module.get('path')})")
         for key in ("changed", "added", "removed", "moved"):
-            if module.get(key):
-                lines.append(f"    {key}: {', '.join(module[key])}")
+            names = module.get(key) or []
+            if names:
+                shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+                lines.append(f"    {key}: {shown}" + (" (same code, at other lines than the file's)" if key == "moved" else ""))
         if module.get("note"):
             lines.append(f"    {module['note']}")
         if module.get("baseline") == "derived":

@@ -9,6 +9,7 @@ progress is refused with `busy` rather than queued behind an unknown amount of w
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import threading
@@ -177,9 +178,20 @@ class Engine:
                 # Where the definition is in the file (the editor's `line`, or its text found
                 # in the saved file): its new code runs there, and errors are named there.
                 file_line = change.line or _line_in_file(path, change.source, file_text, running_line)
-                working, spliced = locate.splice(
-                    working, change.qualname, change.source, path, file_line or running_line, running_line
-                )
+                try:
+                    working, spliced = locate.splice(
+                        working, change.qualname, change.source, path, file_line or running_line, running_line
+                    )
+                except LivefixError as error:
+                    if error.kind != "syntax" or file_line:
+                        raise
+                    # The broken text is not in the file (not saved): name the error where the
+                    # file has that definition, as the editor shows it.
+                    where = _definition_line_in_file(path, change.qualname, file_text) or running_line
+                    if not where:
+                        raise
+                    locate.check_definition_source(change.source, change.qualname, path, where)
+                    raise
                 placements.pop(change.qualname, None)
                 if file_line and file_line != spliced[0]:
                     placements[change.qualname] = Placement(spliced[0], spliced[1], file_line - spliced[0])
@@ -637,6 +649,19 @@ def _file_text(path: str, cache: list[str | None]) -> str | None:
         except (OSError, UnicodeDecodeError, SyntaxError):
             cache.append(None)
     return cache[0]
+
+
+def _definition_line_in_file(path: str, qualname: str, cache: list[str | None]) -> int | None:
+    """Where the saved file has the definition `qualname` (its first decorator), if it parses."""
+    text = _file_text(path, cache)
+    if not text:
+        return None
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    found = locate.find_definition(tree, [], qualname)
+    return found.first if found is not None else None
 
 
 def _line_in_file(path: str, source: str, cache: list[str | None], near: int | None) -> int | None:

@@ -12,6 +12,8 @@ from livefix.engine import locate
 from livefix.engine.planner import Edit
 from livefix.engine.statements import bound_names, pair_statements
 from livefix.engine.sources import SourceStore, module_file, read_source
+from livefix.engine.compiler import first_line_node
+from livefix.engine.swap import functions_of
 from livefix.engine.textdiff import Chunk, diff_texts
 
 _OWN_PACKAGE = __name__.split(".")[0]
@@ -42,12 +44,13 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
             continue
         if disk == running.text and running.exact and not running.orphans and not running.cache_older:
             continue
-        changed, added, removed = definition_changes(running.text, disk, path)
+        changed, added, removed, shifted = definition_changes(running.text, disk, path, module)
         changed += sorted(q for q in running.stale - running.missing if q not in changed)
         added += sorted(q for q in running.missing if q not in added)
         removed += [q for q in running.orphans if q not in removed]
         entry: dict[str, Any] = {"name": name, "path": path, "changed": changed, "added": added, "removed": removed}
-        moved = sorted(q for q in running.running_lines if q not in running.stale and q not in changed and "<" not in q)
+        moved = sorted({q for q in running.running_lines if q not in running.stale and "<" not in q} | set(shifted))
+        moved = [q for q in moved if q not in changed and q not in added]
         if moved:  # same code, at other lines than the file's: tracebacks and breakpoints are off
             entry["moved"] = moved
         if not (changed or added or removed or moved):
@@ -65,25 +68,38 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
     return result
 
 
-def definition_changes(old: str, new: str, path: str) -> tuple[list[str], list[str], list[str]]:
-    """Qualnames of definitions changed, added and removed from `old` to `new`."""
+def definition_changes(
+    old: str, new: str, path: str, module: types.ModuleType | None = None
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Qualnames of definitions changed, added and removed from `old` to `new`, and of the
+    unchanged ones the change moves to other lines (tracebacks and breakpoints off until a
+    reload): in the changed span by their statements, below it by the running functions."""
     try:
         diff = diff_texts(old, new, path)
     except SyntaxError as error:
-        return ([f"<file does not parse: line {error.lineno}: {error.msg}>"], [], [])
+        return ([f"<file does not parse: line {error.lineno}: {error.msg}>"], [], [], [])
     changed: list[str] = []
     added: list[str] = []
     removed: list[str] = []
+    moved: list[str] = []
     if diff is None:
-        return changed, added, removed
-    _compare(diff.old.statements, diff.old, diff.new.statements, diff.new, "", changed, added, removed)
-    return changed, added, removed
+        return changed, added, removed, moved
+    _compare(diff.old.statements, diff.old, diff.new.statements, diff.new, "", changed, added, removed, moved)
+    if module is not None and not diff.whole_file and diff.moves_lines:
+        for function in functions_of(list(vars(module).values()), module.__name__, set()):
+            code = function.__code__
+            if code.co_filename == path and diff.shift_at(code.co_firstlineno) and "<" not in function.__qualname__:
+                moved.append(function.__qualname__)
+    return changed, added, removed, moved
 
 
 def _compare(old: list[ast.stmt], old_chunk: Chunk, new: list[ast.stmt], new_chunk: Chunk, prefix: str,
-             changed: list[str], added: list[str], removed: list[str]) -> None:
+             changed: list[str], added: list[str], removed: list[str], moved: list[str]) -> None:
     for pair in pair_statements(old, old_chunk, new, new_chunk):
         if not pair.changed:
+            if isinstance(pair.new, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and pair.old is not None:
+                if first_line_node(pair.old).lineno != first_line_node(pair.new).lineno:
+                    moved.append(prefix + pair.new.name)
             continue
         node = pair.new or pair.old
         name = getattr(node, "name", None) or ", ".join(bound_names(node))  # type: ignore[arg-type]
@@ -96,7 +112,7 @@ def _compare(old: list[ast.stmt], old_chunk: Chunk, new: list[ast.stmt], new_chu
             removed.append(label)
         elif isinstance(pair.old, ast.ClassDef) and isinstance(pair.new, ast.ClassDef):
             before = (len(changed), len(added), len(removed))
-            _compare(pair.old.body, old_chunk, pair.new.body, new_chunk, label + ".", changed, added, removed)
+            _compare(pair.old.body, old_chunk, pair.new.body, new_chunk, label + ".", changed, added, removed, moved)
             if before == (len(changed), len(added), len(removed)):
                 changed.append(label)
         elif label not in changed:

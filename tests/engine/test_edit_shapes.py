@@ -336,3 +336,43 @@ def test_lambdas_held_in_module_containers_move_with_their_lines(ws, engine):
     with pytest.raises(TypeError) as info:
         m.handle("neg", None)
     assert info.value.__traceback__.tb_next.tb_next.tb_lineno == 3
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["installed", "late"])
+def test_syntax_error_in_an_unsaved_definition_is_named_where_the_file_has_it(ws, engine, tmp_path, late, monkeypatch):
+    """The broken text is in no file (the editor sent its buffer): the error names the line
+    inside the definition as the saved file has it, not the line inside the snippet."""
+    if late:
+        monkeypatch.syspath_prepend(str(tmp_path / "late"))
+        (tmp_path / "late").mkdir()
+        path = tmp_path / "late" / "lf_unsaved.py"
+        path.write_text(SHOP)
+        import importlib
+        import sys
+
+        importlib.invalidate_caches()
+        module = importlib.import_module("lf_unsaved")
+        monkeypatch.setitem(sys.modules, "lf_unsaved", module)
+        from livefix.engine import Engine
+
+        engine = Engine()  # arrives after the import
+    else:
+        module = ws.module(SHOP)
+        path = ws.path(module)
+    text = "# one\n# two\n# three\n" + SHOP
+    path.write_text(text)
+    def_line = text.splitlines().index("def price(qty):") + 1
+    with pytest.raises(LivefixError) as info:
+        engine.apply([{"module": module.__name__, "qualname": "price", "source": "def price(qty):\n    if qty > 0\n        return 1\n"}])
+    assert info.value.kind == "syntax"
+    assert (info.value.details["line"], info.value.details["text"]) == (def_line + 1, "    if qty > 0")
+    assert engine.generation == 0 and module.price(1) == 10
+
+
+def test_status_names_what_an_edit_only_moved(ws, engine):
+    m = ws.module("def f():\n    return 1\n\n\ndef g():\n    return 2\n\n\nclass C:\n    def h(self):\n        return 3\n")
+    ws.edit(m, "def f():\n    return 1\n", "def f():\n    # why\n    # and how\n    return 10\n")
+    (status,) = engine.modified_modules(modules=[m.__name__])
+    assert status["changed"] == ["f"] and status["moved"] == ["C.h", "g"]
+    engine.reload_module(m.__name__)
+    assert engine.modified_modules(modules=[m.__name__]) == [] and m.g.__code__.co_firstlineno == 7
