@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import os
+import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -62,6 +63,7 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
         running.setdefault(_qualname_of(function), []).append(function)
     missing: set[str] = set()
     lines: dict[str, tuple[tuple[int, int], ...]] = {}
+    reached = _top_level_line(module)
     for qualname, consts in written.items():
         functions = running.pop(qualname, [])
         unmatched = _match(consts, functions, qualname, lines)
@@ -69,7 +71,10 @@ def derive(module: types.ModuleType, text: str, path: str) -> Baseline | None:
             stale.update(_holders(module, {id(code) for code in unmatched}))
         elif unmatched:
             stale.add(qualname)
-        elif not functions and qualname in unconditional and not _is_bound(module, qualname):
+        elif (
+            not functions and qualname in unconditional and not _is_bound(module, qualname)
+            and (reached is None or consts[0].co_firstlineno < reached)
+        ):
             # Defined in the text where it always runs, yet nothing runs under that name: new.
             # (One under an `if` or `try` may just be in a branch that did not run.)
             stale.add(qualname)
@@ -106,6 +111,18 @@ def _match(
         if written.co_firstlineno != code.co_firstlineno:
             lines[qualname] = (*lines.get(qualname, ()), (written.co_firstlineno, code.co_firstlineno))
     return left
+
+
+def _top_level_line(module: types.ModuleType) -> int | None:
+    """The line a thread runs in the module's own top-level code (a script still running its
+    main loop, a module still importing): definitions below it have not run yet."""
+    lines = []
+    for frame in list(sys._current_frames().values()):
+        while frame is not None:
+            if frame.f_code.co_name == "<module>" and frame.f_globals is module.__dict__:
+                lines.append(frame.f_lineno)
+            frame = frame.f_back
+    return min(lines) if lines else None
 
 
 def _holders(module: types.ModuleType, codes: set[int]) -> list[str]:
@@ -159,8 +176,6 @@ def _running_functions(module: types.ModuleType, path: str) -> Iterator[types.Fu
 def overload_stubs(module_name: str, qualname: str = "") -> list[Any]:
     """The @overload stubs typing keeps (3.11+) for the definitions of a module: `qualname` and
     what it contains ("" = all). They run nowhere, but typing.get_overloads() shows them."""
-    import sys
-
     registry = getattr(sys.modules.get("typing"), "_overload_registry", None)
     by_qualname = registry.get(module_name) if isinstance(registry, dict) else None
     if not by_qualname:

@@ -386,7 +386,7 @@ class Engine:
         self._prune()
         self._next_number += 1
         self._state_version += 1
-        report = plan.report_before() + "\n" + summary(plan.action, number, plan.edits, outcome)
+        report = plan.report_before() + "\n" + summary(plan.action, number, plan.edits, outcome, plan.shifted)
         sources = [
             {
                 "module": e.module,
@@ -520,13 +520,17 @@ class Engine:
             generation.rolled_back_at = now
         self._state_version += 1
         self._prune()
-        edits = [
-            Edit(e.module, e.qualname, {"added": "removed", "removed": "added"}.get(e.kind, "replaced"), note=e.note)
-            for generation in reversed(targets)
-            for e in generation.edits
-        ]
+        # One entry per definition, as the oldest undone generation found it (undoing several
+        # generations of fixes to one function restores it once).
+        by_name: dict[tuple[str, str], Edit] = {}
+        for generation in targets:
+            for e in generation.edits:
+                by_name.setdefault((e.module, e.qualname), Edit(
+                    e.module, e.qualname, {"added": "removed", "removed": "added"}.get(e.kind, "replaced"), note=e.note
+                ))
+        edits = list(by_name.values())
         sources = status.running_sources(edits, self.sources, self.generation)
-        undone = ", ".join(str(g.number) for g in reversed(targets))
+        undone = _ranges([g.number for g in targets])
         lines = [f"Rolling back generation{'s' if len(targets) > 1 else ''} {undone}"]
         if impact["threads"]:
             lines.append(
@@ -649,6 +653,17 @@ def _file_text(path: str, cache: list[str | None]) -> str | None:
         except (OSError, UnicodeDecodeError, SyntaxError):
             cache.append(None)
     return cache[0]
+
+
+def _ranges(numbers: list[int]) -> str:
+    """`1, 2, 3, 5` -> `1-3, 5`."""
+    runs: list[str] = []
+    for number in sorted(numbers):
+        if runs and runs[-1].rpartition("-")[2] == str(number - 1):
+            runs[-1] = f"{runs[-1].partition('-')[0]}-{number}"
+        else:
+            runs.append(str(number))
+    return ", ".join(runs)
 
 
 def _definition_line_in_file(path: str, qualname: str, cache: list[str | None]) -> int | None:

@@ -87,8 +87,16 @@ class Plan:
     def planned(self) -> list[dict[str, Any]]:
         return [edit.to_wire() for edit in self.edits]
 
+    @property
+    def shifted(self) -> int:
+        """How many functions only move to other lines."""
+        return sum(plan.shifted for plan in self.module_plans)
+
     def targets(self) -> str:
         names = [f"{e.module}.{e.qualname}" for e in self.edits]
+        if not names and self.mutations:
+            modules = ", ".join(plan.module.__name__ for plan in self.module_plans if plan.mutations)
+            return f"{modules}: its code moves to the file's lines" if modules else "nothing"
         if not names:
             return "nothing (the running code already matches)"
         return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
@@ -157,10 +165,12 @@ class ChangeResult:
         return f"<ChangeResult generation={self.generation} {self.report.splitlines()[-1] if self.report else ''}>"
 
 
-def summary(action: str, generation: int, edits: list[Edit], verify: dict[str, Any] | None) -> str:
+def summary(action: str, generation: int, edits: list[Edit], verify: dict[str, Any] | None, moved: int = 0) -> str:
     counts = {kind: sum(1 for e in edits if e.kind == kind) for kind in ("replaced", "added", "removed")}
     verb = {"apply": "Applied", "reload": "Reloaded", "rollback": "Rolled back to"}.get(action, "Applied")
     text = f"{verb} generation {generation}: {counts['replaced']} replaced, {counts['added']} added, {counts['removed']} removed"
+    if moved:
+        text += f", {moved} moved to the file's lines"
     if verify is not None:
         text += "; verify passed" if verify.get("passed") else "; verify failed"
     return text

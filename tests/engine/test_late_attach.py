@@ -5,6 +5,7 @@ with bytecode caches and without (containers set PYTHONDONTWRITEBYTECODE=1)."""
 from __future__ import annotations
 
 import ast
+import json
 import importlib
 import os
 import sys
@@ -272,3 +273,20 @@ def test_a_lambda_in_a_registry_edited_before_attach(tmp_path, monkeypatch):
             engine.sources.uninstall()
     finally:
         sys.modules.pop("lf_late_registry", None)
+
+
+def test_a_script_still_running_its_top_level_is_not_said_to_add_what_it_has_not_reached(tmp_path):
+    """livefix imported from a script's main loop: the definitions below the running line
+    have not run yet; they are not 'added since the program loaded'."""
+    import subprocess
+
+    script = tmp_path / "lf_script.py"
+    script.write_text(
+        "import json, livefix\n\n\ndef before():\n    return 1\n\n\n"
+        "print(json.dumps(livefix.modified_modules(modules=['__main__'])))\n\n\n"
+        "def after():\n    return 2\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
