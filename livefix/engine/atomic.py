@@ -63,7 +63,7 @@ class Moves:
     kept as three parallel lists rather than a Mutation each, and turned into C-level steps
     only when applied or undone."""
 
-    __slots__ = ("functions", "deltas", "old_codes", "new_codes")
+    __slots__ = ("functions", "deltas", "old_codes", "new_codes", "made")
     label = "line numbers"
     shift = None
 
@@ -72,13 +72,14 @@ class Moves:
         self.deltas: list[int] = []
         self.old_codes: list[Any] = []
         self.new_codes: list[Any] = []
+        self.made: dict[tuple[int, int], Any] = {}  # one moved copy per code object
 
     def add(self, function: Any, delta: int) -> None:
         code = function.__code__
         self.functions.append(function)
         self.deltas.append(delta)
         self.old_codes.append(code)
-        self.new_codes.append(codeutil.shift_lines(code, delta))
+        self.new_codes.append(codeutil.shift_lines(code, delta, self.made))
 
     def __len__(self) -> int:
         return len(self.functions)
@@ -155,13 +156,14 @@ def undo_steps(kept: list["Mutation | Shift"]) -> tuple[list[functools.partial],
     them should the undo fail. Moves are recreated here, in the order they will run, so the
     same function moved by several generations comes back to its exact lines."""
     code_now: dict[int, Any] = {}
+    made: dict[tuple[int, int], Any] = {}  # closures sharing a code object share it moved back too
     backward: list[functools.partial] = []
     forward: list[functools.partial] = []
     for item in reversed(kept):
         if isinstance(item, Shift):
             for function in reversed(item.functions):
                 current = code_now.get(id(function), function.__code__)
-                previous = codeutil.shift_lines(current, -item.delta)
+                previous = codeutil.shift_lines(current, -item.delta, made)
                 code_now[id(function)] = previous
                 backward.append(functools.partial(object.__setattr__, function, "__code__", previous))
                 forward.append(functools.partial(object.__setattr__, function, "__code__", current))

@@ -24,17 +24,27 @@ def nested_codes(code: CodeType) -> Iterator[CodeType]:
         stack.extend(const for const in current.co_consts if isinstance(const, CodeType))
 
 
-def shift_lines(code: CodeType, delta: int) -> CodeType:
+def shift_lines(code: CodeType, delta: int, made: dict[tuple[int, int], CodeType] | None = None) -> CodeType:
     """The same code, `delta` lines further down the file.
 
     Since 3.10 the line table is relative to co_firstlineno, so moving co_firstlineno moves
-    every line; nested code objects carry their own co_firstlineno and must move too."""
+    every line; nested code objects carry their own co_firstlineno and must move too.
+    `made` keeps one moved copy per code object: closures a factory made share its inner
+    code object, and must still share it once moved (a later fix of the factory finds the
+    closures by that object)."""
     if delta == 0:
         return code
+    key = (id(code), delta)
+    if made is not None and key in made:
+        return made[key]
     if CodeType not in map(type, code.co_consts):  # no nested code (most functions): one copy
-        return code.replace(co_firstlineno=code.co_firstlineno + delta)
-    consts = tuple(shift_lines(c, delta) if isinstance(c, CodeType) else c for c in code.co_consts)
-    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+        moved = code.replace(co_firstlineno=code.co_firstlineno + delta)
+    else:
+        consts = tuple(shift_lines(c, delta, made) if isinstance(c, CodeType) else c for c in code.co_consts)
+        moved = code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+    if made is not None:
+        made[key] = moved
+    return moved
 
 
 def signature_key(code: CodeType, defaults: Any, kwdefaults: Any) -> tuple[Any, ...]:

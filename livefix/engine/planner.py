@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from livefix.engine import atomic, codeutil, compiler
 from livefix.engine.statements import (
-    DEFS, Pair, accessor, bound_names, branches, decorators_of, dedent_lines, mangle, owners, pair_statements, same_shape,
+    COMPOUND, DEFS, Pair, accessor, bound_names, branches, decorators_of, dedent_lines, mangle, owners, pair_statements, same_shape,
 )
 from livefix.engine.baseline import overload_stubs
 from livefix.engine.imports import import_prelude, module_level_imports
@@ -271,7 +271,13 @@ class ModulePlanner:
         so only what changed inside runs again (not the block's other side effects)."""
         expanded: list[Pair] = []
         for pair in pairs:
-            live = self._live_branches(pair.old) if pair.changed and pair.old is not None else None
+            # An `if`/`try` block equal as syntax can still hold a definition whose lines
+            # changed (a comment inserted in its body): its text decides whether to look inside.
+            relevant = pair.changed or (
+                old_chunk is not None and isinstance(pair.old, COMPOUND) and pair.new is not None
+                and statement_text(old_chunk, pair.old) != statement_text(new_chunk, pair.new)
+            )
+            live = self._live_branches(pair.old) if relevant and pair.old is not None else None
             if live is not None and pair.new is not None and same_shape(pair.old, pair.new):  # type: ignore[arg-type]
                 inner: list[Pair] = []
                 for index, (old_branch, new_branch) in enumerate(zip(branches(pair.old), branches(pair.new))):  # type: ignore[arg-type]
@@ -352,14 +358,22 @@ class ModulePlanner:
         )
 
     def _aligned(self, chunk: Chunk) -> bool:
-        """Do the chunk's definitions sit where the running code says they are?"""
-        counts = collections.Counter(n.name for n in chunk.statements if isinstance(n, _DEFS))
+        """Do the chunk's definitions sit where the running code says they are? A hunk cut by
+        a column-0 line inside a string (`def example():` in a docstring) can parse as code:
+        then its definitions run nowhere, or somewhere else."""
+        counts = collections.Counter(n.name for n in chunk.statements if isinstance(n, (*_DEFS, ast.ClassDef)))
         for node in chunk.statements:
-            if isinstance(node, _DEFS) and counts[node.name] == 1:
-                function = codeutil.unwrap_function(self.namespace.get(node.name), node.name)
-                if function is not None and function.__code__.co_filename == self.path:
-                    if function.__code__.co_firstlineno != compiler.first_line_node(node).lineno:
-                        return False
+            if not isinstance(node, (*_DEFS, ast.ClassDef)) or counts[node.name] != 1:
+                continue
+            value = self.namespace.get(node.name)
+            if value is None:
+                return False  # a definition the text has (unconditionally) and nothing binds
+            if isinstance(node, ast.ClassDef):
+                continue
+            function = codeutil.unwrap_function(value, node.name)
+            if function is not None and function.__code__.co_filename == self.path:
+                if function.__code__.co_firstlineno != compiler.first_line_node(node).lineno:
+                    return False
         return True
 
     # -- module level ------------------------------------------------------------------
@@ -426,6 +440,16 @@ class ModulePlanner:
             qualname = qualprefix + name
             if isinstance(namespace, type):
                 key = mangle(namespace, name)
+                value = namespace.__dict__.get(key)
+                kind = accessor(node)
+                if isinstance(value, property) and kind != "fget" and getattr(value, kind) is not None:
+                    # `@x.setter` / `@x.deleter` gone, the property stays, without that accessor
+                    # (its getter keeps its identity; property.setter(None) would keep the old one)
+                    reduced = type(value)(value.fget, None if kind == "fset" else value.fset,
+                                          None if kind == "fdel" else value.fdel, value.__doc__)
+                    self.plan.mutations.append(atomic.set_attribute(namespace, key, reduced, f"{self.name}.{qualname}"))
+                    self.plan.edits.append(Edit(self.name, qualname, "replaced", old_codes=codes_of(getattr(value, kind))))
+                    continue
                 if key in namespace.__dict__:
                     value = namespace.__dict__[key]
                     self._check_removable(value, qualname)
@@ -826,6 +850,24 @@ class ModulePlanner:
                     ) != codeutil.signature_key(new.__code__, new.__defaults__, new.__kwdefaults__)
             for wrapper in codeutil.lru_wrappers(self._lookup(qualname)):
                 self.plan.mutations.append(atomic.call_only(wrapper.cache_clear, wrapper.cache_clear, f"{where} cache"))
+            self._update_wrapper_copies(self._lookup(qualname), old, new, where)
+
+    def _update_wrapper_copies(self, outer: Any, old: types.FunctionType, new: types.FunctionType, where: str) -> None:
+        """functools.wraps copied the function's docstring and annotations onto its wrappers
+        when it decorated it: a wrapper still holding the old copy gets the new one, as a fresh
+        import would give it."""
+        seen: set[int] = set()
+        while outer is not None and outer is not old and id(outer) not in seen:
+            seen.add(id(outer))
+            if hasattr(outer, "__dict__") and not isinstance(outer, type):
+                for name in ("__doc__", "__annotations__"):
+                    copied, fresh = getattr(outer, name, None), getattr(new, name, None)
+                    if copied is not fresh and copied == getattr(old, name, None) and copied != fresh:
+                        self.plan.mutations.append(atomic.set_attribute(outer, name, fresh, f"{where} wrapper"))
+            try:
+                outer = object.__getattribute__(outer, "__wrapped__")
+            except AttributeError:
+                outer = getattr(outer, "__func__", None)
 
     def _collect_inner_functions(self) -> None:
         """Functions made by an earlier call of a replaced function (a closure the program
