@@ -275,7 +275,8 @@ class ModulePlanner:
             # changed (a comment inserted in its body): its text decides whether to look inside.
             relevant = pair.changed or (
                 old_chunk is not None and isinstance(pair.old, COMPOUND) and pair.new is not None
-                and statement_text(old_chunk, pair.old) != statement_text(new_chunk, pair.new)
+                and (statement_text(old_chunk, pair.old) != statement_text(new_chunk, pair.new)
+                     or any(name in self.stale or name in self.running_lines for name in bound_names(pair.new)))
             )
             live = self._live_branches(pair.old) if relevant and pair.old is not None else None
             if live is not None and pair.new is not None and same_shape(pair.old, pair.new):  # type: ignore[arg-type]

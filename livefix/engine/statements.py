@@ -66,8 +66,9 @@ def statement_key(node: ast.stmt) -> tuple[str, ...]:
         return ("docstring",)
     if isinstance(node, ast.If):  # paired by their condition; their bodies are compared inside
         return ("if", ast.dump(node.test))
-    if isinstance(node, ast.Try):
-        return ("try", *[ast.dump(h.type) if h.type is not None else "" for h in node.handlers])
+    if isinstance(node, ast.Try):  # told apart by what their body binds (`import x as y`...)
+        body = tuple(name for inner in node.body for name in bound_names(inner))
+        return ("try", *[ast.dump(h.type) if h.type is not None else "" for h in node.handlers], *body)
     return ("stmt", ast.dump(node))
 
 

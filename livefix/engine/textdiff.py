@@ -237,29 +237,39 @@ def _continued(text: str, line_start: int) -> bool:
     return previous >= 0 and text[previous:line_start].rstrip("\r\n").endswith("\\")
 
 
+def _decorated_from(text: str, offset: int, floor: int) -> int:
+    """Where the statement at `offset` really starts: its first decorator above it, looking
+    past comments, blank lines and decorator arguments that span lines (not above `floor`)."""
+    top = offset
+    cursor = _previous_line(text, offset)
+    while cursor >= max(floor, 0):
+        first = text[cursor : cursor + 1]
+        if first == "@":
+            top = cursor
+        elif first and first not in " \t\f#)]}\r\n":
+            break  # another statement at column 0
+        cursor = _previous_line(text, cursor)
+    return top
+
+
 def widen_up(text: str, start: int) -> int:
     """The start of the top-level statement (with its decorators) containing line `start`."""
     while start > 0:
         if _is_statement_start(text, start) and not _continued(text, start):
-            previous = _previous_line(text, start)
-            while previous >= 0 and text.startswith("@", previous):  # decorators belong below
-                start = previous
-                previous = _previous_line(text, start)
-            return start
+            return _decorated_from(text, start, 0)  # decorators belong to what they decorate
         start = _previous_line(text, start)
     return 0
 
 
 def widen_down(text: str, end: int, start: int) -> int:
     """The start of the first top-level statement at or after line `end` (len(text): none),
-    leaving out decorator lines just above it (they belong to it)."""
+    leaving out the decorators above it (they belong to it)."""
     while end < len(text):
         if _is_statement_start(text, end) and not text.startswith("@", end) and not _continued(text, end):
-            previous = _previous_line(text, end)
-            while previous > start and text.startswith("@", previous):
-                end = previous
-                previous = _previous_line(text, end)
-            return end
+            top = _decorated_from(text, end, start)
+            if top > start:
+                return top
+            # the span starts among this statement's decorators: the statement is in it
         newline = text.find("\n", end)
         if newline < 0:
             return len(text)
@@ -411,7 +421,8 @@ def _parse_group(group: list[Hunk], size: int, filename: str) -> bool:
     lasts = [hunk.last for hunk in group]
     for node in tree.body:
         index = bisect.bisect_left(lasts, node.end_lineno or node.lineno)
-        if index >= len(group) or node.lineno < group[index].first:
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+        if index >= len(group) or first < group[index].first:
             return False  # a statement across two ranges: they did not hold whole statements
         group[index].statements.append(node)
     return True
