@@ -93,7 +93,7 @@ def _match(
     remaining = list(consts)
     left: list[types.CodeType] = []
     for code in codes:
-        same = next((c for c in remaining if c == code), None)
+        same = next((c for c in remaining if _same_code(c, code)), None)
         if same is not None:
             remaining.remove(same)
             continue
@@ -138,7 +138,16 @@ def _holders(module: types.ModuleType, codes: set[int]) -> list[str]:
 def _equal_but_position(running: types.CodeType, written: types.CodeType) -> bool:
     if running.co_name != written.co_name or running.co_code != written.co_code:
         return False  # cheap checks first: shifting copies every nested code object
-    return codeutil.shift_lines(running, written.co_firstlineno - running.co_firstlineno) == written
+    return _same_code(codeutil.shift_lines(running, written.co_firstlineno - running.co_firstlineno), written)
+
+
+def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
+    """Equal code, line tables included (3.10's code equality leaves them out)."""
+    if a != b:
+        return False
+    if sys.version_info >= (3, 11):
+        return True
+    return all(x.co_linetable == y.co_linetable for x, y in zip(codeutil.nested_codes(a), codeutil.nested_codes(b)))
 
 
 def _unconditional(body: list[ast.stmt], prefix: str) -> Iterator[str]:

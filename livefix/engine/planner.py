@@ -193,6 +193,11 @@ class ModulePlanner:
         pairs = self._expand_blocks(pairs, old_chunk, diff.new)
         for pair in pairs:
             if not pair.changed:
+                if pair.key == ("docstring",) and (
+                    self._first_statement(pair.old, self.old_text) != self._first_statement(pair.new, self.new_text)
+                ):  # the same string, but a statement now stands above it (or no longer does)
+                    self._set_module_docstring(pair)
+                    continue
                 self._shift_unchanged(pair, [self.namespace.get(name) for name in bound_names(pair.new)], "")  # type: ignore[arg-type]
                 continue
             if pair.key == ("docstring",) and self._is_module_docstring(pair):
@@ -253,15 +258,20 @@ class ModulePlanner:
             self.plan.resolved.add(qualname)
 
     def _is_module_docstring(self, pair: Pair) -> bool:
-        """Is this the module's docstring (its first statement), on either side?"""
-        for node, text in ((pair.new, self.new_text), (pair.old, self.old_text)):
-            if node is not None and text is not None:
-                head = text.split("\n", node.lineno - 1)[: node.lineno - 1]
-                return all(not line.strip() or line.lstrip().startswith("#") for line in head)
-        return False
+        """Was or is this the module's docstring (its first statement)?"""
+        return self._first_statement(pair.old, self.old_text) or self._first_statement(pair.new, self.new_text)
+
+    @staticmethod
+    def _first_statement(node: ast.stmt | None, text: str | None) -> bool:
+        if node is None or text is None:
+            return False
+        head = text.split("\n", node.lineno - 1)[: node.lineno - 1]
+        return all(not line.strip() or line.lstrip().startswith("#") for line in head)
 
     def _set_module_docstring(self, pair: Pair) -> None:
-        value = pair.new.value.value if pair.new is not None else None  # type: ignore[attr-defined]
+        # a string that is no longer first (a statement was put above it) is no docstring
+        is_doc = pair.new is not None and self._first_statement(pair.new, self.new_text)
+        value = pair.new.value.value if is_doc else None  # type: ignore[union-attr]
         self.plan.mutations.append(atomic.set_global(self.namespace, "__doc__", value, f"{self.name}.__doc__"))
         self.plan.edits.append(Edit(self.name, "__doc__", "replaced" if pair.new is not None else "removed", note="statement"))
         self.plan.resolved.add("__doc__")
@@ -364,11 +374,17 @@ class ModulePlanner:
         then its definitions run nowhere, or somewhere else."""
         counts = collections.Counter(n.name for n in chunk.statements if isinstance(n, (*_DEFS, ast.ClassDef)))
         for node in chunk.statements:
-            if not isinstance(node, (*_DEFS, ast.ClassDef)) or counts[node.name] != 1:
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                if any(name not in self.namespace for name in bound_names(node)):
+                    return False  # an assignment the text has (unconditionally) and nothing bound
+                continue
+            if not isinstance(node, (*_DEFS, ast.ClassDef)):
+                continue
+            if node.name not in self.namespace:
+                return False  # a definition the text has (unconditionally) and nothing binds
+            if counts[node.name] != 1:
                 continue
             value = self.namespace.get(node.name)
-            if value is None:
-                return False  # a definition the text has (unconditionally) and nothing binds
             if isinstance(node, ast.ClassDef):
                 continue
             function = codeutil.unwrap_function(value, node.name)

@@ -64,8 +64,8 @@ def statement_key(node: ast.stmt) -> tuple[str, ...]:
             return ("assign", *names)
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
         return ("docstring",)
-    if isinstance(node, ast.If):  # paired by their condition; their bodies are compared inside
-        return ("if", ast.dump(node.test))
+    if isinstance(node, ast.If):  # paired by their condition and what they bind; bodies compared inside
+        return ("if", ast.dump(node.test), *bound_names(node))
     if isinstance(node, ast.Try):  # told apart by what their body binds (`import x as y`...)
         body = tuple(name for inner in node.body for name in bound_names(inner))
         return ("try", *[ast.dump(h.type) if h.type is not None else "" for h in node.handlers], *body)
@@ -116,7 +116,8 @@ def pair_statements(
                 old_chunk is None
                 or _differs(previous, old_chunk, node, new_chunk)
                 or (isinstance(node, _DEFS) and prefix + node.name in stale
-                    and (binding.get(node.name) == id(node) or accessor(node) != "fget" or _is_property(node)))
+                    # (decorators read from the old side: the commit rewrites the new one's)
+                    and (binding.get(node.name) == id(node) or accessor(previous) != "fget" or _is_property(previous)))
                 or (isinstance(node, ast.ClassDef) and prefix + node.name in open_classes)
                 or (key == ("docstring",) and prefix + "__doc__" in stale)
                 or (key[0] == "assign" and any(prefix + name in stale for name in key[1:]))

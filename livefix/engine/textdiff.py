@@ -264,12 +264,13 @@ def widen_up(text: str, start: int) -> int:
 def widen_down(text: str, end: int, start: int) -> int:
     """The start of the first top-level statement at or after line `end` (len(text): none),
     leaving out the decorators above it (they belong to it)."""
+    changed_until = end  # the span's lines before this are changed: it never ends above it
     while end < len(text):
         if _is_statement_start(text, end) and not text.startswith("@", end) and not _continued(text, end):
             top = _decorated_from(text, end, start)
-            if top > start:
+            if top >= changed_until and top > start:
                 return top
-            # the span starts among this statement's decorators: the statement is in it
+            # the span holds some of this statement's decorators: the statement is in it
         newline = text.find("\n", end)
         if newline < 0:
             return len(text)

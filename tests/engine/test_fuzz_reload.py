@@ -21,7 +21,8 @@ step's, object for object, and run its code) and reloaded again. The same runs w
 engine attached late: the module imported, then edited, before `Engine().install()`.
 
 A failure names the seed, the step, the edits and the diff of the file; replay one seed
-with `-k install-17` (or `late-104`).
+with `-k 'install-17]'` (or `'late-104]'`). What the seeds found is kept below, reduced to a
+few lines each (`test_reduced_case`), so that it stays tested whatever the generator becomes.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ NUMBER = re.compile(r"\b\d{5}\b")  # every number the generator writes has five 
 MARKER = "mutated-live"
 
 # Kinds of numbers an edit before a late attach may change: the engine compares what runs
-# with the file's definitions (code, docstrings), never with what module statements ran.
+# with the file's definitions (code, docstrings), never with what statements ran (README,
+# "Arriving late"). Module constants and strings, class attributes, defaults and decorator
+# arguments are values those statements made: edited before the attach, nothing tells.
 LATE_KINDS = frozenset({"body", "wrapper body", "docstring", "class docstring", "module docstring", "comment", "dead branch", "lambda"})
 
 
@@ -446,8 +449,15 @@ def _inside(node: ast.AST, container: ast.AST) -> bool:
 def describe(node: ast.stmt) -> str:
     if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
         return node.name
-    names = [t.id for t in ast.walk(node) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)]
-    return f"{type(node).__name__.lower()} {', '.join(names) or '?'}"
+    names: list[str] = []
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+            names.append(inner.id)
+        elif isinstance(inner, ast.alias):
+            names.append(inner.asname or inner.name)
+        elif isinstance(inner, (ast.FunctionDef, ast.ClassDef)):
+            names.append(inner.name)
+    return f"{type(node).__name__.lower()} block of {', '.join(dict.fromkeys(names)) or '?'}"
 
 
 # -- the ground truth and what the live module runs --------------------------------------
@@ -642,13 +652,12 @@ def statements(text: str) -> dict[str, tuple[str, str]]:
 class Case:
     """A module edited and reloaded step by step, checked against fresh imports."""
 
-    def __init__(self, scenario: str, seed: int, module: types.ModuleType, path: Path, maker: Maker, rng: random.Random) -> None:
-        self.scenario = scenario
-        self.seed = seed
+    def __init__(self, label: str, replay: str, module: types.ModuleType, path: Path, rng: random.Random) -> None:
+        self.label = label  # "install seed 17"
+        self.replay = replay  # what -k takes to run it alone
         self.module = module
         self.path = path
-        self.maker = maker
-        self.rng = rng
+        self.rng = rng  # how many edits each step makes
         self.engine: Engine | None = None
         self.text = path.read_text()  # what the module runs
         self.mutate()
@@ -701,10 +710,10 @@ class Case:
         shown = "\n".join(diff[:80]) + ("\n..." if len(diff) > 80 else "")
         listed = "\n".join(f"  - {p}" for p in problems[:25]) + (f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else "")
         pytest.fail(
-            f"{self.scenario} seed {self.seed}, step {step}: {len(problems)} problem(s)\n"
+            f"{self.label}, step {step}: {len(problems)} problem(s)\n"
             f"edits: {'; '.join(edits) or 'none'}\n{listed}\n"
             f"diff (running before -> file):\n{shown}\n"
-            f"replay: pytest tests/engine/test_fuzz_reload.py -k '{self.scenario}-{self.seed}'",
+            f"replay: pytest tests/engine/test_fuzz_reload.py -k '{self.replay}'",
             pytrace=False,
         )
 
@@ -798,12 +807,12 @@ class Case:
                     if objects[qualname] != truth:
                         problems.append(f"{qualname}: its statement changed: expected the value {truth!r}, got {objects[qualname]!r}")
                 continue
-            for table, then in ((objects, then_objects), (functions, then_functions)):
-                for key in (qualname, qualname + ".__wrapped__"):
+            for key in (qualname, qualname + ".__wrapped__"):
+                for table, then in ((objects, then_objects), (functions, then_functions)):
                     if key in then and key in table and table[key] is not then[key]:
-                        kind = "function" if table is functions else entry[0]
-                        problems.append(f"{key}: its {kind} statement did not change, yet it is another object: "
-                                        f"expected {then[key]!r} (id {id(then[key]):#x}), got {table[key]!r}")
+                        problems.append(f"{key}: its {entry[0]} statement did not change, yet it is another object: "
+                                        f"expected {then[key]!r} (id {id(then[key]):#x}), got {table[key]!r} (id {id(table[key]):#x})")
+                        break
         return problems
 
     # -- the run --
@@ -860,7 +869,7 @@ def test_reload_matches_a_fresh_import(seed, ws, engine, no_bytecode):
     rng = random.Random(seed)
     maker = Maker(rng)
     module = ws.module(maker.module(), name=f"lf_fuzz_install_{seed}")
-    case = Case("install", seed, module, ws.path(module), maker, rng)
+    case = Case(f"install seed {seed}", f"install-{seed}]", module, ws.path(module), rng)
     case.engine = engine
     editor = Editor(rng, maker)
     for number in range(1, STEPS + 1):
@@ -879,7 +888,7 @@ def test_reload_after_a_late_attach_matches_a_fresh_import(seed, tmp_path, monke
     module = importlib.import_module(name)  # before any engine of this test exists
     engine = None
     try:
-        case = Case("late", seed, module, path, maker, rng)
+        case = Case(f"late seed {seed}", f"late-{seed}]", module, path, rng)
         previous_text, previous = case.text, case.snapshot
         new_text, edits = case.edits(Editor(rng, maker, late=True), rng.randint(1, 4))
         case.write(new_text)
@@ -899,3 +908,209 @@ def test_reload_after_a_late_attach_matches_a_fresh_import(seed, tmp_path, monke
         if engine is not None:
             engine.sources.uninstall()
         sys.modules.pop(name, None)
+
+
+# -- what the seeds found, reduced -------------------------------------------------------
+# Each case: whether the engine attaches only after the import and the first edit, the text
+# imported, then the texts the file takes one after the other (each reloaded, rolled back
+# and reloaded again), checked like a seed's steps.
+
+
+def edited(text: str, *replacements: tuple[str, str]) -> str:
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+DECORATOR = """\
+import functools
+
+
+def deco(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs) + 1
+    return wrapper
+
+
+@deco
+def g(x):
+    return x
+"""
+ADD = """\
+def add(n):
+    def decorate(fn):
+        return lambda x: fn(x) + n
+    return decorate
+"""
+IF_BLOCK = """\
+if True:
+    X = 1
+
+    def t(x):
+        y = x
+        return y + 1
+"""
+TRY_BLOCK = """\
+try:
+    import lf_fuzz_missing
+except ImportError:
+    lf_fuzz_missing = None
+
+    def fallback(x):
+        return x + 1
+"""
+TRY_PRESENT = """\
+try:
+    from functools import reduce
+except ImportError:
+    def reduce(fn, seq):
+        return 1
+"""
+PROPERTY = """\
+class C:
+    @property
+    def p(self):
+        return 1
+
+    @p.setter
+    def p(self, value):
+        self._p = value
+"""
+DOCSTRINGS = '''\
+def f(x):
+    """Doc.
+def fake(x):
+    return 1
+"""
+    return x
+
+
+def g(x):
+    """Doc.
+def fake(x):
+    return 2
+"""
+    return x
+'''
+DECORATED_DOCS = DECORATOR.replace("def g(x):\n", 'def g(x):\n    """Doc 1."""\n') + '''
+
+@functools.lru_cache(maxsize=None)
+def h(x):
+    """Doc 1."""
+    return x
+'''
+SPANNING = """\
+import functools
+def f(x):
+    return x
+@functools.lru_cache(
+)
+def g(x):
+    return x * 2
+class C:
+    ITEMS = [1]
+"""
+COMMENTED = """\
+def deco(fn):
+    return fn
+
+@deco
+# a comment
+def g(x):
+    return x
+class C:
+    A = 1
+"""
+ABOVE = """\
+def deco0(fn):
+    return fn
+@deco0
+def g11(x):
+    return 1
+class C13:
+    def s13(x):
+        return x * 10736
+"""
+
+REDUCED: dict[str, tuple[bool, list[str]]] = {
+    "module-docstring-with-column-0-def": (False, [
+        '"""Doc.\n\ndef fake():\n    return 1\n"""\n\ndef f(x):\n    return x\n',
+        '"""Doc.\n\ndef fake():\n    return 2\n"""\n\ndef f(x):\n    return x\n']),
+    "string-with-column-0-assignment": (False, ['T = """\nhello\nx = 1\n"""\n', 'T = """\nhello\nx = 2\n"""\n']),
+    "two-docstrings-with-the-same-column-0-def": (False, [
+        DOCSTRINGS, edited(DOCSTRINGS, ("return 1", "return 3"), ("return 2", "return 4"))]),
+    "decorator-moved-then-its-wrapper-changed": (False, [
+        DECORATOR, "# a comment\n" + DECORATOR, "# a comment\n" + edited(DECORATOR, ("+ 1", "+ 2"))]),
+    "decorator-moved-then-a-line-added-to-its-wrapper": (False, [
+        DECORATOR, "# a comment\n" + DECORATOR,
+        "# a comment\n" + edited(DECORATOR, ("        return fn(", "        _pad = 1\n        return fn("))]),
+    "decorated-function-docstring": (False, [DECORATED_DOCS, DECORATED_DOCS.replace("Doc 1", "Doc 2")]),
+    "blank-line-deleted-in-an-except-block": (False, [TRY_BLOCK, edited(TRY_BLOCK, ("None\n\n", "None\n"))]),
+    "comment-inserted-in-an-if-block": (False, [IF_BLOCK, edited(IF_BLOCK, ("1\n\n", "1\n\n# note\n"))]),
+    "comment-inserted-in-a-body-in-an-if-block": (False, [
+        IF_BLOCK, edited(IF_BLOCK, ("        y = x\n", "        y = x\n        # note\n"))]),
+    "property-setter-deleted": (False, [PROPERTY, PROPERTY.split("\n\n")[0] + "\n"]),
+    "two-try-blocks-swap-places": (False, [TRY_PRESENT + "\n" + TRY_BLOCK, TRY_BLOCK + "\n" + TRY_PRESENT]),
+    "two-if-blocks-swap-places": (False, [
+        "if True:\n    def a(x):\n        return 1\n\nif True:\n    def b(x):\n        return 2\n",
+        "if True:\n    def b(x):\n        return 2\n\nif True:\n    def a(x):\n        return 1\n"]),
+    "comment-between-decorator-and-def-then-edits-around": (False, [
+        COMMENTED, edited(COMMENTED, ("fn\n\n", "fn\n"), ("A = 1", "A = 2"))]),
+    "insertion-right-above-a-decorator-and-a-method-added-below": (False, [
+        ABOVE, edited(ABOVE, ("@deco0\n", "def new11613(x):\n    return x + 11613\n\n@deco0\n"))
+        + "\n    def new11622(self, x):\n        return x + 11622\n"]),
+    "comment-above-a-decorator-spanning-lines-and-a-class-changed": (False, [
+        SPANNING, edited(SPANNING, ("    return x\n@", "    return x\n    # note\n@"), ("[1]", "[2]"))]),
+    "decorator-argument-and-a-class-changed": (False, [
+        ADD + "\n\n@add(1)\ndef g(x):\n    return x\n\n\nclass C:\n    A = 1\n",
+        ADD + "\n\n@add(2)\ndef g(x):\n    return x\n\n\nclass C:\n    A = 2\n"]),
+    "first-of-stacked-decorators-and-the-line-above-changed": (False, [
+        ADD + "K = 1\n@add(10)\n@add(100)\ndef g(x):\n    return x\n",
+        ADD + "K = 2\n@add(20)\n@add(100)\ndef g(x):\n    return x\n"]),
+    "statement-above-the-module-docstring": (False, [
+        '"""Module doc."""\nimport functools\n\nK = 1\n', 'X = 0\n"""Module doc."""\nimport functools\n\nK = 1\n']),
+    "late-def-in-an-except-block-edited-before-attach": (True, [
+        TRY_BLOCK + "\n\ndef f(x):\n    return x\n", edited(TRY_BLOCK, ("x + 1", "x + 2")) + "\n\ndef f(x):\n    return x\n"]),
+    "late-def-in-an-if-block-edited-before-attach": (True, [IF_BLOCK, edited(IF_BLOCK, ("y + 1", "y + 2"))]),
+    "late-comment-in-a-body-before-attach": (True, [
+        "def f(x):\n    y = x\n    return y + 1\n", "def f(x):\n    y = x\n    # note\n    return y + 1\n"]),
+    "late-property-setter-changed-and-lines-above-then-rollback": (True, [
+        PROPERTY + "\n\ndef g(x):\n    return x\n",
+        "\n" + edited(PROPERTY, ("        self._p", "        _pad = 1\n        self._p")) + "\n\ndef g(x):\n    return x\n"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCED))
+def test_reduced_case(name, tmp_path, monkeypatch, no_bytecode):
+    late, texts = REDUCED[name]
+    module_name = "lf_fuzz_case_" + name.replace("-", "_")
+    path = tmp_path / f"{module_name}.py"
+    path.write_text(texts[0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    engine = None if late else Engine()
+    if engine is not None:
+        engine.install()
+    importlib.invalidate_caches()
+    module = importlib.import_module(module_name)
+    try:
+        case = Case(f"reduced case {name}", name, module, path, random.Random(0))
+        case.engine = engine
+        for number, text in enumerate(texts[1:], 1):
+            previous_text, previous = case.text, case.snapshot
+            case.write(text)
+            if case.engine is None:
+                case.engine = engine = Engine()
+                engine.install()
+            generation = engine.generation
+            case.reload(str(number), [f"text {number} of the case"], text)
+            if engine.generation != generation:
+                case.rollback(f"{number} (rollback)", [f"text {number} of the case"], previous_text, previous)
+                case.reload(f"{number} (reload after the rollback)", [f"text {number} of the case"], text)
+            case.mutate()
+            case.snapshot = case.take_snapshot()
+    finally:
+        if engine is not None:
+            engine.sources.uninstall()
+        sys.modules.pop(module_name, None)
