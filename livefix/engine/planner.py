@@ -375,6 +375,8 @@ class ModulePlanner:
         counts = collections.Counter(n.name for n in chunk.statements if isinstance(n, (*_DEFS, ast.ClassDef)))
         for node in chunk.statements:
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                if isinstance(node, ast.AnnAssign) and node.value is None:
+                    continue  # `x: int` binds nothing
                 if any(name not in self.namespace for name in bound_names(node)):
                     return False  # an assignment the text has (unconditionally) and nothing bound
                 continue
