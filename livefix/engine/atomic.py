@@ -27,14 +27,12 @@ _call = operator.methodcaller("__call__")
 _MISSING = object()
 
 
-class Mutation(NamedTuple):  # a tuple: a module-wide line move makes thousands of them
+class Mutation(NamedTuple):  # a plain tuple: cheap to make, a change makes one per attribute
     """One reversible assignment: `forward` applies it, `backward` restores the old value."""
 
     forward: functools.partial
     backward: functools.partial
     label: str
-    shift: "Shift | None" = None  # set when the mutation only moves a function's line numbers
-
 
 
 class Shift(NamedTuple):
@@ -46,26 +44,12 @@ class Shift(NamedTuple):
     delta: int
 
 
-def shift_code(function: Any, delta: int, label: str = "line numbers") -> Mutation:
-    """Move a function's code `delta` lines down the file (tracebacks, breakpoints). A plain
-    function's `__code__` always exists, so both steps are direct C-level assignments."""
-    code = function.__code__
-    return Mutation(
-        functools.partial(object.__setattr__, function, "__code__", codeutil.shift_lines(code, delta)),
-        functools.partial(object.__setattr__, function, "__code__", code),
-        label,
-        Shift((function,), delta),
-    )
-
-
 class Moves:
     """Line moves of many functions at once (code below an edit that changed the line count):
     kept as three parallel lists rather than a Mutation each, and turned into C-level steps
     only when applied or undone."""
 
     __slots__ = ("functions", "deltas", "old_codes", "new_codes", "made")
-    label = "line numbers"
-    shift = None
 
     def __init__(self) -> None:
         self.functions: list[Any] = []
@@ -80,9 +64,6 @@ class Moves:
         self.deltas.append(delta)
         self.old_codes.append(code)
         self.new_codes.append(codeutil.shift_lines(code, delta, self.made))
-
-    def __len__(self) -> int:
-        return len(self.functions)
 
     def forward_steps(self) -> list[functools.partial]:
         return list(map(functools.partial, repeat(object.__setattr__), self.functions, repeat("__code__"), self.new_codes))
@@ -122,32 +103,15 @@ def backward_steps(mutations: list["Mutation | Moves"]) -> list[functools.partia
     return steps
 
 
-def kept(mutations: list[Mutation]) -> list["Mutation | Shift"]:
+def kept(mutations: list["Mutation | Moves"]) -> list["Mutation | Shift"]:
     """What a generation keeps to undo `mutations`: line moves as runs of (functions, delta),
     with no code object (recreated when undone); anything else with its old value."""
     result: list[Mutation | Shift] = []
-    run: list[Any] = []
-    delta = 0
     for mutation in mutations:
         if isinstance(mutation, Moves):
-            if run:
-                result.append(Shift(tuple(run), delta))
-                run = []
             result.extend(mutation.kept())
-            continue
-        if mutation.shift is not None and (not run or mutation.shift.delta == delta):
-            run.extend(mutation.shift.functions)
-            delta = mutation.shift.delta
-            continue
-        if run:
-            result.append(Shift(tuple(run), delta))
-            run = []
-        if mutation.shift is not None:
-            run, delta = list(mutation.shift.functions), mutation.shift.delta
         else:
             result.append(mutation)
-    if run:
-        result.append(Shift(tuple(run), delta))
     return result
 
 
@@ -280,7 +244,6 @@ __all__ = [
     "set_attribute",
     "set_global",
     "kept",
-    "shift_code",
     "undo",
     "undo_steps",
 ]

@@ -103,8 +103,8 @@ class Engine:
         # Rolled-back generations kept in the history (the active chain is always kept: it
         # is what rollback(to=N) undoes); older ones are pruned and counted.
         self.history_limit = DEFAULT_HISTORY_LIMIT
-        self._pruned: list[int] = []  # numbers of pruned generations (first, last, count)
         self._pruned_count = 0
+        self._pruned_span: tuple[int, int] = (0, 0)  # the oldest and newest pruned generation
 
     # -- state -----------------------------------------------------------------------
 
@@ -434,11 +434,14 @@ class Engine:
         excess = len(inactive) - max(self.history_limit, 0)
         if excess <= 0:
             return
-        dropped = {id(g) for g in inactive[:excess]}
-        for generation in inactive[:excess]:
-            self._pruned_count += 1
-            self._pruned = [generation.number] if not self._pruned else [self._pruned[0], generation.number]
-        self._generations = [g for g in self._generations if id(g) not in dropped]
+        dropped = inactive[:excess]
+        numbers = [g.number for g in dropped]
+        if self._pruned_count:
+            numbers += list(self._pruned_span)
+        self._pruned_count += len(dropped)
+        self._pruned_span = (min(numbers), max(numbers))
+        ids = {id(g) for g in dropped}
+        self._generations = [g for g in self._generations if id(g) not in ids]
 
     # -- convenience: prepare + commit ---------------------------------------------------
 
@@ -553,7 +556,7 @@ class Engine:
     def history(self) -> dict[str, Any]:
         body: dict[str, Any] = {"generation": self.generation, "generations": [g.to_wire() for g in self._generations]}
         if self._pruned_count:
-            first, last = self._pruned[0], self._pruned[-1]
+            first, last = self._pruned_span
             body["pruned"] = {
                 "count": self._pruned_count,
                 "first": first,
@@ -612,7 +615,7 @@ def _new_codes(mutations: list[atomic.Mutation]) -> dict[types.CodeType, str]:
     """The new code a generation put in place (moved lines are not new code)."""
     codes: dict[types.CodeType, str] = {}
     for mutation in mutations:
-        if isinstance(mutation, atomic.Moves) or mutation.shift is not None:
+        if isinstance(mutation, atomic.Moves):
             continue
         args = mutation.forward.args
         if len(args) == 3 and args[1] == "__code__" and isinstance(args[2], types.CodeType):

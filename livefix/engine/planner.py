@@ -984,29 +984,13 @@ class ModulePlanner:
         lines as the hunks above them added or removed."""
         if not diff.moves_lines:
             return  # every hunk kept its line count: nothing outside them moved
-        replaced = {id(old) for _, old, _, _, _ in self._swaps}
-        skip = replaced | self._shifted
-        shift_at, path = diff.shift_at, self.path
-        others: list[Any] = container_functions(self.namespace.values())
-        for value in list(self.namespace.values()):
-            # The common case, a plain function that wraps nothing, without the general walk.
-            if type(value) is types.FunctionType and value.__closure__ is None and not value.__dict__:
-                code = value.__code__
-                if code.co_filename == path and id(value) not in skip:
-                    delta = shift_at(code.co_firstlineno)
-                    if delta:
-                        self._shift(value, delta)
-                        skip.add(id(value))
-            else:
-                others.append(value)
-        for function in functions_of([*others, *self._overload_stubs("")], self.name, set()):
-            code = function.__code__
-            if id(function) in skip or code.co_filename != path:
-                continue
-            delta = shift_at(code.co_firstlineno)
-            if delta:
-                self._shift(function, delta)
-                skip.add(id(function))
+        skip = {id(old) for _, old, _, _, _ in self._swaps} | self._shifted
+        shift_at = diff.shift_at
+        for function in self._file_functions():
+            if id(function) not in skip:
+                delta = shift_at(function.__code__.co_firstlineno)
+                if delta:
+                    self._shift(function, delta)
 
     def _overload_stubs(self, qualname: str) -> list[Any]:
         """The @overload stubs of `qualname` and what it contains ("" = the whole module), so
@@ -1057,16 +1041,23 @@ class ModulePlanner:
                 self._shift(function, delta)
 
     def _file_functions(self) -> list[types.FunctionType]:
-        """Every function object the module owns whose code comes from its file (found once)."""
+        """Every function object the module owns whose code comes from its file, each once
+        (found once per plan)."""
         if self._functions is None:
-            self._functions = [
-                function
-                for function in functions_of(
-                    [*self.namespace.values(), *container_functions(self.namespace.values()), *self._overload_stubs("")],
-                    self.name, set(),
-                )
-                if function.__code__.co_filename == self.path
-            ]
+            values = list(self.namespace.values())
+            found: list[types.FunctionType] = []
+            seen: set[int] = set()
+            others: list[Any] = [*container_functions(values), *self._overload_stubs("")]
+            for value in values:
+                # The common case, a plain function that wraps nothing, without the general walk.
+                if type(value) is types.FunctionType and value.__closure__ is None and not value.__dict__:
+                    if id(value) not in seen and value.__code__.co_filename == self.path:
+                        seen.add(id(value))
+                        found.append(value)
+                else:
+                    others.append(value)
+            found.extend(f for f in functions_of(others, self.name, seen) if f.__code__.co_filename == self.path)
+            self._functions = found
         return self._functions
 
     # -- bookkeeping -------------------------------------------------------------------

@@ -187,10 +187,6 @@ class SourceStore:
         source = self._sources.get(name)
         return None if source is None else source.text
 
-    def stale(self, name: str) -> frozenset[str]:
-        source = self._sources.get(name)
-        return frozenset() if source is None else source.stale
-
 
 def cache_is_older(module: types.ModuleType, path: str) -> bool:
     """Does the module's timestamp bytecode cache describe another file than the one on disk?

@@ -52,14 +52,6 @@ class Chunk:
     def statements(self) -> list[ast.stmt]:
         return [node for hunk in self.hunks for node in hunk.statements]
 
-    @property
-    def first(self) -> int:
-        return self.hunks[0].first if self.hunks else 1
-
-    @property
-    def last(self) -> int:
-        return self.hunks[-1].last if self.hunks else 0
-
     def source(self, first: int, last: int) -> str:
         """Lines [first, last] of the text (they must lie inside one hunk)."""
         if self._starts is None:
@@ -75,11 +67,6 @@ class TextDiff:
     new: Chunk
     whole_file: bool
     _moves: tuple[list[int], list[int], list[int]] | None = field(default=None, repr=False)
-
-    @property
-    def line_delta(self) -> int:
-        """How far the lines after the last change moved."""
-        return sum(_lines_in(n) - _lines_in(o) for o, n in zip(self.old.hunks, self.new.hunks))
 
     @property
     def moves_lines(self) -> bool:

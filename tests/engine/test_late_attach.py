@@ -89,33 +89,53 @@ def running_lines(module: types.ModuleType) -> dict[str, int]:
     return found
 
 
-@pytest.fixture(params=["no-bytecode", "bytecode"])
-def late(request, tmp_path, monkeypatch):
-    """A module imported before any livefix engine existed; returns (module, path, make_engine)."""
-    bytecode = request.param == "bytecode"
-    monkeypatch.setattr(sys, "dont_write_bytecode", not bytecode)
+@pytest.fixture
+def load_before_livefix(tmp_path, monkeypatch):
+    """`load(name, source)`: write a module and import it before any engine exists;
+    returns (module, path). The modules are forgotten at the end."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    name = f"lf_late_{request.node.name.replace('[', '_').replace(']', '').replace('-', '_')}"
-    path = tmp_path / f"{name}.py"
-    path.write_text(SOURCE)
-    importlib.invalidate_caches()
-    module = importlib.import_module(name)
-    if bytecode:
-        assert module.__cached__ and os.path.exists(module.__cached__)
-    else:
-        assert not os.path.exists(module.__cached__ or "")
+    names: list[str] = []
+
+    def load(name: str, source: str) -> tuple[types.ModuleType, Path]:
+        path = tmp_path / f"{name}.py"
+        path.write_text(source)
+        importlib.invalidate_caches()
+        names.append(name)
+        return importlib.import_module(name), path
+
+    yield load
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def arriving_engine():
+    """`make()`: livefix arriving now (a new, installed Engine), uninstalled at the end."""
     engines: list[Engine] = []
 
-    def make_engine() -> Engine:
+    def make() -> Engine:
         engine = Engine()
         engine.install()
         engines.append(engine)
         return engine
 
-    yield module, path, make_engine
+    yield make
     for engine in engines:
         engine.sources.uninstall()
-    sys.modules.pop(name, None)
+
+
+@pytest.fixture(params=["no-bytecode", "bytecode"])
+def late(request, monkeypatch, load_before_livefix, arriving_engine):
+    """A module imported before any livefix engine existed; returns (module, path, make_engine)."""
+    bytecode = request.param == "bytecode"
+    monkeypatch.setattr(sys, "dont_write_bytecode", not bytecode)
+    name = f"lf_late_{request.node.name.replace('[', '_').replace(']', '').replace('-', '_')}"
+    module, path = load_before_livefix(name, SOURCE)
+    if bytecode:
+        assert module.__cached__ and os.path.exists(module.__cached__)
+    else:
+        assert not os.path.exists(module.__cached__ or "")
+    return module, path, arriving_engine
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -221,58 +241,39 @@ def test_a_function_removed_from_the_file_before_attach_is_named(late):
     assert any("price" in w and "does not define" in w for w in result.warnings), result.warnings
 
 
-def test_a_module_without_definitions_edited_before_attach(tmp_path, monkeypatch):
+def test_a_module_without_definitions_edited_before_attach(monkeypatch, load_before_livefix, arriving_engine):
     """Only comments or module statements changed, nothing to compare with the running code:
     with a bytecode cache livefix can still tell the file changed after loading, and says so;
     a reload records the file as what runs."""
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    path = tmp_path / "lf_late_constants.py"
-    path.write_text("LIMIT = 10\n")
-    importlib.invalidate_caches()
-    module = importlib.import_module("lf_late_constants")
-    try:
-        assert os.path.exists(module.__cached__)
-        edit(path, "LIMIT = 10\n", "# tuned\nLIMIT = 10\n")
-        engine = Engine()
-        engine.install()
-        try:
-            (status,) = engine.modified_modules(modules=["lf_late_constants"])
-            assert status["changed"] == [] and "bytecode cache records an older file" in status["note"]
-            assert status["baseline"] == "derived"
-            result = engine.reload_module("lf_late_constants")
-            assert result.applied == [] and "Nothing to reload" in result.report
-            assert engine.modified_modules(modules=["lf_late_constants"]) == []
-        finally:
-            engine.sources.uninstall()
-    finally:
-        sys.modules.pop("lf_late_constants", None)
+    module, path = load_before_livefix("lf_late_constants", "LIMIT = 10\n")
+    assert os.path.exists(module.__cached__)
+    edit(path, "LIMIT = 10\n", "# tuned\nLIMIT = 10\n")
+    engine = arriving_engine()
+    (status,) = engine.modified_modules(modules=["lf_late_constants"])
+    assert status["changed"] == [] and "bytecode cache records an older file" in status["note"]
+    assert status["baseline"] == "derived"
+    result = engine.reload_module("lf_late_constants")
+    assert result.applied == [] and "Nothing to reload" in result.report
+    assert engine.modified_modules(modules=["lf_late_constants"]) == []
 
 
-def test_a_lambda_in_a_registry_edited_before_attach(tmp_path, monkeypatch):
+def test_a_lambda_in_a_registry_edited_before_attach(load_before_livefix, arriving_engine):
     """A changed lambda inside a module-level dict: nothing names it, so the statement holding
     it is what differs; a reload runs that statement again."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    path = tmp_path / "lf_late_registry.py"
-    path.write_text('HANDLERS = {"neg": lambda x: -x}\nOTHER = [lambda: 1]\n\n\ndef handle(x):\n    return HANDLERS["neg"](x)\n')
-    importlib.invalidate_caches()
-    module = importlib.import_module("lf_late_registry")
-    try:
-        edit(path, "lambda x: -x", "lambda x: -abs(x)")
-        edit(path, "HANDLERS =", "# the handlers\nHANDLERS =")
-        engine = Engine()
-        engine.install()
-        try:
-            (status,) = engine.modified_modules(modules=["lf_late_registry"])
-            assert status["changed"] == ["HANDLERS"]
-            engine.reload_module("lf_late_registry")
-            assert module.handle(-3) == -3 and module.HANDLERS["neg"].__code__.co_firstlineno == 2
-            assert module.OTHER[0].__code__.co_firstlineno == 3
-            assert engine.modified_modules(modules=["lf_late_registry"]) == []
-        finally:
-            engine.sources.uninstall()
-    finally:
-        sys.modules.pop("lf_late_registry", None)
+    module, path = load_before_livefix(
+        "lf_late_registry",
+        'HANDLERS = {"neg": lambda x: -x}\nOTHER = [lambda: 1]\n\n\ndef handle(x):\n    return HANDLERS["neg"](x)\n',
+    )
+    edit(path, "lambda x: -x", "lambda x: -abs(x)")
+    edit(path, "HANDLERS =", "# the handlers\nHANDLERS =")
+    engine = arriving_engine()
+    (status,) = engine.modified_modules(modules=["lf_late_registry"])
+    assert status["changed"] == ["HANDLERS"]
+    engine.reload_module("lf_late_registry")
+    assert module.handle(-3) == -3 and module.HANDLERS["neg"].__code__.co_firstlineno == 2
+    assert module.OTHER[0].__code__.co_firstlineno == 3
+    assert engine.modified_modules(modules=["lf_late_registry"]) == []
 
 
 def test_a_script_still_running_its_top_level_is_not_said_to_add_what_it_has_not_reached(tmp_path):
