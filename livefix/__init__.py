@@ -37,11 +37,13 @@ def install(history_limit: int | None = None) -> Engine:
 
     `history_limit`: how many rolled-back generations the history keeps (default 100); the
     generations still active are always kept, since rollback undoes them."""
+    if history_limit is not None and (
+        not isinstance(history_limit, int) or isinstance(history_limit, bool) or history_limit < 0
+    ):  # checked first: a refused call installs nothing
+        raise LivefixError("invalid", f"history_limit must be a whole number >= 0, not {history_limit!r}")
     engine = default_engine()
     engine.install()
     if history_limit is not None:
-        if not isinstance(history_limit, int) or isinstance(history_limit, bool) or history_limit < 0:
-            raise LivefixError("invalid", f"history_limit must be a whole number >= 0, not {history_limit!r}")
         engine.history_limit = history_limit
     return engine
 

@@ -82,3 +82,30 @@ def test_report_says_what_happened(engine, m):
     body = result.to_body()
     assert body["sources"] == [{"module": m.__name__, "path": m.__file__, "qualname": "value",
                                 "source": "def value():\n    return 1\n", "generation": 1}]
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "100", True])
+def test_a_bad_history_limit_is_refused_and_changes_nothing(bad, monkeypatch):
+    import importlib.machinery
+
+    import livefix
+    from livefix.engine import core
+
+    monkeypatch.setattr(core, "_default", None)  # a process where livefix was not installed yet
+    hook = importlib.machinery.SourceFileLoader.exec_module
+    with pytest.raises(LivefixError) as info:
+        livefix.install(history_limit=bad)
+    assert info.value.kind == "invalid" and "history_limit" in info.value.message
+    assert core._default is None and importlib.machinery.SourceFileLoader.exec_module is hook
+
+
+def test_history_limit_is_set_by_install(monkeypatch):
+    import livefix
+    from livefix.engine import core
+
+    monkeypatch.setattr(core, "_default", None)
+    engine = livefix.install(history_limit=7)
+    try:
+        assert engine.history_limit == 7
+    finally:
+        engine.sources.uninstall()
