@@ -48,21 +48,35 @@ def install(history_limit: int | None = None) -> Engine:
     return engine
 
 
-def apply(changes: Any, verify: Any = None, dry_run: bool = False) -> ChangeResult:
-    """Apply changes (definitions or whole modules) as one atomic generation."""
-    return default_engine().apply(changes, verify=verify, dry_run=dry_run)
+def apply(changes: Any, verify: Any = None, dry_run: bool = False, migrate: Any = None) -> ChangeResult:
+    """Apply changes (definitions or whole modules) as one atomic generation.
+
+    `migrate`: what live instances of a changed class receive, per class qualname in the
+    changed module (or "module:qualname"): attribute defaults `{"Cart": {"discount": 0}}`
+    (set where an instance lacks them) or `{"Cart": "def migrate(obj): ..."}` (or a
+    callable), run on every live instance of the class and its subclasses inside the
+    commit; rollback restores the instances' previous attributes."""
+    return default_engine().apply(changes, verify=verify, dry_run=dry_run, migrate=migrate)
 
 
-def reload_module(module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False) -> ChangeResult:
+def reload_module(
+    module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False, migrate: Any = None
+) -> ChangeResult:
     """Bring a loaded module in line with its file (or `source`), diff-based, keeping state."""
-    return default_engine().reload_module(module, source=source, verify=verify, dry_run=dry_run)
+    return default_engine().reload_module(module, source=source, verify=verify, dry_run=dry_run, migrate=migrate)
 
 
 def reload_modules(
-    modules: list[str] | None = None, package: str | None = None, verify: Any = None, dry_run: bool = False
+    modules: list[str] | None = None,
+    package: str | None = None,
+    verify: Any = None,
+    dry_run: bool = False,
+    migrate: Any = None,
 ) -> ChangeResult:
     """Reload every modified module (or the named ones, or a package) as one generation."""
-    return default_engine().reload_modules(modules=modules, package=package, verify=verify, dry_run=dry_run)
+    return default_engine().reload_modules(
+        modules=modules, package=package, verify=verify, dry_run=dry_run, migrate=migrate
+    )
 
 
 def rollback(to: int | None = None) -> ChangeResult:

@@ -18,7 +18,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from livefix.engine import atomic, codeutil, frames, locate, status
+from livefix.engine import atomic, codeutil, frames, instances, locate, status
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
 from livefix.engine.planner import Edit, ModulePlan, ModulePlanner, Placement
 from livefix.engine.sources import ModuleSource, SourceStore, module_file, read_source, replace
@@ -121,8 +121,13 @@ class Engine:
 
     # -- prepare -----------------------------------------------------------------------
 
-    def prepare(self, changes: Any, *, action: str = "apply", thread_id: ThreadIdMap | None = None) -> Plan:
-        """Parse, compile and check every change, compute its impact; touch nothing."""
+    def prepare(
+        self, changes: Any, *, action: str = "apply", thread_id: ThreadIdMap | None = None, migrate: Any = None
+    ) -> Plan:
+        """Parse, compile and check every change, compute its impact; touch nothing.
+
+        `migrate`: per class (qualname in a changed module, or `module:qualname`), defaults for
+        attributes its live instances lack, or `def migrate(obj)` source / a callable."""
         if isinstance(changes, (Change, dict)):
             changes = [changes]
         if not isinstance(changes, (list, tuple)) or not changes:
@@ -214,7 +219,19 @@ class Engine:
                     f"but {path} does not define {'it' if len(running.orphans) == 1 else 'them'} (livefix arrived after "
                     "the file was edited); left as running"
                 )
-        return self._make_plan(action, [c.to_wire() for c in coerced], module_plans, version, warnings, thread_id)
+        plan = self._make_plan(action, [c.to_wire() for c in coerced], module_plans, version, warnings, thread_id)
+        self._plan_instances(plan, migrate)
+        return plan
+
+    def _plan_instances(self, plan: Plan, migrate: Any) -> None:
+        """Which live instances the new code will find lacking, and the migrations given."""
+        plan.migrations = instances.coerce_migrations(migrate, [p.module for p in plan.module_plans])
+        for module_plan in plan.module_plans:
+            name = module_plan.module.__name__
+            module_plan.migrated = frozenset(q for (m, q) in plan.migrations if m == name)
+            changed = [e.qualname for e in module_plan.edits if e.kind != "removed" and e.note != "statement"]
+            if changed:
+                plan.gaps.extend(instances.find_gaps(module_plan.module, module_plan.old_text, module_plan.new_text, changed))
 
     def prepare_reload(
         self,
@@ -222,6 +239,7 @@ class Engine:
         package: str | None = None,
         sources: dict[str, str] | None = None,
         thread_id: ThreadIdMap | None = None,
+        migrate: Any = None,
     ) -> Plan:
         """A generation bringing modules in line with their files (or `sources`), in dependency order."""
         names = self._reload_targets(modules, package, sources)
@@ -234,8 +252,10 @@ class Engine:
             text = sources[name] if sources and name in sources else self._disk_text(module, path)
             changes.append({"module": name, "source": text})
         if not changes:
+            if migrate:
+                instances.coerce_migrations(migrate, [])  # names a class nothing changes: refused
             return self._make_plan("reload", [], [], self._state_version, [], thread_id)
-        return self.prepare(changes, action="reload", thread_id=thread_id)
+        return self.prepare(changes, action="reload", thread_id=thread_id, migrate=migrate)
 
     def _reload_targets(self, modules: list[str] | None, package: str | None, sources: dict[str, str] | None) -> list[str]:
         if modules:
@@ -343,12 +363,23 @@ class Engine:
             before = self.sources.current(name) or ModuleSource(name, p.path, None)
             texts_before[name] = before
             texts_after[name] = _after(before, p)
+        migration = instances.InstanceMigration.for_plan(
+            plan.migrations, [c for p in plan.module_plans for c in p.field_changes]
+        )
+        if migration is not None:
+            migration.start()  # before the swap; a failure restored the instances and raised
+            mutations = [*mutations, migration.mutation()]  # the catch-up runs last, in the window
         try:
             atomic.apply_all(mutations)
+        except LivefixError:
+            raise
         except Exception as error:
             raise LivefixError(
                 "failed", f"applying the change failed ({type(error).__name__}: {error}); everything was restored"
             ) from None
+        finally:
+            if migration is not None:
+                migration.end()
         self._set_texts(texts_after)
         number = self._next_number
         check = _describe_check(verify)
@@ -377,7 +408,7 @@ class Engine:
                 time=time.time(),
                 action=plan.action,
                 edits=plan.edits,
-                undo=atomic.kept(mutations),
+                undo=atomic.kept(mutations if migration is None else [*mutations[:-1], migration.kept()]),
                 texts={name: TextChange.between(texts_before[name], texts_after[name].text) for name in texts_before},
                 new_codes=new_codes,
                 verify=check,
@@ -387,6 +418,13 @@ class Engine:
         self._next_number += 1
         self._state_version += 1
         report = plan.report_before() + "\n" + summary(plan.action, number, plan.edits, outcome, plan.shifted)
+        migrated = migration.summary() if migration is not None else []
+        for entry in migrated:
+            report += (
+                f"\nmigrated {entry['instances']} live {entry['class']} instance{'s' if entry['instances'] != 1 else ''}"
+                + (f" ({', '.join(entry['attributes'])})" if entry["attributes"] else "")
+                + (" with the new fields' defaults" if entry["migration"] != "given" else "")
+            )
         sources = [
             {
                 "module": e.module,
@@ -407,6 +445,7 @@ class Engine:
             warnings=list(plan.warnings),
             verify=outcome,
             sources=sources,
+            migrated=migrated,
         )
 
     def _verify(self, verify: Any, plan: Plan) -> dict[str, Any]:
@@ -445,21 +484,27 @@ class Engine:
 
     # -- convenience: prepare + commit ---------------------------------------------------
 
-    def apply(self, changes: Any, verify: Any = None, dry_run: bool = False, thread_id: ThreadIdMap | None = None) -> ChangeResult:
-        plan = self.prepare(changes, action="apply", thread_id=thread_id)
+    def apply(
+        self, changes: Any, verify: Any = None, dry_run: bool = False, thread_id: ThreadIdMap | None = None,
+        migrate: Any = None,
+    ) -> ChangeResult:
+        plan = self.prepare(changes, action="apply", thread_id=thread_id, migrate=migrate)
         return self._finish(plan, verify, dry_run)
 
-    def reload_module(self, module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False) -> ChangeResult:
+    def reload_module(
+        self, module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False, migrate: Any = None
+    ) -> ChangeResult:
         by_path = isinstance(module, str) and module not in sys.modules and (os.sep in module or module.endswith(".py"))
         target = locate.find_module(None, module) if by_path else locate.find_module(module, None)
         name = target.__name__
-        plan = self.prepare_reload(modules=[name], sources={name: source} if source is not None else None)
+        plan = self.prepare_reload(modules=[name], sources={name: source} if source is not None else None, migrate=migrate)
         return self._finish(plan, verify, dry_run)
 
     def reload_modules(
-        self, modules: list[str] | None = None, package: str | None = None, verify: Any = None, dry_run: bool = False
+        self, modules: list[str] | None = None, package: str | None = None, verify: Any = None, dry_run: bool = False,
+        migrate: Any = None,
     ) -> ChangeResult:
-        return self._finish(self.prepare_reload(modules=modules, package=package), verify, dry_run)
+        return self._finish(self.prepare_reload(modules=modules, package=package, migrate=migrate), verify, dry_run)
 
     def _finish(self, plan: Plan, verify: Any, dry_run: bool) -> ChangeResult:
         if dry_run:

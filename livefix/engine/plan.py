@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livefix.engine import atomic
+from livefix.engine.instances import ClassGap, Migrator
 from livefix.protocol import as_change_args
 from livefix.engine.planner import Edit, ModulePlan
 
@@ -58,6 +59,12 @@ class Plan:
     generation: int
     warnings: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.time)
+    # Live instances: attributes the new code needs that they lack, and the migrations given.
+    gaps: list[ClassGap] = field(default_factory=list)
+    migrations: dict[tuple[str, str], Migrator] = field(default_factory=dict)
+
+    def unmigrated_gaps(self) -> list[ClassGap]:
+        return [gap for gap in self.gaps if (gap.module, gap.qualname) not in self.migrations]
 
     @property
     def edits(self) -> list[Edit]:
@@ -82,6 +89,7 @@ class Plan:
             reasons.append("it changes the signature of " + ", ".join(self.impact["signatureChanges"]))
         if self.impact["removals"]:
             reasons.append("it removes " + ", ".join(self.impact["removals"]))
+        reasons.extend(gap.describe() for gap in self.unmigrated_gaps())
         return reasons
 
     def planned(self) -> list[dict[str, Any]]:
@@ -114,6 +122,9 @@ class Plan:
             lines.append("new calls use the new code")
         for change in self.impact["signatureChanges"]:
             lines.append(f"signature changed: {change}")
+        lines.extend(gap.describe() for gap in self.unmigrated_gaps())
+        for migrator in self.migrations.values():
+            lines.append(f"a migration runs on every live {migrator.qualname} instance (and its subclasses')")
         lines.extend(self.warnings)
         return "\n".join(lines)
 
@@ -125,6 +136,7 @@ class Plan:
             "report": "Dry run (nothing changed):\n" + self.report_before(),
             "dryRun": True,
             "warnings": list(self.warnings),
+            "instances": [gap.to_wire() for gap in self.gaps],
         }
 
 
@@ -141,6 +153,7 @@ class ChangeResult:
     verify: dict[str, Any] | None = None
     dry_run: bool = False
     sources: list[dict[str, Any]] = field(default_factory=list)
+    migrated: list[dict[str, Any]] = field(default_factory=list)  # live instances migrated, per class
 
     @property
     def applied(self) -> list[dict[str, Any]]:
@@ -159,6 +172,8 @@ class ChangeResult:
         }
         if self.verify is not None:
             body["verify"] = self.verify
+        if self.migrated:
+            body["migrated"] = self.migrated
         return body
 
     def __repr__(self) -> str:

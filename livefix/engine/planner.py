@@ -21,7 +21,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from livefix.engine import atomic, codeutil, compiler
+from livefix.engine import atomic, codeutil, compiler, dataclass_fields
 from livefix.engine.statements import (
     COMPOUND, DEFS, Pair, accessor, bound_names, branches, decorators_of, dedent_lines, mangle, owners, pair_statements, same_shape,
 )
@@ -83,6 +83,10 @@ class ModulePlan:
     # Names the commit binds anew in the module (for later modules of the same generation
     # that import them: `from .prices import discount` while prices gains discount).
     bindings: dict[str, Any] = field(default_factory=dict)
+    # Classes (qualnames) the change carries a migration for: their dataclass fields may
+    # change in ways live instances cannot follow by defaults alone.
+    migrated: frozenset[str] = frozenset()
+    field_changes: "list[dataclass_fields.FieldChange]" = field(default_factory=list)
 
     def executing(self, pending: dict[str, dict[str, Any]] | None = None) -> "ModulePlan":
         """The same plan with its new code executed (scratch namespace) and its mutations made:
@@ -95,6 +99,7 @@ class ModulePlan:
             running_lines=self.running_lines, placements=self.placements,
         )
         planner.pending = pending or {}
+        planner.migrated = planner.plan.migrated = self.migrated
         # The trees are transformed by this run: hand them over once (a second commit of the
         # same plan, after a failure, diffs afresh).
         planner.known_diff, self.diff = self.diff, None
@@ -160,6 +165,8 @@ class ModulePlanner:
         self._functions: list[types.FunctionType] | None = None  # the module's own, when needed
         self._moves: atomic.Moves | None = None  # the functions whose lines this plan moves
         self.pending: dict[str, dict[str, Any]] = {}  # earlier modules' new bindings, same generation
+        self.migrated: frozenset[str] = frozenset()  # classes the change carries a migration for
+        self._regenerated: dict[str, list[atomic.Mutation]] = {}  # dataclass qualname -> its regeneration
         # Classes to open even where their text did not change: members run other code or lines.
         self._touched = owners(stale | frozenset(self.running_lines))
 
@@ -664,6 +671,8 @@ class ModulePlanner:
                     else:  # a class docstring: said in the report, not run as code
                         self.plan.edits.append(Edit(self.name, f"{qualname}.__doc__", "replaced", note="statement"))
                         self.plan.resolved.add(f"{qualname}.__doc__")
+            # After the members: what @dataclass generates from them replaces what they set.
+            self.plan.mutations.extend(self._regenerated.pop(qualname, []))
 
     def _set_name(self, value: Any, cls: type, name: str, qualname: str) -> None:
         """What class creation does for descriptors (cached_property...): tell them their name.
@@ -703,28 +712,16 @@ class ModulePlanner:
                 "__slots__ changed; instances' memory layout is fixed when the class is created: restart to apply this",
                 "slots",
             )
-        if dataclasses.is_dataclass(cls):
-            old_fields = {f.name: (f.default, f.type) for f in dataclasses.fields(cls)}
-            annotations = built.namespace.get("__annotations__", {})
-            if list(annotations) != [n for n in cls.__dict__.get("__annotations__", {})] or any(
-                name in built.namespace and old_fields.get(name, (None,))[0] is not dataclasses.MISSING
-                and _field_default(built.namespace[name]) != old_fields[name][0]
-                for name in annotations
-                if name in old_fields
-            ):
-                raise self._incompatible(
-                    qualname,
-                    "the dataclass fields changed; generated __init__/__eq__ and existing instances depend "
-                    "on them: restart to apply this",
-                    "dataclassFields",
-                )
-        if dataclasses.is_dataclass(cls) and "__post_init__" in built.namespace and not hasattr(cls, "__post_init__"):
-            raise self._incompatible(
-                qualname,
-                "adding __post_init__ to a dataclass has no effect on a running class (its generated "
-                "__init__ was made without it): restart to apply this",
-                "dataclassFields",
+        if dataclasses.is_dataclass(cls) and (
+            dataclass_fields.fields_changed(cls, built.namespace)
+            or ("__post_init__" in built.namespace and not hasattr(cls, "__post_init__"))
+        ):
+            # Regenerated after the members are patched (see _collect_class_patches).
+            change, mutations = dataclass_fields.regenerate(
+                cls, built.bases, built.namespace, self.name, qualname, migrated=qualname in self.migrated
             )
+            self.plan.field_changes.append(change)
+            self._regenerated[qualname] = mutations
         fields = cls.__dict__.get("_fields")
         if isinstance(fields, tuple) and issubclass(cls, tuple):  # typing.NamedTuple / namedtuple
             annotations = built.namespace.get("__annotations__", {})
