@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--module", help="the module FILE is in the target (default: found by path)")
     apply.add_argument("--verify", metavar="EXPR", help="an expression that must be true after the change")
     apply.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    apply.add_argument("--migrate", action="append", metavar="CLASS=SPEC", help=MIGRATE_HELP)
     apply.set_defaults(run=run_apply)
 
     reload = sub.add_parser("reload", parents=[common], help="reload modules whose file changed, as one generation")
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     reload.add_argument("--package", help="every modified module of a package")
     reload.add_argument("--verify", metavar="EXPR")
     reload.add_argument("--dry-run", action="store_true")
+    reload.add_argument("--migrate", action="append", metavar="CLASS=SPEC", help=MIGRATE_HELP)
     reload.set_defaults(run=run_reload)
 
     rollback = sub.add_parser("rollback", parents=[common], help="undo the latest change (or return to --to N)")
@@ -112,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
             query.add_argument("--max-frames", type=int, metavar="N")
         query.set_defaults(run=run_query, command=name)
     return parser
+
+
+MIGRATE_HELP = (
+    "what live instances of a changed class receive: CLASS='{\"attr\": default}' (JSON, set where an "
+    "instance lacks it) or CLASS=@FILE (a file defining def migrate(obj)); repeatable"
+)
 
 
 def split_target(args: argparse.Namespace, minimum: int) -> tuple[Address | None, list[str]]:
@@ -165,10 +173,36 @@ def run_reload(args: argparse.Namespace, out: "Output") -> int:
     return _change(args, out, address, protocol.RELOAD, request, "reload")
 
 
+def parse_migrations(specs: list[str]) -> dict[str, Any]:
+    """`--migrate Cart='{"discount": 0}'` (attribute defaults, JSON) or `--migrate Cart=@fix.py`
+    (a file defining `def migrate(obj)`), repeatable: the request's `migrate` object."""
+    result: dict[str, Any] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name.strip():
+            raise Usage(f"--migrate takes CLASS=JSON or CLASS=@FILE, not {spec!r}")
+        if value.startswith("@"):
+            try:
+                result[name.strip()] = Path(value[1:]).read_text(encoding="utf-8")
+            except OSError as error:
+                raise Usage(f"--migrate {name}: cannot read {value[1:]}: {error.strerror}") from None
+            continue
+        try:
+            defaults = json.loads(value)
+        except ValueError:
+            raise Usage(f"--migrate {name}: {value!r} is not JSON (write {name}='{{\"attr\": 0}}' or {name}=@FILE)") from None
+        if not isinstance(defaults, dict):
+            raise Usage(f"--migrate {name}: give an object of attribute defaults, like {name}='{{\"discount\": 0}}'")
+        result[name.strip()] = defaults
+    return result
+
+
 def _change(args: argparse.Namespace, out: "Output", address: Address | None, command: str,
             request: dict[str, Any], action: str) -> int:
     if args.verify:
         request["verify"] = args.verify
+    if getattr(args, "migrate", None):
+        request["migrate"] = parse_migrations(args.migrate)
     if address is None:
         fleet = Fleet(args.service, _token(args), timeout=args.timeout)
         verify = request.pop("verify", None)

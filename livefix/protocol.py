@@ -56,11 +56,17 @@ class ChangeArgs(TypedDict):
     line: NotRequired[int]  # 1-based line of the definition in the file (its first decorator)
 
 
+# Per class (qualname in a changed module, or "module:qualname"): attribute defaults set
+# where a live instance lacks them, or the source of `def migrate(obj): ...`.
+Migrations = dict[str, "dict[str, Any] | str"]
+
+
 class ApplyArguments(TypedDict):
     changes: list[ChangeArgs]
     verify: NotRequired[str]
     dryRun: NotRequired[bool]
     approved: NotRequired[bool]
+    migrate: NotRequired[Migrations]
 
 
 class RollbackArguments(TypedDict):
@@ -84,6 +90,7 @@ class ReloadArguments(TypedDict):
     verify: NotRequired[str]
     approved: NotRequired[bool]
     dryRun: NotRequired[bool]
+    migrate: NotRequired[Migrations]
 
 
 class StatusArguments(TypedDict):
@@ -134,6 +141,24 @@ class ChangeResultBody(TypedDict):
     action: NotRequired[Literal["apply", "reload", "rollback"]]
     # Per definition, the source that now runs (for drift diagnostics in the editor).
     sources: NotRequired[list["RunningSource"]]
+    # Live instances migrated, per class (apply/reload with `migrate`, or a dataclass's new fields).
+    migrated: NotRequired[list["MigratedClass"]]
+    # Dry runs: live instances lacking attributes the new code uses.
+    instances: NotRequired[list["InstanceGap"]]
+
+
+# "class" is a Python keyword, hence the functional form.
+MigratedClass = TypedDict(
+    "MigratedClass",
+    {"class": str, "instances": int, "attributes": list[str], "migration": Literal["given", "dataclass defaults"]},
+)
+
+
+class InstanceGap(TypedDict):
+    module: str
+    qualname: str
+    instances: int
+    lacking: dict[str, int]  # attribute -> live instances lacking it
 
 
 class RunningSource(TypedDict):
@@ -227,6 +252,7 @@ class PrepareArguments(TypedDict):
     package: NotRequired[str]  # action "reload"
     verify: NotRequired[str]
     approved: NotRequired[bool]
+    migrate: NotRequired[Migrations]
 
 
 class PrepareBody(TypedDict):

@@ -104,14 +104,16 @@ class Service:
     def apply_request(self, args: dict[str, Any]) -> dict[str, Any]:
         changes = protocol.as_change_args(args.get("changes"))
         verify = _optional_str(args, "verify")
-        plan = self.engine.prepare(changes, action="apply", thread_id=self.thread_id)
+        plan = self.engine.prepare(changes, action="apply", thread_id=self.thread_id, migrate=migrations(args))
         return self._commit(plan, verify, args)
 
     def reload_request(self, args: dict[str, Any]) -> dict[str, Any]:
         modules = module_names(args)
         package = _optional_str(args, "package")
         verify = _optional_str(args, "verify")
-        plan = self.engine.prepare_reload(modules=modules, package=package, thread_id=self.thread_id)
+        plan = self.engine.prepare_reload(
+            modules=modules, package=package, thread_id=self.thread_id, migrate=migrations(args)
+        )
         return self._commit(plan, verify, args)
 
     def rollback_request(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -247,6 +249,23 @@ def module_names(args: dict[str, Any], key: str = "modules") -> list[str] | None
     if modules is not None and (not isinstance(modules, list) or not all(isinstance(m, str) for m in modules)):
         raise LivefixError("invalid", f"`{key}` must be a list of module names")
     return modules
+
+
+def migrations(args: dict[str, Any]) -> dict[str, Any] | None:
+    """The optional `migrate` argument: class -> attribute defaults or `def migrate(obj)` source.
+    Only data crosses the wire; the engine checks the classes and compiles the functions."""
+    migrate = args.get("migrate")
+    if migrate is None:
+        return None
+    if not isinstance(migrate, dict) or not all(
+        isinstance(key, str) and isinstance(value, (dict, str)) for key, value in migrate.items()
+    ):
+        raise LivefixError(
+            "invalid",
+            '`migrate` must map class names to attribute defaults or migration source: '
+            '{"Cart": {"discount": 0}} or {"Cart": "def migrate(obj): ..."}',
+        )
+    return migrate
 
 
 def _optional_str(args: dict[str, Any], key: str) -> str | None:

@@ -114,7 +114,7 @@ class Agent:
                 self.service.fleet.reached(generation, before)
                 continue
             try:
-                plan = self.engine.prepare(entry["changes"], action="apply")
+                plan = self.engine.prepare(entry["changes"], action="apply", migrate=entry.get("migrate"))
                 body = self.service.commit_approved(plan, entry.get("verify"))
             except LivefixError as error:
                 log.error("livefix agent: could not replay fleet generation %s: %s", generation, error)

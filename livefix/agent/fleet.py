@@ -159,7 +159,7 @@ class Fleet:
         failed = [w for w in workers if w.status != "committed"]
         if not failed:
             entry: dict[str, Any] = {"action": action}
-            for key in ("changes", "modules", "package"):
+            for key in ("changes", "modules", "package", "migrate"):
                 if key in prepare:
                     entry[key] = prepare[key]
             if verify is not None:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from livefix import protocol
 from livefix.engine import Engine, Plan
 from livefix.errors import LivefixError
-from livefix.service import EmitEvent, Service, ServiceOptions, module_names
+from livefix.service import EmitEvent, Service, ServiceOptions, migrations, module_names
 
 log = logging.getLogger("livefix.agent")
 
@@ -142,13 +142,15 @@ class AgentService(Service):
         if verify is not None and not isinstance(verify, str):
             raise LivefixError("invalid", "`verify` must be a string")
         if action == "apply":
-            plan = self.engine.prepare(protocol.as_change_args(args.get("changes")), action="apply")
+            plan = self.engine.prepare(
+                protocol.as_change_args(args.get("changes")), action="apply", migrate=migrations(args)
+            )
         elif action == "reload":
             modules = module_names(args)
             package = args.get("package")
             if package is not None and not isinstance(package, str):
                 raise LivefixError("invalid", "`package` must be a string")
-            plan = self.engine.prepare_reload(modules=modules, package=package)
+            plan = self.engine.prepare_reload(modules=modules, package=package, migrate=migrations(args))
         else:
             raise LivefixError("invalid", f"`action` must be \"apply\" or \"reload\", not {action!r}")
         self.check_approval(plan, bool(args.get("approved", False)))

@@ -231,3 +231,59 @@ def test_status_shows_what_differs_and_reload_brings_it_in(spawn: Any, runtime: 
     assert "Applied generation 1" in reloaded.stdout or "generation 1" in reloaded.stdout
     assert worker.call() == 201
     assert "no loaded module differs from its file" in cli("status", str(worker.pid)).stdout
+
+
+CART_APP = """
+class Cart:
+    def __init__(self):
+        self.rate = 10
+
+    def total(self, n):
+        return n * self.rate
+
+
+CART = Cart()
+
+
+def total(n):
+    return CART.total(n)
+"""
+
+CART_FIX = """
+class Cart:
+    def __init__(self):
+        self.rate = 10
+        self.bonus = 1
+
+    def total(self, n):
+        return n * self.rate + self.bonus
+"""
+
+
+def test_a_class_fix_needs_a_migration_for_live_instances(spawn: Any, runtime: Path, tmp_path: Path) -> None:
+    """The live Cart made before the fix lacks `bonus`: the CLI says so and asks; with
+    --migrate it gets one, and rollback takes it away again."""
+    app_dir = tmp_path / "cart_app"
+    app_dir.mkdir()
+    (app_dir / "shop.py").write_text(CART_APP)
+    fix = tmp_path / "cart_fix.py"
+    fix.write_text(CART_FIX)
+    worker = spawn(app_dir=app_dir)
+    target = str(worker.pid)
+    asked = cli("apply", target, f"{fix}::Cart", "--module", "shop")
+    assert asked.returncode == 3, asked.stdout + asked.stderr
+    assert "1 live `Cart` instance lacks `bonus`; pass a migration" in asked.stdout + asked.stderr
+    assert worker.call() == 20  # nothing changed
+
+    bad = cli("apply", target, f"{fix}::Cart", "--module", "shop", "--migrate", "Crat={\"bonus\": 5}")
+    assert bad.returncode == 1 and "not a class" in bad.stdout + bad.stderr
+    assert worker.call() == 20
+
+    migrated = cli("apply", target, f"{fix}::Cart", "--module", "shop", "--migrate", 'Cart={"bonus": 5}')
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "migrated 1 live shop.Cart instance (bonus)" in migrated.stdout
+    assert worker.call() == 25
+
+    back = cli("rollback", target)
+    assert back.returncode == 0
+    assert worker.call() == 20
