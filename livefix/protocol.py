@@ -150,7 +150,11 @@ class ChangeResultBody(TypedDict):
 # "class" is a Python keyword, hence the functional form.
 MigratedClass = TypedDict(
     "MigratedClass",
-    {"class": str, "instances": int, "attributes": list[str], "migration": Literal["given", "dataclass defaults"]},
+    {
+        "class": str, "instances": int, "attributes": list[str], "migration": Literal["given", "dataclass defaults"],
+        # Milliseconds: walking every object before the swap, and the catch-up inside its atomic window.
+        "scanMs": float, "windowMs": float,
+    },
 )
 
 

@@ -310,7 +310,8 @@ class InstanceMigration:
         self.migrators = migrators
         self.touched: list[_Touched] = []
         self.counts: dict[str, int] = {m.label: 0 for m in migrators}
-        self.pause_ms = 0.0
+        self.pause_ms = 0.0  # inside the swap's atomic window: the catch-up
+        self.scan_ms = 0.0  # before the swap: every object walked, every instance migrated
         self._seen: set[int] = set()
         self._owners: dict[type, Migrator] = {}
         for migrator in migrators:
@@ -342,8 +343,10 @@ class InstanceMigration:
         gc.disable()
         gc.callbacks.append(self._on_collection)
         self._started = True
+        began = time.perf_counter()
         try:
             self._migrate(gc.get_objects())
+            self.scan_ms = (time.perf_counter() - began) * 1000
         except BaseException:
             self.restore()
             self.end()
@@ -401,6 +404,7 @@ class InstanceMigration:
             result.append({
                 "class": migrator.label, "instances": self.counts[migrator.label],
                 "attributes": attributes, "migration": "given" if migrator.given else "dataclass defaults",
+                "scanMs": round(self.scan_ms, 3), "windowMs": round(self.pause_ms, 3),
             })
         return result
 

@@ -89,7 +89,7 @@ def test_defaults_migrate_every_live_instance_and_subclass_instance(ws, engine):
     result = engine.commit(plan)
     assert [c.total() for c in module.carts] == [7, 7, 7]
     assert [id(c) for c in module.carts] == before  # the same objects, migrated in place
-    assert result.migrated == [
+    assert [{k: v for k, v in entry.items() if not k.endswith("Ms")} for entry in result.migrated] == [
         {"class": f"{module.__name__}.Cart", "instances": 3, "attributes": ["discount"], "migration": "given"}
     ]
     assert f"migrated 3 live {module.__name__}.Cart instances (discount)" in result.report

@@ -237,6 +237,74 @@ def test_dataclass_reload_and_field_change_refused(ws, engine, state_of):
     assert engine.history()["generation"] == 1
 
 
+def test_dataclass_gains_a_field_live_orders_get_its_default(ws, engine):
+    """A running shop adds `currency` to its Order dataclass: the orders already in memory
+    get the default, the class stays the one everything holds, rollback takes it away."""
+    m = ws.module(DATACLASS)
+    cls = m.Order
+    open_orders = [m.Order([10, 20], 5), m.Order([7])]
+    ws.edit(m, "    discount: float = 0.0\n", "    discount: float = 0.0\n    currency: str = \"EUR\"\n")
+    ws.edit(m, "return sum(self.items) - self.discount", "return f\"{sum(self.items) - self.discount} {self.currency}\"")
+    engine.reload_module(m.__name__)
+    assert m.Order is cls and isinstance(open_orders[0], m.Order)
+    assert [o.total() for o in open_orders] == ["25 EUR", "7.0 EUR"]
+    assert m.Order([1], 0, "GBP").total() == "1 GBP"
+    assert open_orders[0] == m.Order([10, 20], 5)  # __eq__ compares the new field too
+    assert m.Order([1]).created == "old"  # the regenerated __init__ still calls __post_init__
+    engine.rollback()
+    assert [o.total() for o in open_orders] == [25, 7]
+    assert not hasattr(open_orders[0], "currency")
+
+
+# -- __init__ gains an attribute: live instances migrated -------------------------------
+
+SESSIONS = """
+import threading
+
+
+class Session:
+    def __init__(self, user):
+        self.user = user
+        self.hits = 0
+
+    def hit(self):
+        self.hits += 1
+        return self.hits
+
+
+class AdminSession(Session):
+    pass
+
+
+SESSIONS = {name: Session(name) for name in ("ann", "bob")}
+SESSIONS["root"] = AdminSession("root")
+"""
+
+
+def test_init_adds_an_attribute_live_sessions_migrated(ws, engine):
+    m = ws.module(SESSIONS)
+    for session in m.SESSIONS.values():
+        session.hit()
+    ws.edit(m, "        self.hits = 0\n", "        self.hits = 0\n        self.limit = 100\n")
+    ws.edit(m, "        self.hits += 1\n", "        if self.hits >= self.limit:\n            raise RuntimeError('rate limited')\n"
+            "        self.hits += 1\n")
+    plan = engine.prepare_reload(modules=[m.__name__])
+    assert [g.describe() for g in plan.gaps] == [
+        "3 live `Session` instances lack `limit`; pass a migration or they will raise AttributeError"
+    ]
+    migration = "def migrate(obj):\n    obj.limit = 1000 if obj.user == 'root' else 2\n"
+    result = engine.reload_module(m.__name__, migrate={"Session": migration})
+    assert result.migrated[0]["instances"] == 3
+    assert [s.hit() for s in m.SESSIONS.values()] == [2, 2, 2]  # state kept: hits went on counting
+    with pytest.raises(RuntimeError, match="rate limited"):
+        m.SESSIONS["ann"].hit()
+    assert m.SESSIONS["root"].hit() == 3
+    assert m.Session("new").limit == 100
+    engine.rollback()
+    assert not any(hasattr(s, "limit") for s in m.SESSIONS.values())
+    assert m.SESSIONS["ann"].hit() == 3
+
+
 # -- properties with setter and deleter ------------------------------------------------
 
 PROPERTY = """
