@@ -20,6 +20,7 @@ __all__ = [
     "Plan",
     "apply",
     "capture_frames",
+    "evidence",
     "history",
     "install",
     "listen",
@@ -27,6 +28,8 @@ __all__ = [
     "reload_module",
     "reload_modules",
     "rollback",
+    "unwatch",
+    "watch",
 ]
 __version__ = "0.1.0"
 
@@ -48,22 +51,36 @@ def install(history_limit: int | None = None) -> Engine:
     return engine
 
 
-def apply(changes: Any, verify: Any = None, dry_run: bool = False, migrate: Any = None) -> ChangeResult:
+def apply(
+    changes: Any, verify: Any = None, dry_run: bool = False, migrate: Any = None, canary: Any = None
+) -> ChangeResult:
     """Apply changes (definitions or whole modules) as one atomic generation.
 
     `migrate`: what live instances of a changed class receive, per class qualname in the
     changed module (or "module:qualname"): attribute defaults `{"Cart": {"discount": 0}}`
     (set where an instance lacks them) or `{"Cart": "def migrate(obj): ..."}` (or a
     callable), run on every live instance of the class and its subclasses inside the
-    commit; rollback restores the instances' previous attributes."""
-    return default_engine().apply(changes, verify=verify, dry_run=dry_run, migrate=migrate)
+    commit; rollback restores the instances' previous attributes.
+
+    `canary`: `{"before": 5, "window": 30, "max_error_rate": 0.01, "max_p99_ms": 200}`: count
+    the old code's traffic for `before` seconds, commit, then judge the new code for `window`
+    seconds and roll the generation back by itself when it is worse than the thresholds or
+    than the old code (see `evidence()`)."""
+    return default_engine().apply(changes, verify=verify, dry_run=dry_run, migrate=migrate, canary=canary)
 
 
 def reload_module(
-    module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False, migrate: Any = None
+    module: Any,
+    source: str | None = None,
+    verify: Any = None,
+    dry_run: bool = False,
+    migrate: Any = None,
+    canary: Any = None,
 ) -> ChangeResult:
     """Bring a loaded module in line with its file (or `source`), diff-based, keeping state."""
-    return default_engine().reload_module(module, source=source, verify=verify, dry_run=dry_run, migrate=migrate)
+    return default_engine().reload_module(
+        module, source=source, verify=verify, dry_run=dry_run, migrate=migrate, canary=canary
+    )
 
 
 def reload_modules(
@@ -72,11 +89,46 @@ def reload_modules(
     verify: Any = None,
     dry_run: bool = False,
     migrate: Any = None,
+    canary: Any = None,
 ) -> ChangeResult:
     """Reload every modified module (or the named ones, or a package) as one generation."""
     return default_engine().reload_modules(
-        modules=modules, package=package, verify=verify, dry_run=dry_run, migrate=migrate
+        modules=modules, package=package, verify=verify, dry_run=dry_run, migrate=migrate, canary=canary
     )
+
+
+def evidence(generation: int | None = None) -> dict[str, Any]:
+    """Did the fix work? For each function generation N (default: the newest watched one)
+    replaced: `{"before": {"calls", "errors", "error_rate", "p50_ms", "p99_ms", ...}, "after": {...}}`
+    under "functions", the window's state, the canary's verdict and a one-line "report"."""
+    return _snake(default_engine().evidence(generation))
+
+
+def watch(target: Any) -> dict[str, Any]:
+    """Count calls, errors and latency of a function ("module:qualname" or the function itself)
+    until `unwatch(target)`, following it across fixes. Costs nothing once nothing is watched."""
+    return _snake(default_engine().watch(target))
+
+
+def unwatch(target: Any = None) -> dict[str, Any]:
+    """Stop counting `target` (or everything `watch` counts); its figures are returned."""
+    return _snake(default_engine().unwatch(target))
+
+
+def _snake(value: Any) -> Any:
+    """The engine speaks the wire's camelCase; the Python API speaks Python (error_rate, p99_ms).
+    Only keys are renamed, and only the figures' and verdicts' own: function labels stay."""
+    if isinstance(value, dict):
+        return {_SNAKE.get(k, k) if isinstance(k, str) else k: _snake(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    return value
+
+
+_SNAKE = {
+    "errorRate": "error_rate", "p50Ms": "p50_ms", "p99Ms": "p99_ms", "errorTypes": "error_types",
+    "maxErrorRate": "max_error_rate", "maxP99Ms": "max_p99_ms", "minCalls": "min_calls", "maxSlowdown": "max_slowdown",
+}
 
 
 def rollback(to: int | None = None) -> ChangeResult:

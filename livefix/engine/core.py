@@ -18,7 +18,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from livefix.engine import atomic, codeutil, frames, instances, locate, status
+from livefix.engine import atomic, codeutil, frames, instances, locate, status, watches
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
 from livefix.engine.planner import Edit, ModulePlan, ModulePlanner, Placement
 from livefix.engine.sources import ModuleSource, SourceStore, module_file, read_source, replace
@@ -105,6 +105,8 @@ class Engine:
         self.history_limit = DEFAULT_HISTORY_LIMIT
         self._pruned_count = 0
         self._pruned_span: tuple[int, int] = (0, 0)  # the oldest and newest pruned generation
+        # Live evidence: replaced functions counted before/after, canaries judged and rolled back.
+        self.watches = watches.Watches(self._canary_rollback)
 
     # -- state -----------------------------------------------------------------------
 
@@ -122,12 +124,19 @@ class Engine:
     # -- prepare -----------------------------------------------------------------------
 
     def prepare(
-        self, changes: Any, *, action: str = "apply", thread_id: ThreadIdMap | None = None, migrate: Any = None
+        self,
+        changes: Any,
+        *,
+        action: str = "apply",
+        thread_id: ThreadIdMap | None = None,
+        migrate: Any = None,
+        canary: Any = None,
     ) -> Plan:
         """Parse, compile and check every change, compute its impact; touch nothing.
 
         `migrate`: per class (qualname in a changed module, or `module:qualname`), defaults for
         attributes its live instances lack, or `def migrate(obj)` source / a callable."""
+        canary_spec = watches.CanarySpec.coerce(canary)  # checked first: a bad canary changes nothing
         if isinstance(changes, (Change, dict)):
             changes = [changes]
         if not isinstance(changes, (list, tuple)) or not changes:
@@ -221,6 +230,8 @@ class Engine:
                 )
         plan = self._make_plan(action, [c.to_wire() for c in coerced], module_plans, version, warnings, thread_id)
         self._plan_instances(plan, migrate)
+        plan.canary = canary_spec
+        self.watches.prepared(plan)
         return plan
 
     def _plan_instances(self, plan: Plan, migrate: Any) -> None:
@@ -240,8 +251,10 @@ class Engine:
         sources: dict[str, str] | None = None,
         thread_id: ThreadIdMap | None = None,
         migrate: Any = None,
+        canary: Any = None,
     ) -> Plan:
         """A generation bringing modules in line with their files (or `sources`), in dependency order."""
+        watches.CanarySpec.coerce(canary)
         names = self._reload_targets(modules, package, sources)
         changes = []
         for name in _dependency_order(names):
@@ -255,7 +268,7 @@ class Engine:
             if migrate:
                 instances.coerce_migrations(migrate, [])  # names a class nothing changes: refused
             return self._make_plan("reload", [], [], self._state_version, [], thread_id)
-        return self.prepare(changes, action="reload", thread_id=thread_id, migrate=migrate)
+        return self.prepare(changes, action="reload", thread_id=thread_id, migrate=migrate, canary=canary)
 
     def _reload_targets(self, modules: list[str] | None, package: str | None, sources: dict[str, str] | None) -> list[str]:
         if modules:
@@ -312,6 +325,9 @@ class Engine:
 
     def commit(self, plan: Plan, verify: Any = None) -> ChangeResult:
         """Apply a prepared plan as one generation, atomically; verify; roll back on failure."""
+        if plan.canary is not None and plan.canary.before > 0 and plan.watched:
+            # The canary's "before" window: real traffic on the old code, counted since prepare.
+            threading.Event().wait(max(plan.canary.before - (time.time() - plan.created), 0))
         if not self._lock.acquire(blocking=False):
             raise LivefixError("busy", "another livefix operation is in progress in this process; try again")
         try:
@@ -417,6 +433,9 @@ class Engine:
         self._prune()
         self._next_number += 1
         self._state_version += 1
+        pairs = _replaced_pairs(mutations)
+        self.watches.follow(pairs)
+        evidence = self.watches.committed(plan, number, pairs)
         report = plan.report_before() + "\n" + summary(plan.action, number, plan.edits, outcome, plan.shifted)
         migrated = migration.summary() if migration is not None else []
         for entry in migrated:
@@ -446,6 +465,7 @@ class Engine:
             verify=outcome,
             sources=sources,
             migrated=migrated,
+            evidence=evidence,
         )
 
     def _verify(self, verify: Any, plan: Plan) -> dict[str, Any]:
@@ -487,24 +507,30 @@ class Engine:
     def apply(
         self, changes: Any, verify: Any = None, dry_run: bool = False, thread_id: ThreadIdMap | None = None,
         migrate: Any = None,
+        canary: Any = None,
     ) -> ChangeResult:
-        plan = self.prepare(changes, action="apply", thread_id=thread_id, migrate=migrate)
+        plan = self.prepare(changes, action="apply", thread_id=thread_id, migrate=migrate, canary=canary)
         return self._finish(plan, verify, dry_run)
 
     def reload_module(
-        self, module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False, migrate: Any = None
+        self, module: Any, source: str | None = None, verify: Any = None, dry_run: bool = False, migrate: Any = None,
+        canary: Any = None,
     ) -> ChangeResult:
         by_path = isinstance(module, str) and module not in sys.modules and (os.sep in module or module.endswith(".py"))
         target = locate.find_module(None, module) if by_path else locate.find_module(module, None)
         name = target.__name__
-        plan = self.prepare_reload(modules=[name], sources={name: source} if source is not None else None, migrate=migrate)
+        plan = self.prepare_reload(
+            modules=[name], sources={name: source} if source is not None else None, migrate=migrate, canary=canary
+        )
         return self._finish(plan, verify, dry_run)
 
     def reload_modules(
         self, modules: list[str] | None = None, package: str | None = None, verify: Any = None, dry_run: bool = False,
         migrate: Any = None,
+        canary: Any = None,
     ) -> ChangeResult:
-        return self._finish(self.prepare_reload(modules=modules, package=package, migrate=migrate), verify, dry_run)
+        plan = self.prepare_reload(modules=modules, package=package, migrate=migrate, canary=canary)
+        return self._finish(plan, verify, dry_run)
 
     def _finish(self, plan: Plan, verify: Any, dry_run: bool) -> ChangeResult:
         if dry_run:
@@ -547,6 +573,7 @@ class Engine:
             "signatureChanges": [],
             "removals": [f"{e.module}.{e.qualname}" for g in targets for e in g.edits if e.kind == "added"],
         }
+        self.watches.rolled_back([g.number for g in targets])
         backward, redo = atomic.undo_steps([m for generation in targets for m in generation.undo])
         try:
             atomic.run_atomically(backward)
@@ -600,6 +627,10 @@ class Engine:
 
     def history(self) -> dict[str, Any]:
         body: dict[str, Any] = {"generation": self.generation, "generations": [g.to_wire() for g in self._generations]}
+        for entry in body["generations"]:
+            evidence = self.watches.generation(entry["generation"])
+            if evidence is not None:
+                entry["evidence"] = evidence
         if self._pruned_count:
             first, last = self._pruned_span
             body["pruned"] = {
@@ -612,6 +643,61 @@ class Engine:
             }
         return body
 
+    # -- live evidence -------------------------------------------------------------------
+
+    def evidence(self, generation: int | None = None) -> dict[str, Any]:
+        """Before/after figures of the functions generation N (default: the newest watched one)
+        replaced, its watch window and its canary's verdict."""
+        numbers = [g.number for g in self._generations if self.watches.generation(g.number) is not None]
+        if generation is None:
+            if not numbers:
+                raise LivefixError(
+                    "notFound", "no fix has been watched in this process yet (evidence starts when a fix commits)"
+                )
+            generation = numbers[-1]
+        body = self.watches.generation(generation)
+        if body is None:
+            raise LivefixError(
+                "notFound", f"generation {generation} has no evidence"
+                + (f" (watched: {', '.join(map(str, numbers))})" if numbers else " (no fix has been watched yet)"),
+                generation=generation,
+            )
+        return body
+
+    def watch(self, target: Any) -> dict[str, Any]:
+        """Count calls, errors and latency of a function ("module:qualname" or the function)
+        until `unwatch`, following it across fixes."""
+        label, function = _watch_target(target)
+        self.watches.watch(label, function.__code__)
+        return self.watched()
+
+    def unwatch(self, target: Any = None) -> dict[str, Any]:
+        labels = list(self.watches.explicit()) if target is None else [_watch_target(target)[0]]
+        for label in labels:
+            if not self.watches.unwatch(label):
+                raise LivefixError("notFound", f"{label} is not watched", qualname=label)
+        return self.watched()
+
+    def watched(self) -> dict[str, Any]:
+        """What `watch` counts: per function, the figures of each version of its code that ran."""
+        return {"functions": {label: versions for label, versions in self.watches.explicit().items()}}
+
+    def _canary_rollback(self, number: int) -> None:
+        # The canary's own thread: wait for an operation in progress rather than give up.
+        if not self._lock.acquire(timeout=30):
+            raise LivefixError("busy", "another livefix operation held the process for 30 s")
+        try:
+            if self.generation != number:
+                newer = self.generation
+                raise LivefixError(
+                    "notLatest",
+                    f"generation {newer} was applied after it; roll back to {number - 1} by hand to undo both"
+                    if newer > number else f"generation {number} is no longer active",
+                )
+            self._rollback_locked(None, None)
+        finally:
+            self._lock.release()
+
     def capture_frames(
         self,
         thread_ids: list[int] | None = None,
@@ -623,6 +709,41 @@ class Engine:
 
     def modified_modules(self, modules: list[str] | None = None, include_libraries: bool = False) -> list[dict[str, Any]]:
         return status.modified_modules(self.sources, modules, include_libraries)
+
+
+def _replaced_pairs(mutations: list[Any]) -> list[watches.Pair]:
+    """(function, old code, new code) for every function whose code a generation replaced."""
+    pairs: dict[int, watches.Pair] = {}
+    for mutation in mutations:
+        if isinstance(mutation, atomic.Moves):
+            continue
+        forward, backward = mutation.forward.args, mutation.backward.args
+        if (
+            len(forward) == 3 and forward[1] == "__code__" and isinstance(forward[0], types.FunctionType)
+            and len(backward) == 3 and isinstance(backward[2], types.CodeType)
+        ):
+            function = forward[0]
+            pairs.setdefault(id(backward[2]), watches.Pair(f"{function.__module__}.{function.__qualname__}", backward[2], forward[2]))
+    return list(pairs.values())
+
+
+def _watch_target(target: Any) -> tuple[str, types.FunctionType]:
+    if isinstance(target, str):
+        module_name, sep, qualname = target.partition(":")
+        if not sep or not module_name or not qualname:
+            raise LivefixError("invalid", f"watch names a function as module:qualname, not {target!r}")
+        module = sys.modules.get(module_name)
+        if module is None:
+            raise LivefixError("notFound", f"module {module_name!r} is not loaded in this process", module=module_name)
+        value = _check_qualname(qualname, module)
+        if value is None:
+            raise LivefixError("notFound", f"{module_name} has no {qualname}", module=module_name, qualname=qualname)
+    else:
+        value, qualname = target, getattr(target, "__qualname__", repr(target))
+    function = codeutil.unwrap_function(value, qualname.rsplit(".", 1)[-1])
+    if function is None:
+        raise LivefixError("unsupported", f"{target!r} is not a Python function livefix can watch", qualname=str(target))
+    return f"{function.__module__}.{function.__qualname__}", function
 
 
 def _check_qualname(qualname: str, module: types.ModuleType) -> Any:

@@ -62,6 +62,10 @@ class Plan:
     # Live instances: attributes the new code needs that they lack, and the migrations given.
     gaps: list[ClassGap] = field(default_factory=list)
     migrations: dict[tuple[str, str], Migrator] = field(default_factory=dict)
+    # Live evidence: the canary's terms (None: watched for the default window, not judged),
+    # and the old code objects counted since prepare.
+    canary: Any = None
+    watched: list[Any] = field(default_factory=list)
 
     def unmigrated_gaps(self) -> list[ClassGap]:
         return [gap for gap in self.gaps if (gap.module, gap.qualname) not in self.migrations]
@@ -154,6 +158,7 @@ class ChangeResult:
     dry_run: bool = False
     sources: list[dict[str, Any]] = field(default_factory=list)
     migrated: list[dict[str, Any]] = field(default_factory=list)  # live instances migrated, per class
+    evidence: dict[str, Any] | None = None  # the new code is being watched: until when, the canary
 
     @property
     def applied(self) -> list[dict[str, Any]]:
@@ -174,6 +179,8 @@ class ChangeResult:
             body["verify"] = self.verify
         if self.migrated:
             body["migrated"] = self.migrated
+        if self.evidence is not None:
+            body["evidence"] = self.evidence
         return body
 
     def __repr__(self) -> str:

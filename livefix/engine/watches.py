@@ -1,0 +1,399 @@
+"""Did the fix work? Which functions are watched, for how long, and the canary's verdict.
+
+`evidence.Recorder` counts per code object; this module decides what to count and when:
+
+- a fix starts counting its replaced functions' old code when it is prepared (so a canary's
+  "before" window and any traffic up to the commit are real figures of the old code) and
+  their new code when it commits, for `window` seconds (30 by default, the canary's window
+  when there is one); then the figures are frozen into the generation and the hooks go
+  away: no fix being watched, no cost;
+- `watch("module:qualname")` counts a function until `unwatch`, following it across fixes;
+- a canary judges the new code against its thresholds and against the old code while the
+  window is open, and rolls the generation back by itself when it is worse, saying why with
+  the figures.
+
+Listeners (the agent, the DAP route) hear `canary` verdicts as they happen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from livefix.engine.evidence import Figures, Recorder
+from livefix.errors import LivefixError
+
+if TYPE_CHECKING:
+    from livefix.engine.plan import Plan
+
+DEFAULT_WINDOW = 30.0
+POLL_SECONDS = 0.05  # how often an open canary looks at the figures (a verdict is that late at most)
+
+CanaryListener = Callable[[dict[str, Any]], None]
+
+
+# -- the canary's terms --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    """`canary={"before": 5, "window": 30, "max_error_rate": 0.01, "max_p99_ms": 200}`."""
+
+    before: float = 0.0  # seconds of old-code traffic to collect before the commit
+    window: float = DEFAULT_WINDOW  # seconds the new code is judged for
+    max_error_rate: float | None = None  # absolute ceiling (0..1)
+    max_p99_ms: float | None = None  # absolute ceiling
+    min_calls: int = 20  # calls of the new code before any verdict
+    max_slowdown: float = 1.5  # the new p99 may be this many times the old one
+    compare: bool = True  # judge against the old code's figures too
+
+    _NAMES = {
+        "before": "before", "window": "window", "max_error_rate": "max_error_rate", "maxErrorRate": "max_error_rate",
+        "max_p99_ms": "max_p99_ms", "maxP99Ms": "max_p99_ms", "min_calls": "min_calls", "minCalls": "min_calls",
+        "max_slowdown": "max_slowdown", "maxSlowdown": "max_slowdown", "compare": "compare",
+    }
+
+    @classmethod
+    def coerce(cls, raw: Any) -> "CanarySpec | None":
+        if raw is None or raw is False:
+            return None
+        if raw is True:
+            return cls()
+        if not isinstance(raw, dict):
+            raise LivefixError("invalid", '`canary` must be an object like {"window": 30, "max_error_rate": 0.01}')
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            name = cls._NAMES.get(key)
+            if name is None:
+                raise LivefixError(
+                    "invalid", f"`canary` has no setting {key!r} (before, window, max_error_rate, max_p99_ms, "
+                    "min_calls, max_slowdown, compare)",
+                )
+            values[name] = value
+        for name in ("before", "window", "max_error_rate", "max_p99_ms", "max_slowdown"):
+            value = values.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise LivefixError("invalid", f"canary {name} must be a number >= 0, not {value!r}")
+        if values.get("max_error_rate") is not None and values["max_error_rate"] > 1:
+            raise LivefixError("invalid", "canary max_error_rate is a fraction of calls (0..1)")
+        if values.get("window", 1) <= 0:
+            raise LivefixError("invalid", "canary window must be more than 0 seconds")
+        calls = values.get("min_calls")
+        if calls is not None and (isinstance(calls, bool) or not isinstance(calls, int) or calls < 1):
+            raise LivefixError("invalid", f"canary min_calls must be a whole number >= 1, not {calls!r}")
+        if "compare" in values and not isinstance(values["compare"], bool):
+            raise LivefixError("invalid", "canary compare must be true or false")
+        return cls(**{k: float(v) if k in ("before", "window") else v for k, v in values.items()})
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "before": self.before, "window": self.window, "maxErrorRate": self.max_error_rate,
+            "maxP99Ms": self.max_p99_ms, "minCalls": self.min_calls, "maxSlowdown": self.max_slowdown,
+            "compare": self.compare,
+        }
+
+
+def judge(spec: CanarySpec, label: str, before: Figures | None, after: Figures | None) -> list[str]:
+    """Why the new code of `label` is worse (empty: it holds, or too few calls to say)."""
+    if after is None or after["calls"] < spec.min_calls:
+        return []
+    reasons = []
+    was = before if before is not None and before["calls"] >= spec.min_calls else None
+    rate = after["errorRate"]
+    if spec.max_error_rate is not None and rate > spec.max_error_rate:
+        reasons.append(f"{label}: error rate {_pct(rate)} is above the canary's {_pct(spec.max_error_rate)}"
+                       + (f" (was {_pct(was['errorRate'])})" if was else ""))
+    elif spec.compare and was is not None and rate > was["errorRate"] and after["errors"] > 1:
+        reasons.append(f"{label}: error rate {_pct(rate)} (was {_pct(was['errorRate'])})")
+    p99 = after["p99Ms"]
+    if p99 is not None:
+        if spec.max_p99_ms is not None and p99 > spec.max_p99_ms:
+            reasons.append(f"{label}: p99 {_ms(p99)} is above the canary's {_ms(spec.max_p99_ms)}"
+                           + (f" (was {_ms(was['p99Ms'])})" if was and was["p99Ms"] is not None else ""))
+        elif spec.compare and was is not None and was["p99Ms"] is not None and p99 > was["p99Ms"] * spec.max_slowdown \
+                and p99 - was["p99Ms"] > 1.0:  # sub-millisecond jitter is not a slowdown
+            reasons.append(f"{label}: p99 {_ms(p99)} (was {_ms(was['p99Ms'])}), more than {spec.max_slowdown:g}x slower")
+    return reasons
+
+
+# -- one generation's evidence ---------------------------------------------------------------
+
+
+@dataclass
+class Pair:
+    """One replaced function: its old and new code objects."""
+
+    label: str
+    old: types.CodeType | None
+    new: types.CodeType | None
+
+
+@dataclass
+class GenerationWatch:
+    number: int
+    pairs: list[Pair]
+    started: float
+    ends: float
+    canary: CanarySpec | None = None
+    final: dict[str, Any] | None = None  # frozen figures, once the window closed
+    verdict: dict[str, Any] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class Watches:
+    """One per engine."""
+
+    def __init__(self, rollback: Callable[[int], Any]) -> None:
+        self._rollback = rollback  # rolls back generation N if it is the newest active one
+        self._recorder: Recorder | None = None
+        self._lock = threading.RLock()
+        self.window = DEFAULT_WINDOW  # seconds a fix is watched after its commit (0: not at all)
+        self._generations: dict[int, GenerationWatch] = {}
+        self._explicit: dict[str, list[types.CodeType]] = {}  # "module:qualname" -> codes watched for it
+        self.listeners: list[CanaryListener] = []
+
+    @property
+    def recorder(self) -> Recorder:
+        if self._recorder is None:
+            self._recorder = Recorder()
+        return self._recorder
+
+    # -- fixes -------------------------------------------------------------------------
+
+    def prepared(self, plan: "Plan") -> None:
+        """Count the old code of every function the plan replaces, from now until the plan is
+        committed (then its window owns it) or dropped."""
+        if self.window <= 0 and plan.canary is None:
+            return
+        codes = [e.old_codes[0] for e in plan.edits if e.kind == "replaced" and e.old_codes]
+        if not codes:
+            return
+        for code in codes:
+            self.recorder.watch(code)
+        plan.watched = codes
+        # A plan nobody commits (a dry run, a refused approval) stops counting when it goes.
+        weakref.finalize(plan, _unwatch_all, self.recorder, list(codes))
+
+    def committed(self, plan: "Plan", number: int, pairs: list[Pair]) -> dict[str, Any] | None:
+        """The new code runs: count it for the window, judge it if there is a canary."""
+        spec: CanarySpec | None = plan.canary
+        window = spec.window if spec is not None else self.window
+        if window <= 0 or not pairs:
+            return None
+        for pair in pairs:
+            for code in (pair.old, pair.new):
+                if code is not None:
+                    self.recorder.watch(code)
+        now = time.time()
+        watch = GenerationWatch(number, pairs, now, now + window, spec)
+        with self._lock:
+            self._generations[number] = watch
+        thread = threading.Thread(target=self._run_window, args=(watch,), name=f"livefix-evidence-{number}", daemon=True)
+        thread.start()
+        state = {"state": "watching", "window": window, "until": watch.ends}
+        if spec is not None:
+            state["canary"] = spec.to_wire()
+        return state
+
+    def rolled_back(self, numbers: list[int]) -> None:
+        """Generations undone by someone: their windows close now, figures kept."""
+        for number in numbers:
+            watch = self._generations.get(number)
+            if watch is not None and watch.final is None:
+                if watch.canary is not None and watch.verdict is None:
+                    watch.verdict = {"outcome": "rolledBackByUser", "generation": number,
+                                     "report": f"Canary of generation {number} stopped: the generation was rolled back"}
+                watch.stop.set()
+
+    def _run_window(self, watch: GenerationWatch) -> None:
+        try:
+            while not watch.stop.wait(min(POLL_SECONDS, max(watch.ends - time.time(), 0))):
+                if watch.canary is not None:
+                    reasons = self._reasons(watch)
+                    if reasons:
+                        self._fail(watch, reasons)
+                        break
+                if time.time() >= watch.ends:
+                    if watch.canary is not None:
+                        self._pass(watch)
+                    break
+        finally:
+            self._close(watch)
+
+    def _reasons(self, watch: GenerationWatch) -> list[str]:
+        assert watch.canary is not None
+        reasons: list[str] = []
+        for pair in watch.pairs:
+            before = self.recorder.figures(pair.old) if pair.old is not None else None
+            after = self.recorder.figures(pair.new) if pair.new is not None else None
+            reasons.extend(judge(watch.canary, pair.label, before, after))
+        return reasons
+
+    def _fail(self, watch: GenerationWatch, reasons: list[str]) -> None:
+        figures = self._figures(watch)
+        try:
+            self._rollback(watch.number)
+        except LivefixError as error:
+            watch.verdict = {
+                "outcome": "failed", "generation": watch.number, "reasons": reasons, "evidence": figures,
+                "report": f"Canary of generation {watch.number} failed ({'; '.join(reasons)}) but it was not rolled "
+                f"back: {error.message}",
+            }
+        else:
+            watch.verdict = {
+                "outcome": "rolledBack", "generation": watch.number, "reasons": reasons, "evidence": figures,
+                "report": f"Canary rolled back generation {watch.number}: {'; '.join(reasons)}",
+            }
+        self._tell(watch.verdict)
+
+    def _pass(self, watch: GenerationWatch) -> None:
+        assert watch.canary is not None
+        figures = self._figures(watch)
+        calls = sum(f["after"]["calls"] for f in figures.values() if f["after"] is not None)
+        if calls < watch.canary.min_calls * max(len(watch.pairs), 1) and not any(
+            f["after"] is not None and f["after"]["calls"] >= watch.canary.min_calls for f in figures.values()
+        ):
+            watch.verdict = {
+                "outcome": "inconclusive", "generation": watch.number, "evidence": figures,
+                "report": f"Canary of generation {watch.number} could not judge: the new code ran {calls} "
+                f"time{'s' if calls != 1 else ''} in {watch.canary.window:g} s (fewer than {watch.canary.min_calls}); "
+                "the generation stays",
+            }
+        else:
+            watch.verdict = {
+                "outcome": "passed", "generation": watch.number, "evidence": figures,
+                "report": f"Canary of generation {watch.number} passed: " + describe(figures),
+            }
+        self._tell(watch.verdict)
+
+    def _tell(self, verdict: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(verdict)
+            except Exception:  # a listener's failure is the transport's; the verdict stands
+                pass
+
+    def _close(self, watch: GenerationWatch) -> None:
+        watch.final = self._figures(watch)
+        for pair in watch.pairs:
+            for code in (pair.old, pair.new):
+                if code is not None:
+                    self.recorder.unwatch(code)
+        watch.stop.set()
+
+    # -- explicit watches --------------------------------------------------------------------
+
+    def watch(self, label: str, code: types.CodeType) -> None:
+        with self._lock:
+            codes = self._explicit.setdefault(label, [])
+            if code not in codes:
+                codes.append(code)
+                self.recorder.watch(code)
+
+    def unwatch(self, label: str) -> bool:
+        with self._lock:
+            codes = self._explicit.pop(label, None)
+        for code in codes or []:
+            self.recorder.unwatch(code)
+        return codes is not None
+
+    def follow(self, pairs: list[Pair]) -> None:
+        """A fix replaced a function someone watches: watch its new code too."""
+        with self._lock:
+            for label, codes in self._explicit.items():
+                for pair in pairs:
+                    if pair.old in codes and pair.new is not None and pair.new not in codes:
+                        codes.append(pair.new)
+                        self.recorder.watch(pair.new)
+
+    def explicit(self) -> dict[str, list[Figures]]:
+        """What `watch()` counts: per function, the figures of each code it ran, oldest first."""
+        with self._lock:
+            items = {label: list(codes) for label, codes in self._explicit.items()}
+        return {label: [f for c in codes if (f := self.recorder.figures(c)) is not None] for label, codes in items.items()}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _figures(self, watch: GenerationWatch) -> dict[str, dict[str, Figures | None]]:
+        if watch.final is not None:
+            return watch.final
+        return {
+            pair.label: {
+                "before": self.recorder.figures(pair.old) if pair.old is not None else None,
+                "after": self.recorder.figures(pair.new) if pair.new is not None else None,
+            }
+            for pair in watch.pairs
+        }
+
+    def generation(self, number: int) -> dict[str, Any] | None:
+        watch = self._generations.get(number)
+        if watch is None:
+            return None
+        figures = self._figures(watch)
+        body: dict[str, Any] = {
+            "generation": number, "state": "final" if watch.final is not None else "watching",
+            "since": watch.started, "until": watch.ends, "functions": figures, "report": describe(figures),
+        }
+        if watch.canary is not None:
+            body["canary"] = {**watch.canary.to_wire(), **({"verdict": watch.verdict} if watch.verdict else {})}
+        return body
+
+    def wait(self, number: int, timeout: float | None = None) -> dict[str, Any] | None:
+        """Block until generation `number`'s window closed (its canary's verdict is in)."""
+        watch = self._generations.get(number)
+        if watch is None:
+            return None
+        watch.stop.wait(timeout)
+        return self.generation(number)
+
+    def close(self) -> None:
+        for watch in list(self._generations.values()):
+            watch.stop.set()
+        if self._recorder is not None:
+            self._recorder.close()
+
+
+def describe(figures: dict[str, dict[str, Figures | None]]) -> str:
+    """In a person's words: "shop.price: error rate 0% (was 15%), p99 45 ms (was 200 ms), 1,200 calls"."""
+    parts = []
+    for label, pair in figures.items():
+        before, after = pair.get("before"), pair.get("after")
+        if after is None or after["calls"] == 0:
+            parts.append(f"{label}: no calls of the new code yet"
+                         + (f" (old code: {_one(before)})" if before is not None and before["calls"] else ""))
+            continue
+        text = f"{label}: error rate {_pct(after['errorRate'])}"
+        if before is not None and before["calls"]:
+            text += f" (was {_pct(before['errorRate'])})"
+        if after["p99Ms"] is not None:
+            text += f", p99 {_ms(after['p99Ms'])}"
+            if before is not None and before["p99Ms"] is not None:
+                text += f" (was {_ms(before['p99Ms'])})"
+        text += f", {after['calls']:,} call{'s' if after['calls'] != 1 else ''}"
+        if after.get("errorTypes"):
+            text += " (" + ", ".join(f"{n} {t}" for t, n in sorted(after["errorTypes"].items())) + ")"
+        parts.append(text)
+    return "; ".join(parts) if parts else "no replaced function to watch"
+
+
+def _one(f: Figures) -> str:
+    text = f"{f['calls']:,} calls, error rate {_pct(f['errorRate'])}"
+    return text + (f", p99 {_ms(f['p99Ms'])}" if f["p99Ms"] is not None else "")
+
+
+def _pct(rate: float) -> str:
+    value = rate * 100
+    return f"{value:.0f}%" if value == int(value) or value >= 10 else f"{value:.1f}%"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.2g} ms"
+
+
+def _unwatch_all(recorder: Recorder, codes: list[types.CodeType]) -> None:
+    for code in codes:
+        recorder.unwatch(code)
