@@ -21,11 +21,13 @@ import json
 import ssl
 import sys
 import textwrap
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from livefix import protocol
+from livefix import evidence_view, protocol
 from livefix.agent.client import AgentClient, default_token
 from livefix.agent.fleet import Fleet, FleetResult
 from livefix.agent.transport import Address, parse_address, runtime_dir
@@ -80,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Hot-fix a running Python service that called livefix.listen(). TARGET is a pid, "
         "unix:PATH or a socket path, HOST:PORT, or service:NAME (same as --service NAME; then omit TARGET).",
         epilog="exit codes: 0 done, 1 refused/failed (nothing changed), 2 usage, 3 approval required, "
-        "4 verify failed (rolled back), 5 agent unreachable or token refused, 6 fleet workers differ",
+        "4 verify failed or the canary rolled the change back, 5 agent unreachable or token refused, 6 fleet workers differ",
     )
     sub = parser.add_subparsers(metavar="COMMAND")
 
@@ -90,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--verify", metavar="EXPR", help="an expression that must be true after the change")
     apply.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
     apply.add_argument("--migrate", action="append", metavar="CLASS=SPEC", help=MIGRATE_HELP)
+    _canary_options(apply)
     apply.set_defaults(run=run_apply)
 
     reload = sub.add_parser("reload", parents=[common], help="reload modules whose file changed, as one generation")
@@ -98,12 +101,22 @@ def _parser() -> argparse.ArgumentParser:
     reload.add_argument("--verify", metavar="EXPR")
     reload.add_argument("--dry-run", action="store_true")
     reload.add_argument("--migrate", action="append", metavar="CLASS=SPEC", help=MIGRATE_HELP)
+    _canary_options(reload)
     reload.set_defaults(run=run_reload)
 
     rollback = sub.add_parser("rollback", parents=[common], help="undo the latest change (or return to --to N)")
     rollback.add_argument("items", nargs="*", metavar="TARGET")
     rollback.add_argument("--to", type=int, metavar="N", help="the generation to return to (0 = as loaded)")
     rollback.set_defaults(run=run_rollback)
+
+    watch = sub.add_parser(
+        "watch", parents=[common],
+        help="live figures of a fix (calls, errors, latency before/after) or of functions: TARGET [GEN | MODULE:QUALNAME ...]",
+    )
+    watch.add_argument("items", nargs="*", metavar="TARGET [GEN | MODULE:QUALNAME ...]")
+    watch.add_argument("--once", action="store_true", help="print the figures once and exit")
+    watch.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="refresh every SECONDS (default 1)")
+    watch.set_defaults(run=run_watch)
 
     for name, help_text in (("history", "the generations applied"), ("frames", "every thread's stack, now"),
                             ("status", "modules whose file differs from what runs")):
@@ -120,6 +133,30 @@ MIGRATE_HELP = (
     "what live instances of a changed class receive: CLASS='{\"attr\": default}' (JSON, set where an "
     "instance lacks it) or CLASS=@FILE (a file defining def migrate(obj)); repeatable"
 )
+
+
+def _canary_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("canary (judge the new code on live traffic, roll back by itself when worse)")
+    group.add_argument("--canary", action="store_true", help="judge the new code for --canary-window seconds")
+    group.add_argument("--canary-window", type=float, metavar="SECONDS", help="how long to judge (default 30)")
+    group.add_argument("--canary-before", type=float, metavar="SECONDS",
+                       help="count the old code's traffic this long before the change")
+    group.add_argument("--max-error-rate", type=float, metavar="FRACTION", help="roll back above this error rate (0..1)")
+    group.add_argument("--max-p99-ms", type=float, metavar="MS", help="roll back above this p99 latency")
+    group.add_argument("--min-calls", type=int, metavar="N", help="calls of the new code before any verdict (default 20)")
+    group.add_argument("--no-wait", action="store_true", help="do not wait for the canary's verdict")
+
+
+def canary_request(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The request's `canary` object from the command line (None: no canary asked for)."""
+    terms = {
+        "window": args.canary_window, "before": args.canary_before, "maxErrorRate": args.max_error_rate,
+        "maxP99Ms": args.max_p99_ms, "minCalls": args.min_calls,
+    }
+    given = {key: value for key, value in terms.items() if value is not None}
+    if not given and not args.canary:
+        return None
+    return given
 
 
 def split_target(args: argparse.Namespace, minimum: int) -> tuple[Address | None, list[str]]:
@@ -203,6 +240,9 @@ def _change(args: argparse.Namespace, out: "Output", address: Address | None, co
         request["verify"] = args.verify
     if getattr(args, "migrate", None):
         request["migrate"] = parse_migrations(args.migrate)
+    canary = canary_request(args)
+    if canary is not None:
+        request["canary"] = canary
     if address is None:
         fleet = Fleet(args.service, _token(args), timeout=args.timeout)
         verify = request.pop("verify", None)
@@ -215,7 +255,64 @@ def _change(args: argparse.Namespace, out: "Output", address: Address | None, co
     if args.dry_run:
         request["dryRun"] = True
     with _connect(args, address, out) as client:
-        return out.change(_approving(client, command, request, args.yes, out))
+        body = _approving(client, command, request, args.yes, out)
+        code = out.change(body)
+        if code == EXIT_OK and (body.get("evidence") or {}).get("canary") is not None and not args.no_wait:
+            return out.verdict(_await_verdict(client, int(body["generation"]), out))
+        return code
+
+
+def _await_verdict(client: AgentClient, generation: int, out: "Output") -> dict[str, Any]:
+    """Ask for the generation's evidence until its window closed: the canary's verdict."""
+    waiting = threading.Event()
+    while True:
+        body = client.request(protocol.EVIDENCE, {"generation": generation})
+        if body.get("state") == "final":
+            return body
+        if out.interactive:
+            print(evidence_view.render_evidence(body), file=sys.stderr)
+        # The agent's figures change continuously; one look a second is what a person reads.
+        waiting.wait(min(1.0, max(float(body.get("until", 0)) - time.time(), 0.05)))
+
+
+def run_watch(args: argparse.Namespace, out: "Output") -> int:
+    address, rest = split_target(args, minimum=0)
+    if address is None:
+        raise Usage("watch follows one process: give its TARGET (pid, unix:PATH or HOST:PORT)")
+    targets = [item for item in rest if ":" in item]
+    generations = [item for item in rest if ":" not in item]
+    if targets and generations:
+        raise Usage("watch either a generation (GEN) or functions (MODULE:QUALNAME ...), not both")
+    if len(generations) > 1 or (generations and not generations[0].isdigit()):
+        raise Usage("give one generation number, or functions as MODULE:QUALNAME")
+    pause = threading.Event()
+    with _connect(args, address, out) as client:
+        if targets:
+            client.request(protocol.WATCH, {"targets": targets})
+        try:
+            while True:
+                if targets:
+                    body = client.request(protocol.WATCH, {})
+                    body = {"functions": {k: v for k, v in body.get("functions", {}).items()
+                                          if any(k == t.replace(":", ".", 1) for t in targets)}}
+                    render = evidence_view.render_watched
+                else:
+                    request = {"generation": int(generations[0])} if generations else {}
+                    body = client.request(protocol.EVIDENCE, request)
+                    render = evidence_view.render_evidence
+                if args.once or args.json:
+                    return out.body(body, render)
+                print("\x1b[H\x1b[J" if out.interactive else "", end="")
+                print(render(body), flush=True)
+                if not targets and body.get("state") == "final":
+                    return EXIT_OK
+                pause.wait(max(args.interval, 0.1))
+        finally:
+            if targets:  # what this command started watching stops with it
+                try:
+                    client.request(protocol.WATCH, {"targets": targets, "stop": True})
+                except LivefixError:
+                    pass
 
 
 def run_rollback(args: argparse.Namespace, out: "Output") -> int:
@@ -370,6 +467,15 @@ class Output:
         if not workers:
             return self.failure(LivefixError("notFound", "no worker is registered under that service"))
         return EXIT_UNREACHABLE if failed else EXIT_OK
+
+    def verdict(self, body: dict[str, Any]) -> int:
+        """The canary's verdict: 0 when the change stays, 4 when the canary rolled it back."""
+        if self.as_json:
+            _print_json(body)
+        else:
+            print(evidence_view.render_evidence(body))
+        verdict = (body.get("canary") or {}).get("verdict") or {}
+        return EXIT_VERIFY if verdict.get("outcome") in ("rolledBack", "failed") else EXIT_OK
 
     def fleet(self, result: FleetResult) -> int:
         if self.as_json:

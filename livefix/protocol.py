@@ -27,6 +27,9 @@ HISTORY = "livefix/history"
 CAPTURE_FRAMES = "livefix/captureFrames"
 STATUS = "livefix/status"
 RELOAD = "livefix/reload"
+# Live evidence: a fix's before/after figures, and functions watched on request.
+EVIDENCE = "livefix/evidence"
+WATCH = "livefix/watch"
 # Two-phase (fleet) operations served by the agent: prepare everywhere, then commit.
 PREPARE = "livefix/prepare"
 COMMIT = "livefix/commit"
@@ -34,9 +37,13 @@ ABORT = "livefix/abort"
 # Agent handshake: the first request on an agent connection must carry the token.
 AUTHENTICATE = "livefix/authenticate"
 
-COMMANDS: tuple[str, ...] = (APPLY, ROLLBACK, HISTORY, CAPTURE_FRAMES, STATUS, RELOAD)
+COMMANDS: tuple[str, ...] = (APPLY, ROLLBACK, HISTORY, CAPTURE_FRAMES, STATUS, RELOAD, EVIDENCE, WATCH)
 
 APPLIED_EVENT = "livefix/applied"
+# A canary's verdict (passed, rolledBack, inconclusive, failed): body `CanaryVerdict`.
+CANARY_EVENT = "livefix/canary"
+# Events whose `report` also goes to the client's console as output.
+REPORTED_EVENTS: tuple[str, ...] = (APPLIED_EVENT, CANARY_EVENT)
 # LSP notification: the client forwards each `livefix/applied` event body to the server.
 GENERATION_APPLIED_NOTIFICATION = "livefix/generationApplied"
 
@@ -61,12 +68,34 @@ class ChangeArgs(TypedDict):
 Migrations = dict[str, "dict[str, Any] | str"]
 
 
+class CanaryArgs(TypedDict):
+    """Judge the new code for `window` seconds; roll back by itself when it is worse."""
+
+    before: NotRequired[float]  # seconds of old-code traffic counted before the commit
+    window: NotRequired[float]  # default 30
+    maxErrorRate: NotRequired[float]  # 0..1
+    maxP99Ms: NotRequired[float]
+    minCalls: NotRequired[int]  # calls of the new code before any verdict (default 20)
+    maxSlowdown: NotRequired[float]  # new p99 / old p99 allowed (default 1.5)
+    compare: NotRequired[bool]  # judge against the old code's figures too (default true)
+
+
 class ApplyArguments(TypedDict):
     changes: list[ChangeArgs]
     verify: NotRequired[str]
     dryRun: NotRequired[bool]
     approved: NotRequired[bool]
     migrate: NotRequired[Migrations]
+    canary: NotRequired[CanaryArgs]
+
+
+class EvidenceArguments(TypedDict):
+    generation: NotRequired[int]  # default: the newest watched generation
+
+
+class WatchArguments(TypedDict):
+    targets: NotRequired[list[str]]  # "module:qualname"; none: just report what is watched
+    stop: NotRequired[bool]  # unwatch the targets (all when none are named)
 
 
 class RollbackArguments(TypedDict):
@@ -91,6 +120,7 @@ class ReloadArguments(TypedDict):
     approved: NotRequired[bool]
     dryRun: NotRequired[bool]
     migrate: NotRequired[Migrations]
+    canary: NotRequired[CanaryArgs]
 
 
 class StatusArguments(TypedDict):
@@ -145,6 +175,55 @@ class ChangeResultBody(TypedDict):
     migrated: NotRequired[list["MigratedClass"]]
     # Dry runs: live instances lacking attributes the new code uses.
     instances: NotRequired[list["InstanceGap"]]
+    # The new code is watched: until when (epoch seconds), and the canary's terms.
+    evidence: NotRequired["EvidenceState"]
+
+
+class EvidenceState(TypedDict):
+    state: Literal["watching"]
+    window: float
+    until: float
+    canary: NotRequired[CanaryArgs]
+
+
+class Figures(TypedDict):
+    """One code object's traffic while watched."""
+
+    calls: int
+    errors: int  # exceptions raised out of it
+    errorRate: float  # 0..1
+    p50Ms: float | None
+    p99Ms: float | None
+    errorTypes: dict[str, int] | None  # None where the interpreter cannot tell (3.10/3.11)
+    since: float
+    running: int  # calls started, not finished
+
+
+class FunctionEvidence(TypedDict):
+    before: Figures | None  # the old code
+    after: Figures | None  # the new code
+
+
+class CanaryVerdict(TypedDict):
+    outcome: Literal["passed", "rolledBack", "inconclusive", "failed", "rolledBackByUser"]
+    generation: int
+    report: str
+    reasons: NotRequired[list[str]]
+    evidence: NotRequired[dict[str, FunctionEvidence]]
+
+
+class EvidenceBody(TypedDict):
+    generation: int
+    state: Literal["watching", "final"]
+    since: float
+    until: float
+    functions: dict[str, FunctionEvidence]  # "module.qualname" -> figures
+    report: str  # "shop.price: error rate 0% (was 15%), p99 45 ms (was 200 ms), 1,200 calls"
+    canary: NotRequired[dict[str, Any]]  # CanaryArgs plus `verdict` once there is one
+
+
+class WatchBody(TypedDict):
+    functions: dict[str, list[Figures]]  # per watched function, each version of its code that ran
 
 
 # "class" is a Python keyword, hence the functional form.
@@ -184,6 +263,7 @@ class GenerationInfo(TypedDict):
     status: GenerationStatus
     verify: NotRequired[str]
     rolledBackAt: NotRequired[float]
+    evidence: NotRequired[EvidenceBody]  # while watched, and frozen after
 
 
 class PrunedHistory(TypedDict):
@@ -257,6 +337,7 @@ class PrepareArguments(TypedDict):
     verify: NotRequired[str]
     approved: NotRequired[bool]
     migrate: NotRequired[Migrations]
+    canary: NotRequired[CanaryArgs]
 
 
 class PrepareBody(TypedDict):

@@ -74,7 +74,11 @@ class Service:
             protocol.HISTORY: self.history_request,
             protocol.CAPTURE_FRAMES: self.capture_frames_request,
             protocol.STATUS: self.status_request,
+            protocol.EVIDENCE: self.evidence_request,
+            protocol.WATCH: self.watch_request,
         }
+        # The canary's verdicts reach this transport's clients as they happen.
+        engine.watches.listeners.append(self._canary_verdict)
 
     # -- dispatch ------------------------------------------------------------------
 
@@ -104,7 +108,9 @@ class Service:
     def apply_request(self, args: dict[str, Any]) -> dict[str, Any]:
         changes = protocol.as_change_args(args.get("changes"))
         verify = _optional_str(args, "verify")
-        plan = self.engine.prepare(changes, action="apply", thread_id=self.thread_id, migrate=migrations(args))
+        plan = self.engine.prepare(
+            changes, action="apply", thread_id=self.thread_id, migrate=migrations(args), canary=args.get("canary")
+        )
         return self._commit(plan, verify, args)
 
     def reload_request(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +118,8 @@ class Service:
         package = _optional_str(args, "package")
         verify = _optional_str(args, "verify")
         plan = self.engine.prepare_reload(
-            modules=modules, package=package, thread_id=self.thread_id, migrate=migrations(args)
+            modules=modules, package=package, thread_id=self.thread_id, migrate=migrations(args),
+            canary=args.get("canary"),
         )
         return self._commit(plan, verify, args)
 
@@ -164,6 +171,26 @@ class Service:
             ),
         }
 
+    def evidence_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        generation = args.get("generation")
+        if generation is not None and (not isinstance(generation, int) or isinstance(generation, bool) or generation < 1):
+            raise LivefixError("invalid", "`generation` must be a generation number (1 or more)")
+        return dict(self.engine.evidence(generation))
+
+    def watch_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        targets = args.get("targets")
+        if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)):
+            raise LivefixError("invalid", "`targets` must be a list of \"module:qualname\" strings")
+        if args.get("stop"):
+            if not targets:
+                return self.engine.unwatch(None)
+            for target in targets:
+                self.engine.unwatch(target)
+            return self.engine.watched()
+        for target in targets or []:
+            self.engine.watch(target)
+        return self.engine.watched()
+
     # -- shared steps ----------------------------------------------------------------
 
     def approval_needed(self, plan: Plan) -> list[str]:
@@ -210,6 +237,19 @@ class Service:
             self.emit(protocol.APPLIED_EVENT, {**body, "action": action})
         except Exception:
             log.exception("livefix: could not send the %s event", protocol.APPLIED_EVENT)
+
+    def _canary_verdict(self, verdict: dict[str, Any]) -> None:
+        """A canary decided (on its own thread): tell the clients, and the audit log."""
+        if verdict.get("outcome") in ("rolledBack", "failed"):
+            self._audit("canary", {"generation": verdict.get("generation"), "applied": None,
+                                   "error": {"kind": "canary", "message": verdict.get("report")}},
+                        changes=None, result="rolledBack" if verdict["outcome"] == "rolledBack" else "failed")
+        if self.emit is None:
+            return
+        try:
+            self.emit(protocol.CANARY_EVENT, verdict)
+        except Exception:
+            log.exception("livefix: could not send the %s event", protocol.CANARY_EVENT)
 
     def _audit(self, action: str, body: dict[str, Any], changes: Any, result: str | None = None) -> None:
         path = self.options.audit_log

@@ -185,7 +185,7 @@ class AgentServer:
         report = body.get("report")
         for peer in peers:
             peer.send(wire.event(peer.seq.next(), name, body))
-            if name == protocol.APPLIED_EVENT and isinstance(report, str) and report:
+            if name in protocol.REPORTED_EVENTS and isinstance(report, str) and report:
                 # As on the DAP route: the report also goes to the client's console.
                 peer.send(wire.event(peer.seq.next(), "output", {"category": "console", "output": report + "\n"}))
 

@@ -143,14 +143,17 @@ class AgentService(Service):
             raise LivefixError("invalid", "`verify` must be a string")
         if action == "apply":
             plan = self.engine.prepare(
-                protocol.as_change_args(args.get("changes")), action="apply", migrate=migrations(args)
+                protocol.as_change_args(args.get("changes")), action="apply", migrate=migrations(args),
+                canary=args.get("canary"),
             )
         elif action == "reload":
             modules = module_names(args)
             package = args.get("package")
             if package is not None and not isinstance(package, str):
                 raise LivefixError("invalid", "`package` must be a string")
-            plan = self.engine.prepare_reload(modules=modules, package=package, migrate=migrations(args))
+            plan = self.engine.prepare_reload(
+                modules=modules, package=package, migrate=migrations(args), canary=args.get("canary")
+            )
         else:
             raise LivefixError("invalid", f"`action` must be \"apply\" or \"reload\", not {action!r}")
         self.check_approval(plan, bool(args.get("approved", False)))

@@ -130,7 +130,7 @@ class LivefixPlugin:
         from livefix import dap, protocol
 
         events = [(event, body)]
-        if event == protocol.APPLIED_EVENT and body.get("report"):
+        if event in protocol.REPORTED_EVENTS and body.get("report"):
             events.append(("output", {"category": "console", "output": dap.output_text(body["report"])}))
         held = self._held
         if held is not None:  # answering a request (on the reader thread): after its response
