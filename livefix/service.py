@@ -212,6 +212,7 @@ class Service:
                 impact=plan.impact,
                 applied=plan.planned(),
                 report=plan.report_before(),
+                instances=[gap.to_wire() for gap in plan.gaps],
             )
 
     def _commit(self, plan: Plan, verify: str | None, args: dict[str, Any]) -> dict[str, Any]:
@@ -247,9 +248,12 @@ class Service:
         if self.emit is None:
             return
         try:
-            self.emit(protocol.CANARY_EVENT, verdict)
+            self.emit(protocol.CANARY_EVENT, {k: v for k, v in verdict.items() if k != "rollback"})
         except Exception:
             log.exception("livefix: could not send the %s event", protocol.CANARY_EVENT)
+        rollback = verdict.get("rollback")
+        if rollback is not None:  # editors follow what runs through `livefix/applied`
+            self._announce("rollback", rollback)
 
     def _audit(self, action: str, body: dict[str, Any], changes: Any, result: str | None = None) -> None:
         path = self.options.audit_log

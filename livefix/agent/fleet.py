@@ -5,13 +5,16 @@ registered under a service name. Apply is two-phase, under the service's lock:
 prepare everywhere (`livefix/prepare`: parse, compile, check, impact, approval);
 commit everywhere (`livefix/commit`) only if every worker prepared, `livefix/abort`
 otherwise; if a commit fails, the workers that committed are rolled back to the
-generation they ran before. The outcome is reported per worker, and a successful
-apply is journalled so that workers that start later catch up. Standard library only.
+generation they ran before. With a `canary`, one worker (the lowest pid) commits first
+and the others follow only if its canary holds. The outcome is reported per worker, and
+a successful apply is journalled so that workers that start later catch up. Standard
+library only.
 """
 
 from __future__ import annotations
 
 import textwrap
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,9 +24,14 @@ from livefix.agent.client import AgentClient
 from livefix.agent.registry import Member, Registry
 from livefix.errors import LivefixError
 
-# Called between phases with the phase name ("prepared", "committed") and the workers:
+# Called between phases with the phase name ("prepared", "canary": the canary worker alone
+# committed, its window open; "committed") and the workers:
 # lets a caller observe (and a test interfere at) an exact point of the protocol.
 PhaseHook = Callable[[str, list["WorkerOutcome"]], None]
+
+# How often the coordinator asks the canary worker whether its window closed: a client
+# waiting on a remote state (the verdict comes at most this late), not a test's wait.
+VERDICT_POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -40,6 +48,7 @@ class WorkerOutcome:
     error: dict[str, Any] | None = None
     body: dict[str, Any] | None = None
     client: AgentClient | None = field(default=None, repr=False)
+    canary: bool = False  # prepared with the canary: it commits first, alone
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"pid": self.pid, "address": self.address, "status": self.status}
@@ -53,7 +62,9 @@ class WorkerOutcome:
 class FleetResult:
     """The fleet outcome: `applied` (every worker), `checked` (a dry run that every worker
     passed), `aborted` (none changed), `rolledBack`
-    (commits undone), `partial` (a rollback failed too: workers differ; see each one)."""
+    (commits undone), `canaryRolledBack` (the canary worker's change was judged worse and
+    undone; no other worker ran it), `partial` (a rollback failed too: workers differ; see
+    each one)."""
 
     service: str
     action: str
@@ -63,6 +74,8 @@ class FleetResult:
     error: LivefixError | None = None  # the first failure, when not applied
     report: str = ""
     warnings: list[str] = field(default_factory=list)
+    # With a canary: {"worker": pid, "generation": its engine generation, "verdict": {...}}.
+    canary: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -77,6 +90,8 @@ class FleetResult:
             out["error"] = self.error.to_dict()
         if self.warnings:
             out["warnings"] = self.warnings
+        if self.canary is not None:
+            out["canary"] = self.canary
         return out
 
 
@@ -103,14 +118,24 @@ class Fleet:
         """Apply (`prepare["action"]` "apply" with `changes`, or "reload") on every worker or none.
 
         `dry_run`: prepare everywhere, then abort everywhere (outcome `checked` when every
-        worker could apply it): the fleet's own dry run, changing nothing."""
+        worker could apply it): the fleet's own dry run, changing nothing.
+
+        With `prepare["canary"]`, only the first worker (lowest pid) is prepared with the
+        canary; it commits alone, the coordinator waits for its verdict (the service's lock
+        held, the others' plans pending), then commits the others (passed, inconclusive) or
+        aborts them (outcome `canaryRolledBack`). The others run the change without a canary
+        of their own: one of them rolling back by itself after the fleet reported `applied`
+        would leave the workers silently different from the journal."""
         action = str(prepare.get("action", "apply"))
         args = {**prepare, "action": action}
         if verify is not None:
             args["verify"] = verify
+        plain = {key: value for key, value in args.items() if key != "canary"}
         with self.registry.locked(lock_timeout):
             # Phase 1, prepare everywhere, travels with the token: one round trip per worker.
-            workers = self._connect_all(then=(protocol.PREPARE, args))
+            workers = self._connect_all(
+                then=(protocol.PREPARE, plain), first=(protocol.PREPARE, args) if _wants_canary(prepare) else None
+            )
             try:
                 return self._apply_locked(action, prepare, verify, workers, on_phase, dry_run)
             finally:
@@ -153,7 +178,19 @@ class Fleet:
             return self._finish(result)
         # Phase 2: commit everywhere; the journal decides what later workers run.
         generation = fleet_now + 1
-        self._commit(workers, generation)
+        if _wants_canary(prepare):
+            first = next((w for w in workers if w.canary), None)
+            if first is None:  # it was gone before it prepared (others prepared without a canary)
+                self._abort(workers)
+                result.error = LivefixError("failed", "the worker chosen for the canary went away before it "
+                                            "prepared; nothing was changed: try again")
+                return self._finish(result)
+            rest = [w for w in workers if w is not first]
+            if not self._canary(first, rest, generation, result, on_phase, _before(prepare.get("canary"))):
+                return self._finish(result)
+            self._commit(rest, generation)
+        else:
+            self._commit(workers, generation)
         if on_phase is not None:
             on_phase("committed", workers)
         failed = [w for w in workers if w.status != "committed"]
@@ -183,13 +220,97 @@ class Fleet:
         result.outcome = "partial" if any(w.status in ("rollbackFailed", "unknown") for w in workers) else "rolledBack"
         return self._finish(result)
 
-    def _commit(self, workers: list[WorkerOutcome], fleet_generation: int) -> None:
+    def _commit(self, workers: list[WorkerOutcome], fleet_generation: int, extra_time: float = 0.0) -> None:
         def args(worker: WorkerOutcome) -> dict[str, Any]:
             assert worker.body is not None
             return {"prepareId": worker.body["prepareId"], "fleetGeneration": fleet_generation}
 
-        for worker, body in self._fan_out(workers, protocol.COMMIT, args):
+        for worker, body in self._fan_out(workers, protocol.COMMIT, args, extra_time=extra_time):
             worker.status, worker.generation, worker.body = "committed", body.get("generation"), body
+
+    # -- canary: one worker first -----------------------------------------------------------
+
+    def _canary(
+        self,
+        first: WorkerOutcome,
+        rest: list[WorkerOutcome],
+        fleet_generation: int,
+        result: FleetResult,
+        on_phase: PhaseHook | None,
+        before: float,
+    ) -> bool:
+        """Commit on the `first` worker alone and wait for its canary's verdict. True: it held
+        (the caller commits the `rest`); False: `result` says what happened, the others'
+        plans are aborted and the first worker runs what it ran before (or the report says
+        it could not)."""
+        # Its commit waits out the canary's "before" window (old-code traffic) first.
+        self._commit([first], fleet_generation, extra_time=before)
+        if on_phase is not None:
+            on_phase("canary", [first])
+        verdict: dict[str, Any] | None = None
+        if first.status == "committed":
+            evidence = (first.body or {}).get("evidence") or {}
+            if evidence.get("canary") is None:  # nothing it replaced can be judged (only additions)
+                verdict = {"outcome": "inconclusive",
+                           "report": "the change replaced no function the canary could judge; it stays"}
+            else:
+                verdict = self._await_verdict(first, float(evidence.get("window") or 0))
+        if verdict is not None:
+            result.canary = {"worker": first.pid, "generation": first.generation, "verdict": verdict}
+            if verdict.get("outcome") in ("passed", "inconclusive"):
+                return True
+        self._abort(rest)  # the others never ran it
+        if verdict is None:  # no verdict: its commit failed, or the worker failed or hung mid-window
+            committed, error = first.status == "committed", first.error
+            first.status = "failed"
+            if committed or (error or {}).get("reason") in ("disconnected", "timeout"):
+                # It may run the change: reconnect, abort its plan if still pending, else roll back.
+                self._recover(first, fleet_generation - 1)
+            # else its commit was refused (verify failed, stale...): the engine undid it already.
+            result.error = LivefixError.from_dict(error or {"kind": "failed", "message": "canary failed"})
+            result.outcome = "partial" if first.status in ("rollbackFailed", "unknown") else "rolledBack"
+            return False
+        self._settle(first, fleet_generation - 1)
+        report = str(verdict.get("report") or "")
+        result.error = LivefixError(
+            "verifyFailed",  # a canary is a verify on live traffic: the CLI's exit 4
+            f"canary on worker {first.pid}: {report}; the other {len(rest)} worker{'s' if len(rest) != 1 else ''} "
+            "never ran the change",
+            reason="canary", outcome=verdict.get("outcome"), worker=first.pid, reasons=verdict.get("reasons", []),
+        )
+        result.outcome = "canaryRolledBack" if first.status == "rolledBack" else "partial"
+        return False
+
+    def _await_verdict(self, worker: WorkerOutcome, window: int | float) -> dict[str, Any] | None:
+        """Ask the canary worker for its generation's evidence until the window closed: its
+        verdict, or None (the failure recorded on the worker) when it could not be had."""
+        assert worker.generation is not None
+        deadline = time.monotonic() + window + self.timeout
+        pause = threading.Event()
+        while True:
+            body = self._call(worker, protocol.EVIDENCE, {"generation": worker.generation}, keep_status=True)
+            if body is None:
+                return None
+            if body.get("state") == "final":
+                verdict = (body.get("canary") or {}).get("verdict")
+                return dict(verdict) if verdict else {"outcome": "inconclusive", "report": str(body.get("report", ""))}
+            if time.monotonic() >= deadline:
+                worker.error = LivefixError(
+                    "failed", f"worker {worker.pid} gave no canary verdict within {window:g} s + {self.timeout:g} s",
+                    reason="timeout", address=worker.address,
+                ).to_dict()
+                return None
+            pause.wait(min(VERDICT_POLL_SECONDS, max(deadline - time.monotonic(), 0.05)))
+
+    def _settle(self, worker: WorkerOutcome, fleet_generation: int) -> None:
+        """Bring the canary worker back to `fleet_generation`: code and fleet position. After
+        the canary rolled back by itself, the code is there already and only its fleet
+        position moves back (it would otherwise claim a fleet generation nobody journalled)."""
+        body = self._call(worker, protocol.ROLLBACK, {"fleetTo": fleet_generation, "approved": True}, keep_status=True)
+        if body is not None:
+            worker.status, worker.generation = "rolledBack", body.get("generation")
+        else:
+            worker.status = "rollbackFailed"
 
     def _abort(self, workers: list[WorkerOutcome]) -> None:
         def args(worker: WorkerOutcome) -> dict[str, Any]:
@@ -283,12 +404,18 @@ class Fleet:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _connect_all(self, then: tuple[str, dict[str, Any]] | None = None) -> list[WorkerOutcome]:
-        """Connect to every registered worker (with `then` sent along with the token)."""
+    def _connect_all(
+        self, then: tuple[str, dict[str, Any]] | None = None, first: tuple[str, dict[str, Any]] | None = None
+    ) -> list[WorkerOutcome]:
+        """Connect to every registered worker (with `then` sent along with the token; `first`
+        instead to the first one reached, lowest pid first: the canary's)."""
         workers = [WorkerOutcome(m.pid, f"unix:{m.path}") for m in self.registry.members()]
         for worker in workers:  # send everything first: the workers answer in parallel
+            canary = first is not None and not any(w.canary for w in workers)
             try:
-                worker.client = AgentClient(worker.address, self.token, timeout=self.timeout, then=then, wait=False)
+                worker.client = AgentClient(worker.address, self.token, timeout=self.timeout,
+                                            then=first if canary else then, wait=False)
+                worker.canary = canary
             except LivefixError as error:
                 self._unreachable(worker, error)
         deadline = time.monotonic() + self.timeout
@@ -325,6 +452,7 @@ class Fleet:
         command: str,
         args: Callable[[WorkerOutcome], dict[str, Any]],
         keep_status: bool = False,
+        extra_time: float = 0.0,
     ) -> list[tuple[WorkerOutcome, dict[str, Any]]]:
         """Send `command` to every worker, then read every answer: the workers work in
         parallel and this thread only waits (no coordinator threads to fight over the GIL).
@@ -341,7 +469,7 @@ class Fleet:
             except LivefixError as error:
                 self._failed(worker, error, keep_status)
         answered = []
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.timeout + extra_time
         for worker, seq in sent:
             if worker.client is None:
                 continue
@@ -370,6 +498,17 @@ class Fleet:
         return result
 
 
+def _wants_canary(prepare: dict[str, Any]) -> bool:
+    """A canary was asked for: `{}` (`--canary` alone: the defaults) and `True` count; None and False do not."""
+    return prepare.get("canary") not in (None, False)
+
+
+def _before(canary: Any) -> float:
+    """The canary's "before" seconds (the commit waits them out), 0 when not given or not a number."""
+    value = canary.get("before") if isinstance(canary, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 0.0
+
+
 def _remaining(deadline: float) -> float:
     """What is left of a shared deadline; never zero, so answers already here are still read."""
     return max(deadline - time.monotonic(), 0.05)
@@ -389,10 +528,16 @@ def fleet_report(result: FleetResult) -> str:
         "checked": f"Fleet {result.service}: dry run: {result.action} would apply on all {n} workers; nothing changed",
         "rolledBack": f"Fleet {result.service}: a commit failed; every worker that committed was rolled back",
         "partial": f"Fleet {result.service}: {result.action} FAILED and could not be fully undone: workers differ",
+        "canaryRolledBack": f"Fleet {result.service}: the canary rolled the {result.action} back on worker "
+        f"{(result.canary or {}).get('worker')}; the other {n - 1} workers never ran it",
     }[result.outcome]
     lines = [head + f" [{summary}]"]
     if result.error is not None:
         lines.append(f"  reason: {result.error.message}")
+    if result.canary is not None and result.outcome == "applied":
+        verdict = result.canary.get("verdict") or {}
+        lines.append(f"  canary held on worker {result.canary.get('worker')}: {verdict.get('report', '')}; "
+                     f"applied on {n} workers")
     lines.extend(f"  warning: {warning}" for warning in result.warnings)
     reports = {str((w.body or {}).get("report")) for w in result.workers if (w.body or {}).get("report")}
     if result.outcome == "checked" and len(reports) == 1:

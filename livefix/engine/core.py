@@ -501,6 +501,7 @@ class Engine:
         self._pruned_span = (min(numbers), max(numbers))
         ids = {id(g) for g in dropped}
         self._generations = [g for g in self._generations if id(g) not in ids]
+        self.watches.forget([g.number for g in dropped])
 
     # -- convenience: prepare + commit ---------------------------------------------------
 
@@ -652,7 +653,10 @@ class Engine:
         if generation is None:
             if not numbers:
                 raise LivefixError(
-                    "notFound", "no fix has been watched in this process yet (evidence starts when a fix commits)"
+                    "notFound",
+                    "no fix has been watched in this process yet (evidence starts when a fix commits"
+                    + (")" if self.watches.window > 0 else "; here only with canary= or watch(): before Python "
+                       "3.12 counting slows every call in the process, so fixes are not watched by default)"),
                 )
             generation = numbers[-1]
         body = self.watches.generation(generation)
@@ -682,7 +686,7 @@ class Engine:
         """What `watch` counts: per function, the figures of each version of its code that ran."""
         return {"functions": {label: versions for label, versions in self.watches.explicit().items()}}
 
-    def _canary_rollback(self, number: int) -> None:
+    def _canary_rollback(self, number: int) -> ChangeResult:
         # The canary's own thread: wait for an operation in progress rather than give up.
         if not self._lock.acquire(timeout=30):
             raise LivefixError("busy", "another livefix operation held the process for 30 s")
@@ -694,7 +698,7 @@ class Engine:
                     f"generation {newer} was applied after it; roll back to {number - 1} by hand to undo both"
                     if newer > number else f"generation {number} is no longer active",
                 )
-            self._rollback_locked(None, None)
+            return self._rollback_locked(None, None)
         finally:
             self._lock.release()
 

@@ -17,6 +17,7 @@ Listeners (the agent, the DAP route) hear `canary` verdicts as they happen.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import types
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from livefix.engine.plan import Plan
 
 DEFAULT_WINDOW = 30.0
+BLIND_ERROR_RATE = 0.5  # judged without old figures or thresholds: worse than this fails
 POLL_SECONDS = 0.05  # how often an open canary looks at the figures (a verdict is that late at most)
 
 CanaryListener = Callable[[dict[str, Any]], None]
@@ -104,6 +106,11 @@ def judge(spec: CanarySpec, label: str, before: Figures | None, after: Figures |
     reasons = []
     was = before if before is not None and before["calls"] >= spec.min_calls else None
     rate = after["errorRate"]
+    if was is None and spec.max_error_rate is None and spec.max_p99_ms is None and rate > BLIND_ERROR_RATE:
+        # Nothing to compare with and no threshold given: still never keep code that fails
+        # more often than it works.
+        reasons.append(f"{label}: error rate {_pct(rate)}, more than half the calls fail "
+                       "(no old-code figures or thresholds to compare with)")
     if spec.max_error_rate is not None and rate > spec.max_error_rate:
         reasons.append(f"{label}: error rate {_pct(rate)} is above the canary's {_pct(spec.max_error_rate)}"
                        + (f" (was {_pct(was['errorRate'])})" if was else ""))
@@ -141,7 +148,8 @@ class GenerationWatch:
     canary: CanarySpec | None = None
     final: dict[str, Any] | None = None  # frozen figures, once the window closed
     verdict: dict[str, Any] | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)  # close the window now
+    closed: threading.Event = field(default_factory=threading.Event)  # figures final, verdict in
 
 
 class Watches:
@@ -151,9 +159,17 @@ class Watches:
         self._rollback = rollback  # rolls back generation N if it is the newest active one
         self._recorder: Recorder | None = None
         self._lock = threading.RLock()
-        self.window = DEFAULT_WINDOW  # seconds a fix is watched after its commit (0: not at all)
+        # Seconds a fix is watched after its commit (0: only when a canary or watch() asks).
+        # Before 3.12 counting needs a profile hook, which slows every call in the process
+        # while anything is watched: there a fix is watched only when asked.
+        self.window = DEFAULT_WINDOW if sys.version_info >= (3, 12) else 0.0
         self._generations: dict[int, GenerationWatch] = {}
-        self._explicit: dict[str, list[types.CodeType]] = {}  # "module:qualname" -> codes watched for it
+        # One thread closes every window and judges every canary (a service fixed a thousand
+        # times has no thread per fix); it runs only while a window is open.
+        self._wake = threading.Condition(self._lock)
+        self._scheduler: threading.Thread | None = None
+        self._explicit: dict[str, list[types.CodeType]] = {}  # "module.qualname" -> codes watched for it
+        self._explicit_refs: dict[str, int] = {}  # how many watch() calls each is under
         self.listeners: list[CanaryListener] = []
 
     @property
@@ -192,8 +208,10 @@ class Watches:
         watch = GenerationWatch(number, pairs, now, now + window, spec)
         with self._lock:
             self._generations[number] = watch
-        thread = threading.Thread(target=self._run_window, args=(watch,), name=f"livefix-evidence-{number}", daemon=True)
-        thread.start()
+            if self._scheduler is None or not self._scheduler.is_alive():
+                self._scheduler = threading.Thread(target=self._run_windows, name="livefix-evidence", daemon=True)
+                self._scheduler.start()
+            self._wake.notify()
         state = {"state": "watching", "window": window, "until": watch.ends}
         if spec is not None:
             state["canary"] = spec.to_wire()
@@ -208,20 +226,51 @@ class Watches:
                     watch.verdict = {"outcome": "rolledBackByUser", "generation": number,
                                      "report": f"Canary of generation {number} stopped: the generation was rolled back"}
                 watch.stop.set()
+        with self._lock:
+            self._wake.notify()
 
-    def _run_window(self, watch: GenerationWatch) -> None:
-        try:
-            while not watch.stop.wait(min(POLL_SECONDS, max(watch.ends - time.time(), 0))):
-                if watch.canary is not None:
-                    reasons = self._reasons(watch)
-                    if reasons:
-                        self._fail(watch, reasons)
-                        break
-                if time.time() >= watch.ends:
-                    if watch.canary is not None:
-                        self._pass(watch)
-                    break
-        finally:
+    def forget(self, numbers: list[int]) -> None:
+        """Generations dropped from the history: their figures go too."""
+        with self._lock:
+            for number in numbers:
+                watch = self._generations.pop(number, None)
+                if watch is not None:
+                    watch.stop.set()
+            self._wake.notify()
+
+    def _run_windows(self) -> None:
+        while True:
+            with self._lock:
+                open_ = [w for w in self._generations.values() if not w.closed.is_set()]
+                if not open_:
+                    self._scheduler = None
+                    return
+                now = time.time()
+                judging = any(w.canary is not None for w in open_)
+                delay = min(min(w.ends for w in open_) - now, POLL_SECONDS if judging else float("inf"))
+                if delay > 0 and not any(w.stop.is_set() for w in open_):
+                    self._wake.wait(delay)
+                open_ = [w for w in self._generations.values() if not w.closed.is_set()]
+            for watch in open_:  # outside the lock: a verdict may roll back through the engine
+                try:
+                    self._step(watch)
+                except Exception:  # the window's bookkeeping must not kill the thread for others
+                    if not watch.closed.is_set():
+                        self._close(watch)
+
+    def _step(self, watch: GenerationWatch) -> None:
+        if watch.stop.is_set():
+            self._close(watch)
+            return
+        if watch.canary is not None:
+            reasons = self._reasons(watch)
+            if reasons:
+                self._fail(watch, reasons)
+                self._close(watch)
+                return
+        if time.time() >= watch.ends:
+            if watch.canary is not None:
+                self._pass(watch)
             self._close(watch)
 
     def _reasons(self, watch: GenerationWatch) -> list[str]:
@@ -236,7 +285,7 @@ class Watches:
     def _fail(self, watch: GenerationWatch, reasons: list[str]) -> None:
         figures = self._figures(watch)
         try:
-            self._rollback(watch.number)
+            undone = self._rollback(watch.number)
         except LivefixError as error:
             watch.verdict = {
                 "outcome": "failed", "generation": watch.number, "reasons": reasons, "evidence": figures,
@@ -248,15 +297,28 @@ class Watches:
                 "outcome": "rolledBack", "generation": watch.number, "reasons": reasons, "evidence": figures,
                 "report": f"Canary rolled back generation {watch.number}: {'; '.join(reasons)}",
             }
+            if undone is not None:  # what runs now, for clients that follow `livefix/applied`
+                watch.verdict["rollback"] = undone.to_body()
         self._tell(watch.verdict)
 
     def _pass(self, watch: GenerationWatch) -> None:
         assert watch.canary is not None
+        spec = watch.canary
         figures = self._figures(watch)
         calls = sum(f["after"]["calls"] for f in figures.values() if f["after"] is not None)
-        if calls < watch.canary.min_calls * max(len(watch.pairs), 1) and not any(
-            f["after"] is not None and f["after"]["calls"] >= watch.canary.min_calls for f in figures.values()
-        ):
+        old_calls = sum(f["before"]["calls"] for f in figures.values() if f["before"] is not None)
+        judged = [f for f in figures.values() if f["after"] is not None and f["after"]["calls"] >= spec.min_calls]
+        comparable = [f for f in judged if f["before"] is not None and f["before"]["calls"] >= spec.min_calls]
+        thresholds = spec.max_error_rate is not None or spec.max_p99_ms is not None
+        if judged and not thresholds and not comparable:
+            watch.verdict = {
+                "outcome": "inconclusive", "generation": watch.number, "evidence": figures,
+                "report": f"Canary of generation {watch.number} could not judge: nothing to compare with (the old "
+                f"code ran {old_calls} time{'s' if old_calls != 1 else ''} while counted, fewer than {spec.min_calls}, "
+                "and no max_error_rate or max_p99_ms was given; count old traffic with before=); the generation "
+                "stays: " + describe(figures),
+            }
+        elif not judged:
             watch.verdict = {
                 "outcome": "inconclusive", "generation": watch.number, "evidence": figures,
                 "report": f"Canary of generation {watch.number} could not judge: the new code ran {calls} "
@@ -278,17 +340,25 @@ class Watches:
                 pass
 
     def _close(self, watch: GenerationWatch) -> None:
+        if watch.closed.is_set():
+            return
         watch.final = self._figures(watch)
         for pair in watch.pairs:
             for code in (pair.old, pair.new):
                 if code is not None:
                     self.recorder.unwatch(code)
+                    self.recorder.forget(code)
+        # The figures are frozen: the code objects need not be kept alive for them.
+        watch.pairs = [Pair(p.label, None, None) for p in watch.pairs]
         watch.stop.set()
+        watch.closed.set()
 
     # -- explicit watches --------------------------------------------------------------------
 
     def watch(self, label: str, code: types.CodeType) -> None:
+        """Count `label` (refcounted: each client that watches it unwatches it once)."""
         with self._lock:
+            self._explicit_refs[label] = self._explicit_refs.get(label, 0) + 1
             codes = self._explicit.setdefault(label, [])
             if code not in codes:
                 codes.append(code)
@@ -296,10 +366,16 @@ class Watches:
 
     def unwatch(self, label: str) -> bool:
         with self._lock:
-            codes = self._explicit.pop(label, None)
-        for code in codes or []:
+            if label not in self._explicit:
+                return False
+            self._explicit_refs[label] -= 1
+            if self._explicit_refs[label] > 0:
+                return True
+            del self._explicit_refs[label]
+            codes = self._explicit.pop(label)
+        for code in codes:
             self.recorder.unwatch(code)
-        return codes is not None
+        return True
 
     def follow(self, pairs: list[Pair]) -> None:
         """A fix replaced a function someone watches: watch its new code too."""
@@ -347,12 +423,17 @@ class Watches:
         watch = self._generations.get(number)
         if watch is None:
             return None
-        watch.stop.wait(timeout)
+        watch.closed.wait(timeout)
         return self.generation(number)
 
     def close(self) -> None:
         for watch in list(self._generations.values()):
             watch.stop.set()
+        with self._lock:
+            self._wake.notify()
+        scheduler = self._scheduler
+        if scheduler is not None and scheduler is not threading.current_thread():
+            scheduler.join(10)
         if self._recorder is not None:
             self._recorder.close()
 

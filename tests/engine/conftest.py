@@ -57,6 +57,7 @@ def engine() -> Engine:
     engine = Engine()
     engine.install()
     yield engine
+    engine.watches.close()  # its evidence windows and monitoring hooks end with the test
     engine.sources.uninstall()
 
 
