@@ -34,20 +34,29 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def install(history_limit: int | None = None) -> Engine:
+def install(history_limit: int | None = None, evidence_window: float | None = None) -> Engine:
     """Start tracking module sources from now on (import hook), so that later reloads diff
     against exactly what was loaded. Idempotent; the adapter and the agent call it.
 
     `history_limit`: how many rolled-back generations the history keeps (default 100); the
-    generations still active are always kept, since rollback undoes them."""
+    generations still active are always kept, since rollback undoes them.
+
+    `evidence_window`: watch every fix for that many seconds after its commit (before/after
+    figures in `evidence()`); by default a fix is watched only when it has a canary."""
     if history_limit is not None and (
         not isinstance(history_limit, int) or isinstance(history_limit, bool) or history_limit < 0
     ):  # checked first: a refused call installs nothing
         raise LivefixError("invalid", f"history_limit must be a whole number >= 0, not {history_limit!r}")
+    if evidence_window is not None and (
+        isinstance(evidence_window, bool) or not isinstance(evidence_window, (int, float)) or evidence_window < 0
+    ):
+        raise LivefixError("invalid", f"evidence_window must be a number of seconds >= 0, not {evidence_window!r}")
     engine = default_engine()
     engine.install()
     if history_limit is not None:
         engine.history_limit = history_limit
+    if evidence_window is not None:
+        engine.watches.window = float(evidence_window)
     return engine
 
 

@@ -32,6 +32,8 @@ ERROR_IDS: dict[str, int] = {
     "nothingToRollBack": 7108,
     "failed": 7109,
     "internal": 7110,
+    "migrationFailed": 7111,
+    "notLatest": 7112,
 }
 
 

@@ -24,6 +24,8 @@ ErrorKind = Literal[
     "nothingToRollBack",  # rollback asked for with no active generation after `to`
     "failed",  # the commit itself failed; everything was restored
     "internal",  # an unexpected exception inside livefix (logged with traceback)
+    "migrationFailed",  # a migration of live instances raised; code and instances were restored
+    "notLatest",  # a canary's rollback found a newer generation on top of its own
 ]
 
 ERROR_KINDS: tuple[str, ...] = ErrorKind.__args__  # type: ignore[attr-defined]

@@ -654,9 +654,11 @@ class Engine:
             if not numbers:
                 raise LivefixError(
                     "notFound",
-                    "no fix has been watched in this process yet (evidence starts when a fix commits"
-                    + (")" if self.watches.window > 0 else "; here only with canary= or watch(): before Python "
-                       "3.12 counting slows every call in the process, so fixes are not watched by default)"),
+                    "no fix has been watched in this process yet"
+                    + (" (a fix is watched from its commit)" if self.watches.window > 0 else
+                       ": a fix is watched when it has a canary (canary=) or with watch(), or for every fix after "
+                       "install(evidence_window=SECONDS) (off by default before Python 3.12, where counting slows "
+                       "every call in the process)"),
                 )
             generation = numbers[-1]
         body = self.watches.generation(generation)

@@ -161,6 +161,9 @@ class Recorder:
         self._stats: dict[types.CodeType, _Stats] = {}  # every code ever watched
         self._watched: dict[types.CodeType, _Stats] = {}  # read by the hooks without a lock
         self._lock = threading.Lock()
+        # Codes to unwatch that were released where taking the lock could deadlock (a
+        # weakref finalizer runs inside any allocation, possibly in watch() itself).
+        self._released: collections.deque[types.CodeType] = collections.deque()
         self._hooks: _Monitoring | _Profiling
         self._hooks = _Monitoring(self._watched) if sys.version_info >= (3, 12) else _Profiling(self._watched)
 
@@ -169,7 +172,20 @@ class Recorder:
         """False when calls in threads that existed before the hooks went in are not counted (3.10/3.11)."""
         return self._hooks.all_threads
 
+    def release_later(self, codes: list[types.CodeType]) -> None:
+        """Unwatch `codes` at the recorder's next use: safe from a finalizer (takes no lock)."""
+        self._released.extend(codes)
+
+    def _drain(self) -> None:
+        while self._released:
+            try:
+                code = self._released.popleft()
+            except IndexError:
+                return
+            self._unwatch(code)
+
     def watch(self, code: types.CodeType) -> None:
+        self._drain()
         with self._lock:
             stats = self._stats.get(code)
             if stats is None:
@@ -184,6 +200,10 @@ class Recorder:
             self._hooks.add(code)
 
     def unwatch(self, code: types.CodeType) -> None:
+        self._drain()
+        self._unwatch(code)
+
+    def _unwatch(self, code: types.CodeType) -> None:
         with self._lock:
             stats = self._watched.get(code)
             if stats is None:
@@ -202,6 +222,7 @@ class Recorder:
         return None if stats is None else stats.figures()
 
     def watching(self) -> int:
+        self._drain()
         return len(self._watched)
 
     def forget(self, code: types.CodeType) -> None:
@@ -237,50 +258,74 @@ def summarize(before: Figures | None, after: Figures | None) -> str:
 
 
 class _Monitoring:
-    """3.12+: sys.monitoring, local PY_START/PY_RETURN on watched code, global PY_UNWIND while any."""
+    """3.12+: sys.monitoring, local PY_START/PY_RETURN on watched code, global PY_UNWIND while any.
+
+    A tool id is a process resource (six in all, shared with debuggers and coverage): every
+    recorder of the process (one per engine) shares one, and the callbacks read one table
+    of the codes watched by any of them."""
 
     all_threads = True  # sys.monitoring is process-wide
+    _shared: dict[types.CodeType, _Stats] = {}  # every recorder's watched codes (see above)
+    _tool: int | None = None
+    _users = 0
+    _claim = threading.Lock()
 
     def __init__(self, watched: dict[types.CodeType, _Stats]) -> None:
         self._watched = watched
         self.tool: int | None = None
 
     def install(self) -> None:
-        mon = sys.monitoring  # type: ignore[attr-defined]
-        for tool in (5, 4, 3, 2):
-            if mon.get_tool(tool) is None:
-                break
-        else:
-            raise RuntimeError("no free sys.monitoring tool id among 5, 4, 3, 2")
-        mon.use_tool_id(tool, "livefix")
-        self.tool = tool
-        events = mon.events
-        mon.register_callback(tool, events.PY_START, self._make_start())
-        mon.register_callback(tool, events.PY_RETURN, self._make_return())
-        mon.register_callback(tool, events.PY_UNWIND, self._make_unwind())
-        mon.set_events(tool, events.PY_UNWIND)
+        cls = type(self)
+        with cls._claim:
+            if cls._tool is None:
+                mon = sys.monitoring  # type: ignore[attr-defined]
+                for tool in (5, 4, 3, 2):
+                    if mon.get_tool(tool) is None:
+                        break
+                else:
+                    raise RuntimeError("no free sys.monitoring tool id among 5, 4, 3, 2")
+                mon.use_tool_id(tool, "livefix")
+                events = mon.events
+                mon.register_callback(tool, events.PY_START, self._make_start())
+                mon.register_callback(tool, events.PY_RETURN, self._make_return())
+                mon.register_callback(tool, events.PY_UNWIND, self._make_unwind())
+                mon.set_events(tool, events.PY_UNWIND)
+                cls._tool = tool
+            cls._users += 1
+            self.tool = cls._tool
 
     def uninstall(self) -> None:
-        mon = sys.monitoring  # type: ignore[attr-defined]
-        tool, self.tool = self.tool, None
-        if tool is None:
-            return
-        mon.set_events(tool, 0)
-        for event in (mon.events.PY_START, mon.events.PY_RETURN, mon.events.PY_UNWIND):
-            mon.register_callback(tool, event, None)
-        mon.free_tool_id(tool)
+        cls = type(self)
+        with cls._claim:
+            if self.tool is None:
+                return
+            self.tool = None
+            cls._users -= 1
+            if cls._users > 0 or cls._tool is None:
+                return
+            mon = sys.monitoring  # type: ignore[attr-defined]
+            tool, cls._tool = cls._tool, None
+            mon.set_events(tool, 0)
+            for event in (mon.events.PY_START, mon.events.PY_RETURN, mon.events.PY_UNWIND):
+                mon.register_callback(tool, event, None)
+            mon.free_tool_id(tool)
 
     def add(self, code: types.CodeType) -> None:
         mon = sys.monitoring  # type: ignore[attr-defined]
+        type(self)._shared[code] = self._watched[code]
         mon.set_local_events(self.tool, code, mon.events.PY_START | mon.events.PY_RETURN)
 
     def remove(self, code: types.CodeType) -> None:
-        sys.monitoring.set_local_events(self.tool, code, 0)  # type: ignore[attr-defined]
+        shared = type(self)._shared
+        if shared.get(code) is self._watched.get(code):
+            shared.pop(code, None)
+        if code not in shared:
+            sys.monitoring.set_local_events(self.tool, code, 0)  # type: ignore[attr-defined]
 
     # The callbacks are closures over locals (no global or attribute lookups on the hot path)
     # and catch everything: an exception from a monitoring callback surfaces in the user's code.
     def _make_start(self) -> Callable[[types.CodeType, int], Any]:
-        watched, getframe, clock = self._watched, sys._getframe, time.perf_counter
+        watched, getframe, clock = type(self)._shared, sys._getframe, time.perf_counter
         disable = sys.monitoring.DISABLE  # type: ignore[attr-defined]
 
         def on_start(code: types.CodeType, offset: int) -> Any:
@@ -298,7 +343,7 @@ class _Monitoring:
         return on_start
 
     def _make_return(self) -> Callable[[types.CodeType, int, object], Any]:
-        watched, getframe, clock = self._watched, sys._getframe, time.perf_counter
+        watched, getframe, clock = type(self)._shared, sys._getframe, time.perf_counter
         disable = sys.monitoring.DISABLE  # type: ignore[attr-defined]
 
         def on_return(code: types.CodeType, offset: int, value: object) -> Any:
@@ -318,7 +363,7 @@ class _Monitoring:
         return on_return
 
     def _make_unwind(self) -> Callable[[types.CodeType, int, BaseException], Any]:
-        watched, getframe, clock = self._watched, sys._getframe, time.perf_counter
+        watched, getframe, clock = type(self)._shared, sys._getframe, time.perf_counter
 
         def on_unwind(code: types.CodeType, offset: int, exc: BaseException) -> Any:
             # A global event: runs for every frame any exception leaves, so return at once.
@@ -462,8 +507,8 @@ class _ThreadStates:
     is not exported: it is read from this thread's state after ``sys.setprofile(hook)``, at the
     field just before ``c_tracefunc`` and ``c_profileobj`` (the order of ``struct _ts`` in 3.10
     and 3.11), and the layout is checked against ``sys.gettrace()`` before anything is written.
-    Thread states are only walked with thread switches held off (a long switch interval, no
-    blocking call), so no thread can exit and free its state under us.
+    Thread states are walked holding the GIL, which a thread needs to free its state; see
+    ``_quiet`` for the one way a switch can still happen in between.
     """
 
     def __init__(self, installed_here: Callable[..., Any]) -> None:
@@ -499,10 +544,14 @@ class _ThreadStates:
         return states
 
     def _quiet(self, action: Callable[[], None]) -> None:
+        # A thread can only free its state while holding the GIL, and the walk holds it from
+        # start to end unless a switch is requested in between (a few microseconds): a longer
+        # switch interval makes that rarer. Not longer than this, and never a voluntary
+        # release (sleep) here: a thread that took the GIL under a huge interval would keep
+        # it for that long, starving every other thread (seen: a test run stalled for minutes).
         interval = sys.getswitchinterval()
-        sys.setswitchinterval(1000.0)
+        sys.setswitchinterval(max(interval, 0.05))
         try:
-            time.sleep(0)  # let a pending switch request happen now, not while we walk
             action()
         finally:
             sys.setswitchinterval(interval)

@@ -159,9 +159,9 @@ class Watches:
         self._rollback = rollback  # rolls back generation N if it is the newest active one
         self._recorder: Recorder | None = None
         self._lock = threading.RLock()
-        # Seconds a fix is watched after its commit (0: only when a canary or watch() asks).
-        # Before 3.12 counting needs a profile hook, which slows every call in the process
-        # while anything is watched: there a fix is watched only when asked.
+        # Seconds every fix is watched after its commit (0: only when its canary or watch()
+        # asks). Before 3.12 counting needs a profile hook that slows every call in the
+        # process, so there fixes are watched only when asked; `install(evidence_window=N)`.
         self.window = DEFAULT_WINDOW if sys.version_info >= (3, 12) else 0.0
         self._generations: dict[int, GenerationWatch] = {}
         # One thread closes every window and judges every canary (a service fixed a thousand
@@ -188,11 +188,11 @@ class Watches:
         codes = [e.old_codes[0] for e in plan.edits if e.kind == "replaced" and e.old_codes]
         if not codes:
             return
-        for code in codes:
-            self.recorder.watch(code)
+        if not self._watch_all(codes, plan):
+            return
         plan.watched = codes
         # A plan nobody commits (a dry run, a refused approval) stops counting when it goes.
-        weakref.finalize(plan, _unwatch_all, self.recorder, list(codes))
+        weakref.finalize(plan, self.recorder.release_later, list(codes))
 
     def committed(self, plan: "Plan", number: int, pairs: list[Pair]) -> dict[str, Any] | None:
         """The new code runs: count it for the window, judge it if there is a canary."""
@@ -200,10 +200,8 @@ class Watches:
         window = spec.window if spec is not None else self.window
         if window <= 0 or not pairs:
             return None
-        for pair in pairs:
-            for code in (pair.old, pair.new):
-                if code is not None:
-                    self.recorder.watch(code)
+        if not self._watch_all([c for p in pairs for c in (p.old, p.new) if c is not None], plan):
+            return None
         now = time.time()
         watch = GenerationWatch(number, pairs, now, now + window, spec)
         with self._lock:
@@ -216,6 +214,22 @@ class Watches:
         if spec is not None:
             state["canary"] = spec.to_wire()
         return state
+
+    def _watch_all(self, codes: list[types.CodeType], plan: "Plan") -> bool:
+        """Watch every code or none; a fix never fails because its evidence cannot be counted."""
+        done = []
+        try:
+            for code in codes:
+                self.recorder.watch(code)
+                done.append(code)
+        except Exception as error:
+            for code in done:
+                self.recorder.unwatch(code)
+            warning = f"live evidence is not available for this fix ({error})"
+            if warning not in plan.warnings:
+                plan.warnings.append(warning)
+            return False
+        return True
 
     def rolled_back(self, numbers: list[int]) -> None:
         """Generations undone by someone: their windows close now, figures kept."""
@@ -473,8 +487,3 @@ def _pct(rate: float) -> str:
 
 def _ms(value: float) -> str:
     return f"{value:.0f} ms" if value >= 10 else f"{value:.2g} ms"
-
-
-def _unwatch_all(recorder: Recorder, codes: list[types.CodeType]) -> None:
-    for code in codes:
-        recorder.unwatch(code)

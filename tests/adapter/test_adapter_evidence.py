@@ -81,10 +81,16 @@ def test_plain_apply_counts_the_new_code(session, workdir: Path) -> None:
     wait_price(dap, 10)
     shop = workdir / "shop.py"
     edit(shop, BODY, DOUBLE)
+    # A plain fix is not watched unless asked, and the process says so by name.
+    unwatched = dap.fail("livefix/evidence", {})
+    assert "a fix is watched when it has a canary" in unwatched["body"]["livefix"]["message"]
     mark = dap.mark()
-    body = dap.call("livefix/apply", {"changes": [definition(shop, "price")]})
+    arguments: dict = {"changes": [definition(shop, "price")]}
+    arguments["canary"] = {"window": 30, "compare": False}  # asked for: watched, judged on nothing but failures
+    body = dap.call("livefix/apply", arguments)
     assert body["generation"] == 1
-    assert body["evidence"]["state"] == "watching" and "canary" not in body["evidence"]
+    assert body["evidence"]["state"] == "watching"
+    assert "canary" in body["evidence"]
     wait_price(dap, 20, since=mark)
 
     evidence = evidence_until(dap, "calls of the new code", lambda b: b["functions"]["shop.price"]["after"]["calls"] > 0)

@@ -109,3 +109,20 @@ def test_history_limit_is_set_by_install(monkeypatch):
         assert engine.history_limit == 7
     finally:
         engine.sources.uninstall()
+
+
+def test_evidence_window_is_set_by_install_and_checked(monkeypatch):
+    import livefix
+    from livefix.engine import core
+
+    monkeypatch.setattr(core, "_default", None)
+    with pytest.raises(LivefixError) as info:
+        livefix.install(evidence_window=-1)
+    assert info.value.kind == "invalid" and "evidence_window" in info.value.message
+    assert core._default is None  # refused before anything was installed
+    engine = livefix.install(evidence_window=5)
+    try:
+        assert engine.watches.window == 5.0
+    finally:
+        engine.watches.close()
+        engine.sources.uninstall()

@@ -4,6 +4,9 @@
  */
 
 import type { Host, SessionRef } from './host';
+import { askCanary, withCanary } from './canary';
+import { canaryNotice, formatEvidence, formatWatch, validateWatchTarget } from './evidence';
+import type { EvidenceWatcher } from './evidenceWatcher';
 import { formatFrames } from './frames';
 import { generationDiff, historyItems, type HistoryChoice } from './history';
 import * as protocol from './protocol';
@@ -21,6 +24,9 @@ export const COMMANDS = {
   showHistory: 'livefix.showHistory',
   captureFrames: 'livefix.captureFrames',
   persistRunning: 'livefix.persistRunning',
+  applyWithCanary: 'livefix.applyWithCanary',
+  watchFunction: 'livefix.watchFunction',
+  stopWatching: 'livefix.stopWatching',
   applyDefinition: protocol.APPLY_DEFINITION_COMMAND,
   reloadModule: protocol.RELOAD_MODULE_COMMAND,
 } as const;
@@ -37,6 +43,10 @@ export interface ControllerDeps {
   applyMode: () => ApplyMode;
   /** Forwards a `livefix/applied` body to the language server (no-op when it is off). */
   notifyServer: (body: protocol.ChangeResultBody) => void;
+  /** The `livefix.canary` setting: sent with every apply and reload (null: none). */
+  canary: () => protocol.CanaryArgs | null;
+  /** Follows the live evidence of each fix the process watches. */
+  evidence: EvidenceWatcher;
 }
 
 export class Controller {
@@ -55,12 +65,12 @@ export class Controller {
   // -- changes ---------------------------------------------------------------------------
 
   /** The language server's "Apply `f` to running process" code action lands here. */
-  async applyDefinition(args: protocol.ApplyDefinitionCommandArgs): Promise<Outcome<protocol.ChangeResultBody>[]> {
+  async applyDefinition(args: protocol.ApplyDefinitionCommandArgs, canary?: protocol.CanaryArgs): Promise<Outcome<protocol.ChangeResultBody>[]> {
     const change: protocol.ChangeArgs = { source: args.source, qualname: args.qualname };
     if (args.module) change.module = args.module;
     if (args.path) change.path = args.path;
     if (typeof args.line === 'number') change.line = args.line;
-    return this.change(protocol.APPLY, { changes: [change] } satisfies protocol.ApplyArguments);
+    return this.change(protocol.APPLY, { changes: [change], ...(canary ? { canary } : {}) } satisfies protocol.ApplyArguments);
   }
 
   async reloadModule(args: protocol.ReloadModuleCommandArgs): Promise<Outcome<protocol.ChangeResultBody>[]> {
@@ -85,21 +95,45 @@ export class Controller {
       this.host.showError(NO_SESSION);
       return [];
     }
+    args = withCanary(command, args, this.deps.canary());
     this.host.log(`${command} -> ${targets.map((session) => session.name).join(', ')}: ${JSON.stringify(args).slice(0, 500)}`);
     const outcomes = await this.deps.requests.sendToAll<protocol.ChangeResultBody>(targets, command, args);
     this.deps.requests.report(outcomes, command);
+    for (const outcome of outcomes) {
+      const evidence = 'body' in outcome && !outcome.body.dryRun ? outcome.body.evidence : undefined;
+      if ('body' in outcome && evidence) {
+        // Not awaited: the window lasts (30 s by default) and the command is done.
+        const { session, body } = outcome;
+        this.deps.evidence
+          .follow(session, body.generation, evidence)
+          .catch((error) => this.host.log(`[${session.name}] following the evidence of generation ${body.generation} failed: ${error instanceof Error ? error.stack : error}`));
+      }
+    }
     return outcomes;
   }
 
   /** Apply the definition at the cursor: the language server's code action for that spot. */
   async applyAtCursor(): Promise<void> {
+    const definition = await this.definitionAtCursor();
+    if (definition) await this.applyDefinition(definition);
+  }
+
+  /** The same, judged by a canary: asks its window and error-rate ceiling first. */
+  async applyWithCanary(): Promise<void> {
+    const definition = await this.definitionAtCursor();
+    if (!definition) return;
+    const canary = await askCanary(this.host, this.deps.canary());
+    if (canary) await this.applyDefinition(definition, canary);
+  }
+
+  private async definitionAtCursor(): Promise<protocol.ApplyDefinitionCommandArgs | undefined> {
     const action = await this.codeActionAtCursor(protocol.APPLY_DEFINITION_COMMAND);
-    if (action === 'no editor') return;
+    if (action === 'no editor') return undefined;
     if (!action) {
       this.host.showInfo('livefix: put the cursor inside a function or method to apply it to the running process.');
-      return;
+      return undefined;
     }
-    await this.applyDefinition(action as protocol.ApplyDefinitionCommandArgs);
+    return action as protocol.ApplyDefinitionCommandArgs;
   }
 
   /** Write what runs back into the file: the server's "Persist running definition" action. */
@@ -156,9 +190,12 @@ export class Controller {
     const choice = await this.host.pick<HistoryChoice>(historyItems(history), `livefix history of "${session.name}" (running generation ${history.generation})`);
     if (!choice) return;
     const target = choice.kind === 'asLoaded' ? 0 : choice.generation.generation;
-    const actions: { label: string; description?: string; value: 'diff' | 'rollback' }[] = [];
+    const actions: { label: string; description?: string; value: 'diff' | 'rollback' | 'evidence' }[] = [];
     if (choice.kind === 'generation') {
       actions.push({ label: '$(diff) Show the changes of this generation', value: 'diff' });
+      if (choice.generation.evidence) {
+        actions.push({ label: '$(pulse) Show the live evidence of this generation', description: choice.generation.evidence.report, value: 'evidence' });
+      }
     }
     if (target !== history.generation) {
       actions.push({
@@ -171,9 +208,55 @@ export class Controller {
     if (action === 'diff' && choice.kind === 'generation') {
       const sides = await generationDiff(launch, choice.generation, this.deps.state, (path) => this.host.readFile(path));
       await this.host.showDiff(sides.title, sides.left, sides.right);
+    } else if (action === 'evidence' && choice.kind === 'generation' && choice.generation.evidence) {
+      await this.host.showReadOnly(`livefix-evidence-${choice.generation.generation}.txt`, formatEvidence(session.name, choice.generation.evidence));
     } else if (action === 'rollback') {
       await this.rollback(target, session);
     }
+  }
+
+  /**
+   * Count a function's calls, errors and latency (`livefix/watch`), following it across
+   * fixes; shows the figures of everything watched. An empty answer only shows them.
+   */
+  async watchFunction(): Promise<void> {
+    const session = await this.oneSession('should watch the function');
+    if (!session) return;
+    const target = await this.host.input({
+      title: 'livefix: watch a function',
+      prompt: 'module:qualname to count (calls, errors, latency) until you stop watching; empty: show what is watched',
+      value: await this.functionAtCursor(),
+      validate: validateWatchTarget,
+    });
+    if (target === undefined) return;
+    const args: protocol.WatchArguments = target.trim() ? { targets: [target.trim()] } : {};
+    await this.showWatched(session, args);
+  }
+
+  async stopWatching(): Promise<void> {
+    const session = await this.oneSession('should stop watching');
+    if (!session) return;
+    await this.showWatched(session, { stop: true } satisfies protocol.WatchArguments);
+  }
+
+  private async showWatched(session: SessionRef, args: protocol.WatchArguments): Promise<void> {
+    try {
+      const body = await this.deps.requests.send<protocol.WatchBody>(session, protocol.WATCH, args);
+      await this.host.showReadOnly(`livefix-watch-${session.name.replace(/[^\w.-]+/g, '_')}.txt`, formatWatch(session.name, body, new Date()));
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  /** "module:qualname" of the definition at the cursor, as the language server names it ('' if none). */
+  private async functionAtCursor(): Promise<string> {
+    const editor = this.host.activeEditor();
+    if (!editor || editor.languageId !== 'python') return '';
+    const actions = await this.host.codeActionsAt(editor.uri, editor.line, editor.character);
+    const apply = actions.find((action) => action.command === protocol.APPLY_DEFINITION_COMMAND)?.arguments?.[0] as
+      | protocol.ApplyDefinitionCommandArgs
+      | undefined;
+    return apply?.module && apply.qualname ? `${apply.module}:${apply.qualname}` : '';
   }
 
   async captureFrames(): Promise<void> {
@@ -210,6 +293,7 @@ export class Controller {
     if (session && this.deps.sessions.rootOf(session) === session.id) {
       this.deps.state.forget(session.id);
     }
+    this.deps.evidence.sessionEnded(sessionId);
     this.deps.sessions.remove(sessionId);
     void this.refreshStatus();
   }
@@ -234,6 +318,31 @@ export class Controller {
     this.deps.state.onApplied(launch, body);
     this.deps.notifyServer(body);
     await this.refreshStatus();
+  }
+
+  /**
+   * A `livefix/canary` event: the verdict as a notification (a warning when the fix was, or
+   * should have been, rolled back). A canary's rollback sends no `livefix/applied` event, so
+   * the generation that runs now is asked (`livefix/history`) and the state, the language
+   * server and the status bar are told as if it had.
+   */
+  async canaryVerdict(sessionId: string, verdict: protocol.CanaryVerdict): Promise<void> {
+    const session = this.deps.sessions.get(sessionId);
+    const notice = canaryNotice(session?.name ?? '', verdict);
+    if (notice.severity === 'warning') this.host.showWarning(notice.message);
+    else this.host.showInfo(notice.message);
+    this.host.log(`[${session?.name ?? sessionId}] canary ${verdict.outcome}: ${verdict.report}`);
+    if (!session) return;
+    this.deps.evidence.verdict(session, verdict);
+    if (verdict.outcome !== 'rolledBack') return;
+    const launch = this.deps.sessions.rootOf(session);
+    let now = verdict.generation - 1;
+    try {
+      now = (await this.deps.requests.send<protocol.HistoryBody>(session, protocol.HISTORY, {})).generation;
+    } catch (error) {
+      this.host.log(`[${session.name}] ${protocol.HISTORY} after the canary's rollback failed: ${error instanceof Error ? error.message : error}`);
+    }
+    await this.applied(sessionId, this.deps.state.rolledBackBody(launch, verdict.generation, now));
   }
 
   /**

@@ -5,6 +5,7 @@
 import type * as vscode from 'vscode';
 import { Controller, COMMANDS } from './commands';
 import { DEBUG_TYPE, describeAdapter, resolveConfiguration } from './debugAdapter';
+import { EvidenceWatcher, realSleep } from './evidenceWatcher';
 import { checkLivefixInstalled, resolveInterpreter, runProcess } from './interpreter';
 import { languageServerSpec } from './languageClient';
 import * as protocol from './protocol';
@@ -24,14 +25,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const interpreter = (resource?: string) => resolveInterpreter(settings.python, host.pythonExtensionQuery(), resource);
 
   const failures = new FailedResponses();
+  const requests = new Requests(host, failures);
   let notifyServer: (body: protocol.ChangeResultBody) => void = () => undefined;
   const controller = new Controller({
     host,
     sessions: new SessionRegistry(),
-    requests: new Requests(host, failures),
+    requests,
     state: new LivefixState(),
     applyMode: () => settings.applyMode,
     notifyServer: (body) => notifyServer(body),
+    canary: () => settings.canary,
+    evidence: new EvidenceWatcher({ host, requests, sleep: realSleep, now: () => Date.now() / 1000 }),
   });
 
   host.registerDebugAdapter(
@@ -64,6 +68,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
   host.onCustomEvent(DEBUG_TYPE, (sessionId, event, body) => {
     if (event === protocol.APPLIED_EVENT) void controller.applied(sessionId, body as protocol.ChangeResultBody);
+    if (event === protocol.CANARY_EVENT) void controller.canaryVerdict(sessionId, body as protocol.CanaryVerdict);
     if (event === 'debugpyAttach') void controller.childProcess(sessionId, body as Record<string, unknown>);
   });
   host.onSave((path, languageId) => void controller.saved(path, languageId));
@@ -74,6 +79,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   host.registerCommand(COMMANDS.showHistory, () => controller.showHistory());
   host.registerCommand(COMMANDS.captureFrames, () => controller.captureFrames());
   host.registerCommand(COMMANDS.persistRunning, () => controller.persistRunning());
+  host.registerCommand(COMMANDS.applyWithCanary, () => controller.applyWithCanary());
+  host.registerCommand(COMMANDS.watchFunction, () => controller.watchFunction());
+  host.registerCommand(COMMANDS.stopWatching, () => controller.stopWatching());
   host.registerCommand(COMMANDS.applyDefinition, (args: protocol.ApplyDefinitionCommandArgs) => controller.applyDefinition(args));
   host.registerCommand(COMMANDS.reloadModule, (args: protocol.ReloadModuleCommandArgs) => controller.reloadModule(args));
 

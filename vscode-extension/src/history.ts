@@ -3,6 +3,7 @@
  * the diff of a generation (what ran before it, what it introduced).
  */
 
+import { historyEvidence } from './evidence';
 import type { PickItem } from './host';
 import type { GenerationInfo, HistoryBody } from './protocol';
 import { extractDefinition } from './pythonSource';
@@ -16,7 +17,13 @@ export function historyItems(history: HistoryBody): PickItem<HistoryChoice>[] {
     .map((generation) => ({
       label: `${generation.generation === history.generation ? '$(debug-stackframe) ' : ''}Generation ${generation.generation}: ${generation.action}`,
       description: `${generation.status === 'active' ? 'active' : 'rolled back'} · ${new Date(generation.time * 1000).toLocaleTimeString()}`,
-      detail: generation.changes.map((change) => `${change.kind} ${change.module}.${change.qualname}`).join(', ') || '(no definitions)',
+      // The quick pick's detail is one line: the definitions, then the live evidence and canary.
+      detail: [
+        generation.changes.map((change) => `${change.kind} ${change.module}.${change.qualname}`).join(', ') || '(no definitions)',
+        historyEvidence(generation),
+      ]
+        .filter(Boolean)
+        .join(' · '),
       value: { kind: 'generation', generation },
     }));
   items.push({

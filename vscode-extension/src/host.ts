@@ -49,13 +49,27 @@ export interface StatusItemState {
   command: string;
 }
 
+export interface InputRequest {
+  title?: string;
+  prompt: string;
+  /** Prefilled answer. */
+  value?: string;
+  /** A message while the text is not acceptable, undefined when it is. */
+  validate?: (text: string) => string | undefined;
+}
+
 export interface Host {
   /** Appends a line to the extension's one output channel. */
   log(message: string): void;
   showError(message: string): void;
   showInfo(message: string): void;
+  showWarning(message: string): void;
   /** A modal with one accepting button; resolves true when the developer chose it. */
   confirm(message: string, detail: string, accept: string): Promise<boolean>;
+  /** A modal with several buttons; resolves to the chosen button's label, undefined when cancelled. */
+  choose(message: string, detail: string, buttons: string[]): Promise<string | undefined>;
+  /** An input box; undefined when cancelled. */
+  input(request: InputRequest): Promise<string | undefined>;
   pick<T>(items: PickItem<T>[], placeholder: string): Promise<T | undefined>;
   /** Writes to the debug console (reports, per-process summaries). */
   debugConsole(line: string): void;
@@ -64,6 +78,8 @@ export interface Host {
   /** Opens a read-only document (`name` ends with its extension, e.g. `.txt`). */
   showReadOnly(name: string, text: string): Promise<void>;
   setStatus(state: StatusItemState | undefined): void;
+  /** The second status item: the latest fix's live evidence (watching, then its report). */
+  setEvidenceStatus(state: StatusItemState | undefined): void;
   activeEditor(): EditorRef | undefined;
   /** The debug session selected in the debug toolbar / call stack, if any. */
   activeSession(): SessionRef | undefined;

@@ -13,8 +13,13 @@ export const HISTORY = 'livefix/history';
 export const CAPTURE_FRAMES = 'livefix/captureFrames';
 export const STATUS = 'livefix/status';
 export const RELOAD = 'livefix/reload';
+/** Live evidence: a fix's before/after figures, and functions watched on request. */
+export const EVIDENCE = 'livefix/evidence';
+export const WATCH = 'livefix/watch';
 
 export const APPLIED_EVENT = 'livefix/applied';
+/** A canary's verdict (passed, rolledBack, inconclusive, failed): body `CanaryVerdict`. */
+export const CANARY_EVENT = 'livefix/canary';
 /** LSP notification: the client forwards each `livefix/applied` event body to the server. */
 export const GENERATION_APPLIED_NOTIFICATION = 'livefix/generationApplied';
 
@@ -38,11 +43,48 @@ export interface ChangeArgs {
   line?: number;
 }
 
+/**
+ * Per class (qualname in a changed module, or "module:qualname"): attribute defaults set
+ * where a live instance lacks them, or the source of `def migrate(obj): ...`.
+ */
+export type Migrations = Record<string, Record<string, unknown> | string>;
+
+/** Judge the new code for `window` seconds; roll back by itself when it is worse. */
+export interface CanaryArgs {
+  /** Seconds of old-code traffic counted before the commit. */
+  before?: number;
+  /** Default 30. */
+  window?: number;
+  /** 0..1 */
+  maxErrorRate?: number;
+  maxP99Ms?: number;
+  /** Calls of the new code before any verdict (default 20). */
+  minCalls?: number;
+  /** New p99 / old p99 allowed (default 1.5). */
+  maxSlowdown?: number;
+  /** Judge against the old code's figures too (default true). */
+  compare?: boolean;
+}
+
 export interface ApplyArguments {
   changes: ChangeArgs[];
   verify?: string;
   dryRun?: boolean;
   approved?: boolean;
+  migrate?: Migrations;
+  canary?: CanaryArgs;
+}
+
+export interface EvidenceArguments {
+  /** Default: the newest watched generation. */
+  generation?: number;
+}
+
+export interface WatchArguments {
+  /** "module:qualname"; none: just report what is watched. */
+  targets?: string[];
+  /** Unwatch the targets (all when none are named). */
+  stop?: boolean;
 }
 
 export interface RollbackArguments {
@@ -62,6 +104,8 @@ export interface ReloadArguments {
   verify?: string;
   approved?: boolean;
   dryRun?: boolean;
+  migrate?: Migrations;
+  canary?: CanaryArgs;
 }
 
 export interface StatusArguments {
@@ -118,6 +162,88 @@ export interface ChangeResultBody {
   verify?: VerifyOutcome;
   action?: 'apply' | 'reload' | 'rollback';
   sources?: RunningSource[];
+  /** Live instances migrated, per class (apply/reload with `migrate`, or a dataclass's new fields). */
+  migrated?: MigratedClass[];
+  /** Dry runs: live instances lacking attributes the new code uses. */
+  instances?: InstanceGap[];
+  /** The new code is watched: until when (epoch seconds), and the canary's terms. */
+  evidence?: EvidenceState;
+}
+
+export interface EvidenceState {
+  state: 'watching';
+  window: number;
+  until: number;
+  canary?: CanaryArgs;
+}
+
+/** One code object's traffic while watched. */
+export interface Figures {
+  calls: number;
+  /** Exceptions raised out of it. */
+  errors: number;
+  /** 0..1 */
+  errorRate: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** null where the interpreter cannot tell (3.10/3.11). */
+  errorTypes: Record<string, number> | null;
+  since: number;
+  /** Calls started, not finished. */
+  running: number;
+}
+
+export interface FunctionEvidence {
+  /** The old code. */
+  before: Figures | null;
+  /** The new code. */
+  after: Figures | null;
+}
+
+export type CanaryOutcome = 'passed' | 'rolledBack' | 'inconclusive' | 'failed' | 'rolledBackByUser';
+
+export interface CanaryVerdict {
+  outcome: CanaryOutcome;
+  generation: number;
+  report: string;
+  reasons?: string[];
+  evidence?: Record<string, FunctionEvidence>;
+}
+
+export interface EvidenceBody {
+  generation: number;
+  state: 'watching' | 'final';
+  since: number;
+  until: number;
+  /** "module.qualname" -> figures. */
+  functions: Record<string, FunctionEvidence>;
+  /** "shop.price: error rate 0% (was 15%), p99 45 ms (was 200 ms), 1,200 calls" */
+  report: string;
+  /** CanaryArgs plus `verdict` once there is one. */
+  canary?: CanaryArgs & { verdict?: CanaryVerdict };
+}
+
+export interface WatchBody {
+  /** Per watched function, each version of its code that ran. */
+  functions: Record<string, Figures[]>;
+}
+
+export interface MigratedClass {
+  class: string;
+  instances: number;
+  attributes: string[];
+  migration: 'given' | 'dataclass defaults';
+  /** Milliseconds: walking every object before the swap, and the catch-up inside its atomic window. */
+  scanMs: number;
+  windowMs: number;
+}
+
+export interface InstanceGap {
+  module: string;
+  qualname: string;
+  instances: number;
+  /** attribute -> live instances lacking it */
+  lacking: Record<string, number>;
 }
 
 export type GenerationStatus = 'active' | 'rolledBack';
@@ -131,6 +257,8 @@ export interface GenerationInfo {
   status: GenerationStatus;
   verify?: string;
   rolledBackAt?: number;
+  /** While watched, and frozen after. */
+  evidence?: EvidenceBody;
 }
 
 export interface PrunedHistory {
@@ -198,6 +326,8 @@ export interface ErrorBody {
   impact?: Impact;
   applied?: AppliedDefinition[];
   report?: string;
+  /** Not sent by livefix today (the extension asks a dry run for them); read when present. */
+  instances?: InstanceGap[];
   [detail: string]: unknown;
 }
 

@@ -9,7 +9,8 @@
  */
 
 import type { Host, SessionRef } from './host';
-import type { ErrorBody, Impact } from './protocol';
+import { askMigrations, openGaps } from './migrate';
+import { APPLY, RELOAD, type ChangeResultBody, type ErrorBody, type Impact, type InstanceGap, type Migrations } from './protocol';
 
 /** A failed livefix response: its structured error, and whether VS Code already showed it. */
 export interface Failure {
@@ -72,6 +73,9 @@ export class LivefixRequestError extends Error {
   }
 }
 
+const APPROVE = 'Apply anyway';
+const MIGRATE = 'Migrate…';
+
 export type Outcome<T> = { session: SessionRef; body: T } | { session: SessionRef; error: LivefixRequestError };
 
 export class Requests {
@@ -95,7 +99,9 @@ export class Requests {
   /**
    * Sends a change (apply, reload, rollback) and, when the process answers
    * `approvalRequired`, shows the impact in a modal and re-sends with `approved: true`
-   * if the developer agrees. Declining is an outcome, not an error notification.
+   * if the developer agrees. When live instances of a changed class lack attributes the
+   * new code uses, the modal also offers "Migrate…": defaults (or a `migrate(obj)`) per
+   * class, re-sent as `migrate` with `approved: true`. Declining is an outcome, not an error.
    */
   async sendWithApproval<T>(session: SessionRef, command: string, args: object): Promise<T | 'declined'> {
     try {
@@ -104,16 +110,45 @@ export class Requests {
       if (!(error instanceof LivefixRequestError) || error.kind !== 'approvalRequired') {
         throw error;
       }
-      const agreed = await this.host.confirm(
-        `livefix: ${describeCommand(command)} in "${session.name}" needs your approval`,
-        approvalDetail(error.error),
-        'Apply anyway',
-      );
-      if (!agreed) {
-        this.host.log(`[${session.name}] ${command}: not approved; nothing changed`);
-        return 'declined';
+      const message = `livefix: ${describeCommand(command)} in "${session.name}" needs your approval`;
+      const detail = approvalDetail(error.error);
+      const gaps = openGaps(await this.instanceGaps(session, command, args, error.error));
+      let migrate: Migrations | undefined;
+      if (gaps.length === 0) {
+        if (!(await this.host.confirm(message, detail, APPROVE))) return this.declined(session, command);
+      } else {
+        const choice = await this.host.choose(message, detail, [APPROVE, MIGRATE]);
+        if (choice === MIGRATE) {
+          migrate = await askMigrations(this.host, gaps);
+          if (!migrate) return this.declined(session, command);
+        } else if (choice !== APPROVE) {
+          return this.declined(session, command);
+        }
       }
-      return await this.send<T>(session, command, { ...args, approved: true });
+      const given = (args as { migrate?: Migrations }).migrate;
+      return await this.send<T>(session, command, { ...args, ...(migrate ? { migrate: { ...given, ...migrate } } : {}), approved: true });
+    }
+  }
+
+  private declined(session: SessionRef, command: string): 'declined' {
+    this.host.log(`[${session.name}] ${command}: not approved; nothing changed`);
+    return 'declined';
+  }
+
+  /**
+   * Live instances lacking attributes, for an apply or reload refused for approval. The
+   * error's details do not carry them (its reasons say it in words), so the same request
+   * goes again as a dry run, whose body has `instances`. Nothing to ask when that fails.
+   */
+  private async instanceGaps(session: SessionRef, command: string, args: object, error: ErrorBody): Promise<InstanceGap[]> {
+    if (Array.isArray(error.instances)) return error.instances;
+    if (command !== APPLY && command !== RELOAD) return [];
+    try {
+      const dryRun = await this.send<ChangeResultBody>(session, command, { ...args, dryRun: true });
+      return dryRun.instances ?? [];
+    } catch (reason) {
+      this.host.log(`[${session.name}] ${command} dry run for live instances failed: ${reason instanceof Error ? reason.message : String(reason)}`);
+      return [];
     }
   }
 

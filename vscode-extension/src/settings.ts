@@ -5,6 +5,9 @@
  * reported and replaced by defaults, and so that tests can feed any value.
  */
 
+import { checkCanary } from './canary';
+import type { CanaryArgs } from './protocol';
+
 export type ApplyMode = 'manual' | 'onSave' | 'never';
 export const APPLY_MODES: readonly ApplyMode[] = ['manual', 'onSave', 'never'];
 
@@ -14,9 +17,11 @@ export interface Settings {
   applyMode: ApplyMode;
   /** Start `python -m livefix.lsp` (code actions, drift diagnostics, persist). */
   languageServer: boolean;
+  /** Sent as `canary` with every apply and reload (null: none; the process still watches the fix). */
+  canary: CanaryArgs | null;
 }
 
-export const DEFAULT_SETTINGS: Settings = { python: '', applyMode: 'manual', languageServer: true };
+export const DEFAULT_SETTINGS: Settings = { python: '', applyMode: 'manual', languageServer: true, canary: null };
 
 /** Reads a raw value of `livefix.<key>`; undefined when unset. */
 export type SettingGetter = (key: string) => unknown;
@@ -49,6 +54,10 @@ export function readSettings(get: SettingGetter): { settings: Settings; problems
   } else if (server !== undefined && server !== null) {
     problems.push('livefix.languageServer.enabled must be true or false; using true.');
   }
+
+  const canary = checkCanary(get('canary'));
+  settings.canary = canary.canary;
+  if (canary.problem) problems.push(canary.problem);
   return { settings, problems };
 }
 

@@ -80,6 +80,30 @@ export class LivefixState {
   }
 
   /**
+   * What a `livefix/applied` event of rolling `generation` back would have said, for a
+   * rollback the process made by itself (a canary's), which sends only `livefix/canary`:
+   * each definition the generation introduced runs its version from before it again
+   * (null: as loaded, as far as this window saw). `now` is the generation running after it.
+   */
+  rolledBackBody(launchId: string, generation: number, now: number): ChangeResultBody {
+    const sources = (this.introducedBy(launchId, generation) ?? []).map((source) => ({
+      ...source,
+      source: this.versionBefore(launchId, generation, sourceKey(source)) ?? null,
+      generation: now,
+    }));
+    return {
+      generation: now,
+      applied: [],
+      impact: { threads: [], signatureChanges: [], removals: [] },
+      report: `Rolled back generation ${generation} (canary)`,
+      dryRun: false,
+      warnings: [],
+      action: 'rollback',
+      sources,
+    };
+  }
+
+  /**
    * Definitions whose running code is not what their file says: replaced in the process
    * and not yet written back (persist, or the developer saved the same text).
    */

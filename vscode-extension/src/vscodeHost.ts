@@ -9,7 +9,7 @@
 import * as vscode from 'vscode';
 import { LanguageClient, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
 import type { AdapterDescriptor } from './debugAdapter';
-import type { CodeActionRef, EditorRef, Host, PickItem, SessionRef, StatusItemState } from './host';
+import type { CodeActionRef, EditorRef, Host, InputRequest, PickItem, SessionRef, StatusItemState } from './host';
 import type { PythonExtensionQuery } from './interpreter';
 import type { LanguageServerSpec } from './languageClient';
 
@@ -18,15 +18,17 @@ const SCHEME = 'livefix';
 export class VSCodeHost implements Host, vscode.Disposable {
   private readonly output = vscode.window.createOutputChannel('livefix');
   private readonly status = vscode.window.createStatusBarItem('livefix.status', vscode.StatusBarAlignment.Left, 50);
+  private readonly evidence = vscode.window.createStatusBarItem('livefix.evidence', vscode.StatusBarAlignment.Left, 49);
   private readonly documents = new Map<string, string>();
   private readonly changed = new vscode.EventEmitter<vscode.Uri>();
-  private readonly disposables: vscode.Disposable[] = [this.output, this.status, this.changed];
+  private readonly disposables: vscode.Disposable[] = [this.output, this.status, this.evidence, this.changed];
   private counter = 0;
   /** The VS Code objects behind the SessionRefs handed out, for child sessions. */
   private readonly sessions = new Map<string, vscode.DebugSession>();
 
   constructor() {
     this.status.name = 'livefix';
+    this.evidence.name = 'livefix evidence';
     // Read-only documents (history diffs, captured frames) served from memory.
     this.disposables.push(
       vscode.workspace.registerTextDocumentContentProvider(SCHEME, {
@@ -53,8 +55,27 @@ export class VSCodeHost implements Host, vscode.Disposable {
     void vscode.window.showInformationMessage(message);
   }
 
+  showWarning(message: string): void {
+    this.log(`warning shown: ${message}`);
+    void vscode.window.showWarningMessage(message);
+  }
+
   async confirm(message: string, detail: string, accept: string): Promise<boolean> {
     return (await vscode.window.showWarningMessage(message, { modal: true, detail }, accept)) === accept;
+  }
+
+  async choose(message: string, detail: string, buttons: string[]): Promise<string | undefined> {
+    return vscode.window.showWarningMessage(message, { modal: true, detail }, ...buttons);
+  }
+
+  async input(request: InputRequest): Promise<string | undefined> {
+    return vscode.window.showInputBox({
+      title: request.title,
+      prompt: request.prompt,
+      value: request.value,
+      ignoreFocusOut: true,
+      validateInput: request.validate ? (text) => request.validate!(text) ?? null : undefined,
+    });
   }
 
   async pick<T>(items: PickItem<T>[], placeholder: string): Promise<T | undefined> {
@@ -85,14 +106,11 @@ export class VSCodeHost implements Host, vscode.Disposable {
   }
 
   setStatus(state: StatusItemState | undefined): void {
-    if (!state) {
-      this.status.hide();
-      return;
-    }
-    this.status.text = state.text;
-    this.status.tooltip = state.tooltip;
-    this.status.command = state.command;
-    this.status.show();
+    show(this.status, state);
+  }
+
+  setEvidenceStatus(state: StatusItemState | undefined): void {
+    show(this.evidence, state);
   }
 
   activeEditor(): EditorRef | undefined {
@@ -270,6 +288,17 @@ export class VSCodeHost implements Host, vscode.Disposable {
       stop: () => client.stop(),
     };
   }
+}
+
+function show(item: vscode.StatusBarItem, state: StatusItemState | undefined): void {
+  if (!state) {
+    item.hide();
+    return;
+  }
+  item.text = state.text;
+  item.tooltip = state.tooltip;
+  item.command = state.command;
+  item.show();
 }
 
 function activeSessions(type: string): vscode.DebugSession[] {

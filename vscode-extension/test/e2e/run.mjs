@@ -62,6 +62,9 @@ async function main() {
     JSON.stringify(
       {
         'livefix.python': python,
+        // Every apply carries a canary, so the fix is watched on any Python (3.10/3.11 watch
+        // only when asked) and the setting travels end to end.
+        'livefix.canary': { window: 30 },
         'workbench.startupEditor': 'none',
         'security.workspace.trust.enabled': false,
         'chat.disableAIFeatures': true,

@@ -4,22 +4,31 @@
  * including the failed-response messages VS Code's tracker would hand over.
  */
 
-import type { CodeActionRef, EditorRef, Host, PickItem, SessionRef, StatusItemState } from '../../src/host';
+import type { CodeActionRef, EditorRef, Host, InputRequest, PickItem, SessionRef, StatusItemState } from '../../src/host';
 import type { FailedResponses } from '../../src/requests';
 
 export class RecordingHost implements Host {
   logs: string[] = [];
   errors: string[] = [];
   infos: string[] = [];
+  warnings: string[] = [];
   console: string[] = [];
   confirms: { message: string; detail: string }[] = [];
+  chooses: { message: string; detail: string; buttons: string[] }[] = [];
+  inputs: InputRequest[] = [];
   picks: { placeholder: string; labels: string[] }[] = [];
   diffs: { title: string; left: string; right: string }[] = [];
   documents: { name: string; text: string }[] = [];
   commands: { command: string; args: unknown[] }[] = [];
   status: StatusItemState | undefined;
+  /** Every state the evidence item took, in order (undefined: hidden). */
+  evidenceStatuses: (StatusItemState | undefined)[] = [];
   /** Answers to confirm(), in order. */
   confirmAnswers: boolean[] = [];
+  /** Answers to choose() (a button label; undefined: cancelled), in order. */
+  chooseAnswers: (string | undefined)[] = [];
+  /** Answers to input() (undefined: cancelled), in order; each must pass the request's validation. */
+  inputAnswers: (string | undefined)[] = [];
   /** Chooses among pick() items by label (first match of a substring), in order. */
   pickAnswers: string[] = [];
   editor: EditorRef | undefined;
@@ -36,9 +45,25 @@ export class RecordingHost implements Host {
   showInfo(message: string): void {
     this.infos.push(message);
   }
+  showWarning(message: string): void {
+    this.warnings.push(message);
+  }
   async confirm(message: string, detail: string): Promise<boolean> {
     this.confirms.push({ message, detail });
     return this.confirmAnswers.shift() ?? false;
+  }
+  async choose(message: string, detail: string, buttons: string[]): Promise<string | undefined> {
+    this.chooses.push({ message, detail, buttons });
+    return this.chooseAnswers.shift();
+  }
+  async input(request: InputRequest): Promise<string | undefined> {
+    this.inputs.push(request);
+    const answer = this.inputAnswers.shift();
+    const problem = answer === undefined ? undefined : request.validate?.(answer);
+    if (problem !== undefined) {
+      throw new Error(`test: the input box would not accept ${JSON.stringify(answer)}: ${problem}`);
+    }
+    return answer;
   }
   async pick<T>(items: PickItem<T>[], placeholder: string): Promise<T | undefined> {
     this.picks.push({ placeholder, labels: items.map((item) => item.label) });
@@ -56,6 +81,12 @@ export class RecordingHost implements Host {
   }
   setStatus(state: StatusItemState | undefined): void {
     this.status = state;
+  }
+  setEvidenceStatus(state: StatusItemState | undefined): void {
+    this.evidenceStatuses.push(state);
+  }
+  get evidenceStatus(): StatusItemState | undefined {
+    return this.evidenceStatuses.at(-1);
   }
   activeEditor(): EditorRef | undefined {
     return this.editor;
@@ -136,4 +167,25 @@ export function changeBody(generation: number, report: string, extra: object = {
     warnings: [],
     ...extra,
   };
+}
+
+/**
+ * The evidence watcher's clock for tests: `sleep` resolves at once (nothing sleeps to
+ * synchronise) and advances the clock by the time asked, so deadlines still pass.
+ */
+export class FakeClock {
+  seconds = 1764000000;
+  sleeps: number[] = [];
+  now = (): number => this.seconds;
+  /** Runs at each sleep with the number of sleeps so far (to end a session mid-poll). */
+  onSleep: (count: number) => void = () => undefined;
+  sleep = async (ms: number): Promise<void> => {
+    this.sleeps.push(ms);
+    this.seconds += ms / 1000;
+    this.onSleep(this.sleeps.length);
+  };
+}
+
+export function figures(calls: number, errors: number, p99Ms: number | null, extra: object = {}) {
+  return { calls, errors, errorRate: calls ? errors / calls : 0, p50Ms: p99Ms === null ? null : p99Ms / 2, p99Ms, errorTypes: null, since: 1764000000, running: 0, ...extra };
 }

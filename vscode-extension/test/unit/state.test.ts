@@ -39,3 +39,16 @@ test('rolling back to as-loaded forgets the running version; generations remembe
   assert.equal(statusItem('shop.py', 0, [])?.text, '$(zap) gen 0');
   assert.equal(statusItem(undefined, 0, []), undefined);
 });
+
+test("a canary's rollback (no applied event) is described as one: the version before the generation runs again", () => {
+  const state = new LivefixState();
+  const second = 'def total(p, q):\n    return 0\n';
+  state.onApplied('launch', changeBody(1, 'r', { action: 'apply', sources: [src(FIXED, 1)] }));
+  state.onApplied('launch', changeBody(2, 'r', { action: 'apply', sources: [src(second, 2)] }));
+  const body = state.rolledBackBody('launch', 2, 1);
+  assert.equal(body.action, 'rollback');
+  assert.equal(body.generation, 1);
+  assert.deepEqual(body.sources, [src(FIXED, 1)]);
+  assert.deepEqual(state.rolledBackBody('launch', 1, 0).sources, [src(null, 0)]);
+  assert.deepEqual(state.rolledBackBody('launch', 7, 6).sources, [], 'a generation this window did not see: nothing known');
+});

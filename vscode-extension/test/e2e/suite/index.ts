@@ -206,12 +206,19 @@ async function scenario(): Promise<void> {
       (await statusBarText()).includes('gen 1 · 1 unpersisted') ? true : undefined,
     );
     await log('status bar: gen 1 · 1 unpersisted');
+    // The process watches the new code for 30 s; the extension polls livefix/evidence meanwhile.
+    const evidenceText = await waitFor('the evidence status item of generation 1', async () => {
+      const text = await statusBarText();
+      return /livefix gen 1: \S/.test(text) ? text : undefined;
+    });
+    await log(`evidence status item: ${evidenceText.split('\n').find((line) => line.includes('livefix gen 1:'))}`);
     await screenshot('fix-applied');
 
     // -- history: pick generation 1 in the quick pick, see its diff ------------------------------
     const historyDone = vscode.commands.executeCommand('livefix.showHistory');
     await click('.quick-input-widget .monaco-list-row', 'Generation 1: apply');
-    // Generation 1 is the running one: its only action (show the changes) needs no second pick.
+    // Generation 1 is the running one (no roll back to it) and is watched: its changes or its evidence.
+    await click('.quick-input-widget .monaco-list-row', 'Show the changes of this generation');
     await historyDone;
     const diff = await waitFor('the diff of generation 1', () => {
       const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
@@ -221,11 +228,23 @@ async function scenario(): Promise<void> {
     assert.match(left.getText(), /return price  # the bug/);
     assert.match(right.getText(), /return price \* quantity/);
     await screenshot('history-diff');
+    const evidenceDone = vscode.commands.executeCommand('livefix.showHistory');
+    await click('.quick-input-widget .monaco-list-row', 'Generation 1: apply');
+    await click('.quick-input-widget .monaco-list-row', 'Show the live evidence of this generation');
+    await evidenceDone;
+    const evidence = await waitFor('the evidence document of generation 1', () => {
+      const document = vscode.window.activeTextEditor?.document;
+      return document?.uri.path.endsWith('livefix-evidence-1.txt') ? document : undefined;
+    });
+    assert.match(evidence.getText(), /^# Evidence of generation 1 in "[^"]+" \((still watching|final)\)/);
+    assert.match(evidence.getText(), /^pricing\.total\n  before \(old code\): .*\n  after  \(new code\): \d+ calls?/m);
+    await log(`evidence of generation 1:\n${evidence.getText()}`);
+    await screenshot('history-evidence');
 
     // -- capture frames: a read-only view of the threads ----------------------------------------
     await vscode.commands.executeCommand('livefix.captureFrames');
     const frames = await waitFor('the captured frames document', () =>
-      vscode.window.activeTextEditor?.document.uri.scheme === 'livefix' ? vscode.window.activeTextEditor.document : undefined,
+      vscode.window.activeTextEditor?.document.uri.path.includes('/livefix-frames-') ? vscode.window.activeTextEditor.document : undefined,
     );
     assert.match(frames.getText(), /Thread \d+ "MainThread"/);
     const frameLines = frames.getText().split('\n').filter((text) => /^  \S/.test(text));
