@@ -288,7 +288,12 @@ def run_watch(args: argparse.Namespace, out: "Output") -> int:
     pause = threading.Event()
     with _connect(args, address, out) as client:
         if targets:
+            already = client.request(protocol.WATCH, {}).get("functions", {})
             client.request(protocol.WATCH, {"targets": targets})
+            fresh = [t for t in targets if t.replace(":", ".", 1) not in already]
+            if fresh and args.once:
+                print(f"livefix: started watching {', '.join(fresh)} just now, so no call is counted yet; "
+                      "run without --once to follow it", file=sys.stderr)
         try:
             while True:
                 if targets:

@@ -354,7 +354,7 @@ class Engine:
         plan.module_plans = executed
         for module_plan in plan.module_plans:
             plan.warnings.extend(w for w in module_plan.warnings if w not in plan.warnings)
-        if not plan.mutations:
+        if not plan.mutations and not plan.migrations:
             # Nothing to change in the process (comments, blank lines, a branch that did not
             # run): what runs matches the new text as well, so the new text is what runs.
             for module_plan in plan.module_plans:
@@ -438,6 +438,9 @@ class Engine:
         evidence = self.watches.committed(plan, number, pairs)
         report = plan.report_before() + "\n" + summary(plan.action, number, plan.edits, outcome, plan.shifted)
         migrated = migration.summary() if migration is not None else []
+        if plan.canary is not None and evidence is not None:
+            report += (f"\ncanary: judging the new code for {plan.canary.window:g} s; it rolls back by itself "
+                       "if worse (the verdict: evidence())")
         for entry in migrated:
             report += (
                 f"\nmigrated {entry['instances']} live {entry['class']} instance{'s' if entry['instances'] != 1 else ''}"
@@ -678,11 +681,13 @@ class Engine:
         return self.watched()
 
     def unwatch(self, target: Any = None) -> dict[str, Any]:
+        """Stop counting; the figures counted until now are returned."""
         labels = list(self.watches.explicit()) if target is None else [_watch_target(target)[0]]
+        counted = self.watched()["functions"]
         for label in labels:
             if not self.watches.unwatch(label):
                 raise LivefixError("notFound", f"{label} is not watched", qualname=label)
-        return self.watched()
+        return {"functions": {label: counted.get(label, []) for label in labels}}
 
     def watched(self) -> dict[str, Any]:
         """What `watch` counts: per function, the figures of each version of its code that ran."""

@@ -300,3 +300,17 @@ def test_a_service_fixed_many_times_keeps_one_evidence_thread_and_no_code_per_cl
         assert watch.closed.wait(60)
         assert all(pair.old is None and pair.new is None for pair in watch.pairs)
     assert engine.watches.recorder.watching() <= 1  # at most the last plan's old code, until it goes
+
+
+def test_unwatch_returns_what_was_counted(ws, engine):
+    module = ws.module(SERVICE)
+    engine.watch(f"{module.__name__}:handle")
+    traffic(module, 14)
+    counted = engine.unwatch(f"{module.__name__}:handle")["functions"][f"{module.__name__}.handle"]
+    assert [(v["calls"], v["errors"]) for v in counted] == [(14, 2)]
+
+
+def test_the_apply_report_says_the_canary_is_judging(ws, engine):
+    module = ws.module(SERVICE)
+    result = engine.apply(change(module, FIXED), canary={"window": 5})
+    assert "canary: judging the new code for 5 s; it rolls back by itself if worse" in result.report

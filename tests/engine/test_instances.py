@@ -292,3 +292,18 @@ def test_finding_instances_among_a_million_objects_pauses_only_for_the_young_one
     result = engine.reload_module(module.__name__, migrate={"Cart": {"discount": 0}})
     assert result.migrated[0]["instances"] == 3
     assert gc.isenabled()
+
+
+def test_a_migration_after_the_fix_is_already_in_still_runs(ws, engine):
+    """The fix went in without a migration (old instances now raise); re-applying the same
+    change with one migrates them instead of saying there is nothing to apply."""
+    module = ws.module(CART)
+    _with_discount(ws, module)
+    engine.reload_module(module.__name__)
+    with pytest.raises(AttributeError):
+        module.carts[0].total()
+    result = engine.reload_module(module.__name__, migrate={"Cart": {"discount": 0}})
+    assert result.migrated[0]["instances"] == 3
+    assert [c.total() for c in module.carts] == [10, 10, 10]
+    engine.rollback()  # undoes the migration only
+    assert not hasattr(module.carts[0], "discount") and module.Cart("x").discount == 0
