@@ -310,7 +310,9 @@ def run_watch(args: argparse.Namespace, out: "Output") -> int:
                 print("\x1b[H\x1b[J" if out.interactive else "", end="")
                 print(render(body), flush=True)
                 if not targets and body.get("state") == "final":
-                    return EXIT_OK
+                    # The window closed: exit as the apply would have (4: the canary rolled it back).
+                    verdict = (body.get("canary") or {}).get("verdict") or {}
+                    return EXIT_VERIFY if verdict.get("outcome") in ("rolledBack", "failed") else EXIT_OK
                 pause.wait(max(args.interval, 0.1))
         finally:
             if targets:  # what this command started watching stops with it

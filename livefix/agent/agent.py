@@ -226,7 +226,10 @@ def _default_token(path: Path) -> str:
         return auth.read_token_file(path)
     except LivefixError:
         if path.exists():
-            raise  # there, but unsafe or unreadable: say so rather than replace it
+            # Another worker starting at the same moment may have created it since our read
+            # failed (its write is atomic); if it is unsafe or unreadable, this read says so
+            # rather than replace it.
+            return auth.read_token_file(path)
     try:
         auth.write_token_file(path, auth.generate_token())
     except FileExistsError:

@@ -168,3 +168,40 @@ def test_registry_lock_excludes_other_holders_until_released(runtime: Path) -> N
         assert caught.value.kind == "busy"
     with other.locked(timeout=10):
         pass
+
+
+def test_a_token_file_created_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch):
+    """Workers starting at once: this one's read finds no file, another worker then creates
+    it, and this one must use it rather than fail. The interleaving is forced by wrapping the
+    first read (the one thing a test cannot time on its own); the files are real."""
+    from livefix.agent import agent as agent_module
+    from livefix.agent import auth
+
+    path = tmp_path / "token"
+    real_read = auth.read_token_file
+    calls = []
+
+    def read_then_other_worker_writes(target):
+        calls.append(target)
+        if len(calls) == 1:
+            try:
+                return real_read(target)
+            finally:
+                auth.write_token_file(target, "made-by-the-other-worker")
+        return real_read(target)
+
+    monkeypatch.setattr(auth, "read_token_file", read_then_other_worker_writes)
+    assert agent_module._default_token(path) == "made-by-the-other-worker"
+
+
+def test_an_unsafe_token_file_is_still_refused(tmp_path):
+    from livefix.agent import agent as agent_module
+    from livefix.errors import LivefixError
+
+    path = tmp_path / "token"
+    path.write_text("abc\n")
+    path.chmod(0o644)
+    with pytest.raises(LivefixError) as raised:
+        agent_module._default_token(path)
+    assert "chmod 600" in raised.value.message
+    assert path.read_text() == "abc\n"  # not replaced

@@ -268,6 +268,10 @@ def test_slow_fix_is_rolled_back_by_its_canary(service: Service, load: Load, tmp
     assert verdict, out
     assert re.search(r"shop\.handle: p99 \d+ ms \(was [\d.]+ ms\), more than 1\.5x slower", verdict.group(1)), out
 
+    # Looking again later says the same, in words and exit code.
+    again = cli("watch", str(service.pid), "1")
+    assert again.returncode == 4 and "Canary rolled back generation 1" in again.stdout, (again.stdout, again.stderr)
+
     history = cli_json("history", str(service.pid))
     assert history["generation"] == 0
     [entry] = history["generations"]
