@@ -16,7 +16,7 @@ import threading
 import time
 import types
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from livefix.engine import atomic, codeutil, frames, instances, locate, status, watches
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
@@ -725,16 +725,9 @@ class Engine:
 def _replaced_pairs(mutations: list[Any]) -> list[watches.Pair]:
     """(function, old code, new code) for every function whose code a generation replaced."""
     pairs: dict[int, watches.Pair] = {}
-    for mutation in mutations:
-        if isinstance(mutation, atomic.Moves):
-            continue
-        forward, backward = mutation.forward.args, mutation.backward.args
-        if (
-            len(forward) == 3 and forward[1] == "__code__" and isinstance(forward[0], types.FunctionType)
-            and len(backward) == 3 and isinstance(backward[2], types.CodeType)
-        ):
-            function = forward[0]
-            pairs.setdefault(id(backward[2]), watches.Pair(f"{function.__module__}.{function.__qualname__}", backward[2], forward[2]))
+    for _, function, new, old in _code_swaps(mutations):
+        if isinstance(function, types.FunctionType) and isinstance(old, types.CodeType):
+            pairs.setdefault(id(old), watches.Pair(f"{function.__module__}.{function.__qualname__}", old, new))
     return list(pairs.values())
 
 
@@ -788,16 +781,23 @@ def _describe_check(verify: Any) -> str | None:
     return getattr(verify, "__qualname__", repr(verify))
 
 
-def _new_codes(mutations: list[atomic.Mutation]) -> dict[types.CodeType, str]:
-    """The new code a generation put in place (moved lines are not new code)."""
-    codes: dict[types.CodeType, str] = {}
+def _code_swaps(mutations: list[Any]) -> Iterator[tuple[atomic.Mutation, Any, types.CodeType, Any]]:
+    """(mutation, target, new code, old value) for every `__code__` assignment a generation
+    makes (moved lines, the `Moves` batches, are not new code)."""
     for mutation in mutations:
         if isinstance(mutation, atomic.Moves):
             continue
-        args = mutation.forward.args
-        if len(args) == 3 and args[1] == "__code__" and isinstance(args[2], types.CodeType):
-            for code in codeutil.nested_codes(args[2]):
-                codes[code] = mutation.label
+        forward, backward = mutation.forward.args, mutation.backward.args
+        if len(forward) == 3 and forward[1] == "__code__" and isinstance(forward[2], types.CodeType):
+            yield mutation, forward[0], forward[2], backward[2] if len(backward) == 3 else None
+
+
+def _new_codes(mutations: list[atomic.Mutation]) -> dict[types.CodeType, str]:
+    """The new code a generation put in place."""
+    codes: dict[types.CodeType, str] = {}
+    for mutation, _, new, _ in _code_swaps(mutations):
+        for code in codeutil.nested_codes(new):
+            codes[code] = mutation.label
     return codes
 
 

@@ -72,7 +72,7 @@ def fields_changed(cls: type, namespace: dict[str, Any]) -> bool:
     if list(annotations) != list(own):
         return True
     for name in annotations:
-        if name in old and name in namespace and _default_of(namespace[name]) != _default_of_field(old[name]):
+        if name in old and name in namespace and _default_of(namespace[name]) != _default_of(old[name]):
             return True
         if name in old and annotations[name] != own.get(name):
             return True
@@ -97,7 +97,7 @@ def regenerate(
     retyped = tuple(
         name for name in old_fields
         if name in new_fields and (new_fields[name].type != old_fields[name].type
-                                   or _default_of_field(new_fields[name]) != _default_of_field(old_fields[name]))
+                                   or _default_of(new_fields[name]) != _default_of(old_fields[name]))
     )
     change = FieldChange(module, qualname, cls, added, removed, retyped)
     if not migrated:
@@ -202,10 +202,6 @@ def _default_of(value: Any) -> Any:
     if isinstance(value, dataclasses.Field):
         return value.default if value.default is not dataclasses.MISSING else value.default_factory  # type: ignore[misc]
     return value
-
-
-def _default_of_field(spec: dataclasses.Field) -> Any:  # type: ignore[type-arg]
-    return spec.default if spec.default is not dataclasses.MISSING else spec.default_factory  # type: ignore[misc]
 
 
 def _refuse(module: str, qualname: str, detail: str) -> LivefixError:

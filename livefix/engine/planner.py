@@ -1096,10 +1096,6 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
         return (value,)
 
 
-def _field_default(value: Any) -> Any:
-    return value.default if isinstance(value, dataclasses.Field) else value
-
-
 def _parameters(node: ast.stmt | None) -> tuple[object, ...] | None:
     """What callers depend on in a def's signature: names and kinds, which have defaults."""
     args = getattr(node, "args", None)

@@ -92,15 +92,20 @@ class Worker:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=WAIT)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        stop_process(self.proc)
+
+
+def stop_process(proc: "subprocess.Popen[str]") -> None:
+    """Kill a test's service process (if still running), reap it and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=WAIT)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 def token(runtime: Path) -> str:

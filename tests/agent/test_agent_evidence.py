@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from agent_support import WAIT, token
+from agent_support import WAIT, stop_process, token
 
 from livefix.agent import AgentClient
 from livefix.errors import LivefixError
@@ -91,15 +91,7 @@ class Service:
             connection.close()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=WAIT)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        stop_process(self.proc)
 
 
 @dataclass(frozen=True)
