@@ -167,3 +167,17 @@ def listen(*args: Any, **kwargs: Any) -> Any:
     from livefix.agent import listen as _listen
 
     return _listen(*args, **kwargs)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext livefix`: reload the project's changed modules before each cell (see
+    livefix.integrations.ipython); IPython is imported only here."""
+    from livefix.integrations.ipython import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from livefix.integrations.ipython import unload
+
+    unload(ipython)

@@ -41,6 +41,11 @@ class Usage(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["run"]:  # its arguments after the script belong to the program: parsed apart
+        from livefix.integrations.run import main as run_program
+
+        return run_program(words[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
@@ -117,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--once", action="store_true", help="print the figures once and exit")
     watch.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="refresh every SECONDS (default 1)")
     watch.set_defaults(run=run_watch)
+
+    sub.add_parser("run", help="run a program (script.py or -m MODULE) and reload the modules you save while it "
+                   "runs; see livefix run --help")
 
     for name, help_text in (("history", "the generations applied"), ("frames", "every thread's stack, now"),
                             ("status", "modules whose file differs from what runs")):

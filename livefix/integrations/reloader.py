@@ -1,0 +1,176 @@
+"""Reload the modules whose files were saved, as one generation, and say what happened in one
+line per module: what watch mode prints to stderr and the notebook prints before a cell.
+
+Several files saved together are one generation (all or nothing). When one of them cannot be
+reloaded (a syntax error, a change CPython cannot make in place) its error is reported with
+file:line and the others are reloaded without it: the program keeps running the code that
+file had, and the next save of it is tried again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from livefix.engine import Engine
+from livefix.engine.sources import module_file, read_source
+from livefix.errors import LivefixError
+from livefix.integrations.script_guard import hold_top_level
+
+Approval = Literal["never", "risky"]
+
+
+@dataclass
+class Outcome:
+    """What one reload did: lines for a person, and the generation it made (None: none)."""
+
+    lines: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    generation: int | None = None
+
+
+class Reloader:
+    """Reloads saved modules into one engine, reporting each in a line."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        verify: Any = None,
+        approval: Approval = "never",
+        approve_hint: str = "",
+        display: Callable[[str], str] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.verify = verify
+        self.approval = approval
+        self.approve_hint = approve_hint  # how to apply a change held for approval
+        self.display = display or _relative
+
+    def reload(self, names: list[str]) -> Outcome:
+        outcome = Outcome()
+        sources, held = self._script_texts(list(dict.fromkeys(names)), outcome)
+        pending = [name for name in dict.fromkeys(names) if name in sources or name not in held]
+        while pending:
+            try:
+                mine = {name: text for name, text in sources.items() if name in pending}
+                plan = self.engine.prepare_reload(modules=pending, sources=mine or None)
+            except LivefixError as error:
+                failing = error.details.get("module")
+                outcome.errors.append(self.describe_error(error, failing))
+                if failing in pending and len(pending) > 1:
+                    pending.remove(failing)  # the others are still reloaded, without it
+                    continue
+                return outcome
+            risks = plan.risks()
+            if self.approval == "risky" and risks:
+                files = ", ".join(self.display(p.path) for p in plan.module_plans)
+                outcome.errors.append(
+                    f"livefix: {files}: not applied, it needs approval: {'; '.join(risks)}"
+                    + (f" ({self.approve_hint})" if self.approve_hint else "")
+                )
+                return outcome
+            try:
+                result = self.engine.commit(plan, verify=self.verify)
+            except LivefixError as error:
+                outcome.errors.append(self.describe_error(error, error.details.get("module")))
+                return outcome
+            outcome.generation = result.generation if result.edits or plan.mutations else None
+            for module_plan in plan.module_plans:
+                outcome.lines.append(self._line(module_plan, result.generation, held.get(module_plan.module.__name__)))
+            for thread in plan.impact["threads"] if result.edits else ():
+                outcome.lines.append(f"livefix:   thread {thread['name']} is still running the old "
+                                     f"{', '.join(thread['qualnames'])}; new calls use the new code")
+            outcome.lines.extend(f"livefix:   {gap.describe()}" for gap in plan.unmigrated_gaps())
+            outcome.lines.extend(f"livefix:   {warning}" for warning in result.warnings)
+            return outcome
+        return outcome
+
+    def _script_texts(self, names: list[str], outcome: Outcome) -> tuple[dict[str, str], dict[str, list[int]]]:
+        """For the running script: the saved text with top-level program code held back."""
+        import sys
+
+        sources: dict[str, str] = {}
+        held: dict[str, list[int]] = {}
+        for name in names:
+            module = sys.modules.get(name)
+            if name != "__main__" or module is None or module_file(module) is None:
+                continue
+            running = self.engine.sources.snapshot(name)
+            path = module_file(module)
+            try:
+                saved = read_source(path)  # type: ignore[arg-type]
+            except (OSError, UnicodeDecodeError, SyntaxError):
+                continue
+            if running is None:
+                continue
+            result = hold_top_level(running, saved)
+            held[name] = result.lines
+            if result.refused:
+                outcome.errors.append(f"livefix: {self.display(path)}:{result.lines[0] if result.lines else 1}: "  # type: ignore[arg-type]
+                                      f"not reloaded: {result.refused}")
+                continue
+            sources[name] = result.text
+        return sources, held
+
+    def _line(self, module_plan: Any, generation: int, held: list[int] | None) -> str:
+        by_kind: dict[str, list[str]] = {}
+        for edit in module_plan.edits:
+            by_kind.setdefault(edit.kind, []).append(edit.qualname)
+        parts = [f"{_names(names)} {kind}" for kind, names in by_kind.items()]
+        if module_plan.shifted:
+            parts.append(f"{module_plan.shifted} moved")
+        if held:
+            parts.append(f"top-level code at line {', '.join(map(str, held))} not run (it runs when the script starts)")
+        where = self.display(module_plan.path)
+        if not module_plan.edits and not module_plan.shifted:
+            return f"livefix: {where}: nothing to change (no definition differs)" + (f"; {parts[-1]}" if held else "")
+        return f"livefix: {where}: {', '.join(parts)} (gen {generation})"
+
+    def describe_error(self, error: LivefixError, module: str | None) -> str:
+        path = error.details.get("path")
+        line = error.details.get("line")
+        if not path and module:
+            import sys
+
+            loaded = sys.modules.get(module)
+            path = module_file(loaded) if loaded is not None else None
+        where = self.display(path) if path else (module or "reload")
+        if line:
+            where += f":{line}"
+        kind = {"syntax": "syntax error", "verifyFailed": "verify failed, rolled back"}.get(error.kind, error.kind)
+        message = error.message
+        if path and message.startswith(str(path)):
+            message = message[len(str(path)):].lstrip(":0123456789 ")
+        return f"livefix: {where}: {kind}: {message} (still running the code it had)" if error.kind != "verifyFailed" \
+            else f"livefix: {where}: {kind}: {message}"
+
+
+def _names(names: list[str]) -> str:
+    if len(names) <= 3:
+        return ", ".join(names)
+    return f"{', '.join(names[:2])} and {len(names) - 2} more"
+
+
+def _relative(path: str) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return relative if not relative.startswith("..") else path
+
+
+def file_differs(engine: Engine, name: str) -> bool:
+    """Does the module's file already differ from the text it runs (saved after its import,
+    before a watcher looked at it)? False when livefix cannot tell."""
+    import sys
+
+    module = sys.modules.get(name)
+    path = module_file(module) if module is not None else None
+    running = engine.sources.snapshot(name)
+    if path is None or running is None:
+        return False
+    try:
+        return read_source(path) != running
+    except (OSError, UnicodeDecodeError, SyntaxError):
+        return False
