@@ -73,7 +73,8 @@ class Reloader:
             try:
                 result = self.engine.commit(plan, verify=self.verify)
             except LivefixError as error:
-                outcome.errors.append(self.describe_error(error, error.details.get("module")))
+                where = error.details.get("module") or (plan.module_plans[0].module.__name__ if len(plan.module_plans) == 1 else None)
+                outcome.errors.append(self.describe_error(error, where))
                 return outcome
             outcome.generation = result.generation if result.edits or plan.mutations else None
             for module_plan in plan.module_plans:
@@ -138,7 +139,7 @@ class Reloader:
         where = self.display(path) if path else (module or "reload")
         if line:
             where += f":{line}"
-        kind = {"syntax": "syntax error", "verifyFailed": "verify failed, rolled back"}.get(error.kind, error.kind)
+        kind = {"syntax": "syntax error", "verifyFailed": "verify failed"}.get(error.kind, error.kind)
         message = error.message
         if path and message.startswith(str(path)):
             message = message[len(str(path)):].lstrip(":0123456789 ")
