@@ -38,13 +38,13 @@ class Reloader:
         engine: Engine,
         verify: Any = None,
         approval: Approval = "never",
-        approve_hint: str = "",
+        approve_hint: Callable[[list[str]], str] | None = None,
         display: Callable[[str], str] | None = None,
     ) -> None:
         self.engine = engine
         self.verify = verify
         self.approval = approval
-        self.approve_hint = approve_hint  # how to apply a change held for approval
+        self.approve_hint = approve_hint  # how to apply a change held for approval, given its modules
         self.display = display or _relative
 
     def reload(self, names: list[str]) -> Outcome:
@@ -67,7 +67,7 @@ class Reloader:
                 files = ", ".join(self.display(p.path) for p in plan.module_plans)
                 outcome.errors.append(
                     f"livefix: {files}: not applied, it needs approval: {'; '.join(risks)}"
-                    + (f" ({self.approve_hint})" if self.approve_hint else "")
+                    + (f" ({self.approve_hint([p.module.__name__ for p in plan.module_plans])})" if self.approve_hint else "")
                 )
                 return outcome
             try:

@@ -20,7 +20,7 @@ import threading
 import traceback
 import types
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import livefix
 from livefix.engine import Engine
@@ -60,9 +60,13 @@ def main(argv: Sequence[str]) -> int:
             parser.error(f"--watch {root}: no such file or directory")
     engine = livefix.install()
     address = None if args.no_agent else _start_agent()
-    watcher = Watcher(engine, roots, args, approve_hint=(
-        f"approve it with: livefix reload {os.getpid()} --yes" if address else "restart the program to pick it up"
-    ))
+    def approve_hint(modules: list[str]) -> str:
+        # The agent reloads from the file without watch mode's script guard: never for __main__.
+        if address is None or "__main__" in modules:
+            return "restart the program to pick it up"
+        return f"approve it with: livefix reload {os.getpid()} {' '.join(modules)} --yes"
+
+    watcher = Watcher(engine, roots, args, approve_hint=approve_hint)
     _say(args, f"livefix: watching {', '.join(_display(r) for r in roots)} ({watcher.backend})"
          + (f"; agent at {address}" if address else ""))
     return _run(engine, program, watcher)
@@ -173,7 +177,9 @@ def _print_exit(message: Any) -> int:
 class Watcher:
     """The thread that turns saves under the watched roots into reloads."""
 
-    def __init__(self, engine: Engine, roots: list[str], args: argparse.Namespace, approve_hint: str) -> None:
+    def __init__(
+        self, engine: Engine, roots: list[str], args: argparse.Namespace, approve_hint: Callable[[list[str]], str]
+    ) -> None:
         self.args = args
         self.roots = roots
         self.reloader = Reloader(engine, verify=args.verify, approval=args.approval, approve_hint=approve_hint,

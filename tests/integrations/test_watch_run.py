@@ -332,3 +332,24 @@ def test_the_agent_sees_the_generations_watch_mode_made(project: Path) -> None:
     finally:
         program.close()
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_held_change_can_be_approved_through_the_agent(project: Path) -> None:
+    runtime = tempfile.mkdtemp(prefix="lf-", dir="/tmp")
+    env = {**os.environ, "LIVEFIX_RUNTIME_DIR": runtime}
+    env.pop("LIVEFIX_TOKEN", None)
+    program = Program(["--approval", "risky", "--quiet", "app.py"], project, env)
+    try:
+        assert program.stdout_line() == "ready"  # --quiet: no "watching" line
+        save(project / "pricing.py", PRICING.replace("def total(x):", "def total(x, y=0):").replace("x + 1", "x + 7"))
+        line = program.livefix_line()
+        assert line.endswith(f"(approve it with: livefix reload {program.process.pid} pricing --yes)"), line
+        assert program.ask(1) == "2 calls=1"
+        done = subprocess.run([*LIVEFIX, "reload", str(program.process.pid), "pricing", "--yes"], capture_output=True,
+                              text=True, env=env, timeout=WAIT)
+        assert done.returncode == 0, done.stderr
+        assert program.ask(1) == "8 calls=2"
+    finally:
+        program.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not [line for line in program.stderr_lines if "replaced" in line]  # --quiet: errors only
