@@ -18,7 +18,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from livefix.engine import atomic, codeutil, frames, instances, locate, status, watches
+from livefix.engine import atomic, codeutil, frames, instances, locate, script_guard, status, watches
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
 from livefix.engine.planner import Edit, ModulePlan, ModulePlanner, Placement
 from livefix.engine.sources import ModuleSource, SourceStore, module_file, read_source, replace
@@ -257,18 +257,37 @@ class Engine:
         watches.CanarySpec.coerce(canary)
         names = self._reload_targets(modules, package, sources)
         changes = []
+        held: list[str] = []
         for name in _dependency_order(names):
             module = sys.modules[name]
             path = module_file(module)
             if path is None:
                 raise LivefixError("unsupported", f"module {name} was not loaded from Python source", module=name)
             text = sources[name] if sources and name in sources else self._disk_text(module, path)
+            if name == "__main__":
+                text = self._hold_script_code(module, path, text, held)
             changes.append({"module": name, "source": text})
         if not changes:
             if migrate:
                 instances.coerce_migrations(migrate, [])  # names a class nothing changes: refused
             return self._make_plan("reload", [], [], self._state_version, [], thread_id)
-        return self.prepare(changes, action="reload", thread_id=thread_id, migrate=migrate, canary=canary)
+        plan = self.prepare(changes, action="reload", thread_id=thread_id, migrate=migrate, canary=canary)
+        plan.warnings.extend(held)
+        return plan
+
+    def _hold_script_code(self, module: types.ModuleType, path: str, text: str, held: list[str]) -> str:
+        """The running script's text to reload: its changed top-level program code (a main
+        block, a loop) stays as it runs, or it would start the program again (script_guard)."""
+        running = self.sources.get(module)
+        if running is None or running.text is None:
+            return text
+        guarded = script_guard.hold_top_level(running.text, text)
+        if guarded.refused:
+            raise LivefixError("unsupported", f"{path}: {guarded.refused}", module="__main__", path=path,
+                               line=guarded.lines[0] if guarded.lines else None)
+        if guarded.lines:
+            held.append(script_guard.HELD_WARNING.format(lines=", ".join(map(str, guarded.lines))))
+        return guarded.text
 
     def _reload_targets(self, modules: list[str] | None, package: str | None, sources: dict[str, str] | None) -> list[str]:
         if modules:

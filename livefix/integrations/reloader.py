@@ -16,7 +16,9 @@ from typing import Any, Callable, Literal
 from livefix.engine import Engine
 from livefix.engine.sources import module_file, read_source
 from livefix.errors import LivefixError
-from livefix.integrations.script_guard import hold_top_level
+from livefix.engine.script_guard import HELD_WARNING
+
+HELD_PREFIX = HELD_WARNING.split("{", 1)[0]
 
 Approval = Literal["never", "risky"]
 
@@ -49,12 +51,10 @@ class Reloader:
 
     def reload(self, names: list[str]) -> Outcome:
         outcome = Outcome()
-        sources, held = self._script_texts(list(dict.fromkeys(names)), outcome)
-        pending = [name for name in dict.fromkeys(names) if name in sources or name not in held]
+        pending = list(dict.fromkeys(names))
         while pending:
             try:
-                mine = {name: text for name, text in sources.items() if name in pending}
-                plan = self.engine.prepare_reload(modules=pending, sources=mine or None)
+                plan = self.engine.prepare_reload(modules=pending)
             except LivefixError as error:
                 failing = error.details.get("module")
                 outcome.errors.append(self.describe_error(error, failing))
@@ -77,52 +77,28 @@ class Reloader:
                 outcome.errors.append(self.describe_error(error, where))
                 return outcome
             outcome.generation = result.generation if result.edits or plan.mutations else None
+            # The engine holds back the running script's changed top-level code (script_guard):
+            # said on the script's own line rather than as a warning of its own.
+            held = [w for w in result.warnings if w.startswith(HELD_PREFIX)]
             for module_plan in plan.module_plans:
-                outcome.lines.append(self._line(module_plan, result.generation, held.get(module_plan.module.__name__)))
+                script = module_plan.module.__name__ == "__main__"
+                outcome.lines.append(self._line(module_plan, result.generation, held if script else []))
             for thread in plan.impact["threads"] if result.edits else ():
                 outcome.lines.append(f"livefix:   thread {thread['name']} is still running the old "
                                      f"{', '.join(thread['qualnames'])}; new calls use the new code")
             outcome.lines.extend(f"livefix:   {gap.describe()}" for gap in plan.unmigrated_gaps())
-            outcome.lines.extend(f"livefix:   {warning}" for warning in result.warnings)
+            outcome.lines.extend(f"livefix:   {warning}" for warning in result.warnings if warning not in held)
             return outcome
         return outcome
 
-    def _script_texts(self, names: list[str], outcome: Outcome) -> tuple[dict[str, str], dict[str, list[int]]]:
-        """For the running script: the saved text with top-level program code held back."""
-        import sys
-
-        sources: dict[str, str] = {}
-        held: dict[str, list[int]] = {}
-        for name in names:
-            module = sys.modules.get(name)
-            if name != "__main__" or module is None or module_file(module) is None:
-                continue
-            running = self.engine.sources.snapshot(name)
-            path = module_file(module)
-            try:
-                saved = read_source(path)  # type: ignore[arg-type]
-            except (OSError, UnicodeDecodeError, SyntaxError):
-                continue
-            if running is None:
-                continue
-            result = hold_top_level(running, saved)
-            held[name] = result.lines
-            if result.refused:
-                outcome.errors.append(f"livefix: {self.display(path)}:{result.lines[0] if result.lines else 1}: "  # type: ignore[arg-type]
-                                      f"not reloaded: {result.refused}")
-                continue
-            sources[name] = result.text
-        return sources, held
-
-    def _line(self, module_plan: Any, generation: int, held: list[int] | None) -> str:
+    def _line(self, module_plan: Any, generation: int, held: list[str]) -> str:
         by_kind: dict[str, list[str]] = {}
         for edit in module_plan.edits:
             by_kind.setdefault(edit.kind, []).append(edit.qualname)
         parts = [f"{_names(names)} {kind}" for kind, names in by_kind.items()]
         if module_plan.shifted:
             parts.append(f"{module_plan.shifted} moved")
-        if held:
-            parts.append(f"top-level code at line {', '.join(map(str, held))} not run (it runs when the script starts)")
+        parts.extend(held)
         where = self.display(module_plan.path)
         if not module_plan.edits and not module_plan.shifted:
             return f"livefix: {where}: nothing to change (no definition differs)" + (f"; {parts[-1]}" if held else "")

@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from livefix.integrations.project_files import ProjectFiles
-from livefix.integrations.script_guard import hold_top_level
+from livefix.engine.script_guard import hold_top_level
 
 BACKENDS = [pytest.param(True, id="inotify"), pytest.param(False, id="stat")]
 

@@ -14,6 +14,7 @@ import ast
 from dataclasses import dataclass, field
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+HELD_WARNING = "top-level code at line {lines} not run (it runs when the script starts)"
 
 
 @dataclass
@@ -50,9 +51,10 @@ def hold_top_level(running: str, saved: str) -> Held:
     if old_texts == new_texts:
         return Held(saved)
     if len(old) != len(new):
-        where = ", ".join(str(n.lineno) for n in new) or "none left"
-        return Held(saved, [n.lineno for n in new], refused=(
-            "top-level code that runs the program was added or removed (lines " + where + "); it runs only when "
+        differs = next((i for i, (a, b) in enumerate(zip(old_texts, new_texts)) if a != b), min(len(old), len(new)))
+        line = new[differs].lineno if differs < len(new) else (old[differs].lineno if differs < len(old) else 1)
+        return Held(saved, [line], refused=(
+            f"top-level code that runs the program was added or removed (line {line}); it runs only when "
             "the script starts: restart to pick it up"
         ))
     lines = saved.splitlines(True)
