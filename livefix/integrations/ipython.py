@@ -93,9 +93,13 @@ class NotebookReloader:
     # -- the magic ------------------------------------------------------------------------
 
     def command(self, line: str, cell: str | None) -> None:
-        words = shlex.split(line)
-        verb, rest = (words[0], words[1:]) if words else ("", [])
+        verb = line.split()[0] if line.split() else ""
         try:
+            try:
+                words = shlex.split(line)
+            except ValueError as error:  # an unclosed quote
+                raise LivefixError("invalid", f"cannot read the command line ({error})") from None
+            rest = words[1:]
             if cell is not None:
                 if verb != "apply" or len(rest) != 1:
                     raise LivefixError("invalid", "the cell form is %%livefix apply MODULE[:NAME]")
@@ -120,8 +124,18 @@ class NotebookReloader:
             else:
                 print(USAGE)
         except LivefixError as error:
-            print(self.reloader.describe_error(error, error.details.get("module")).replace(
-                " (still running the code it had)", " (nothing was changed)"), file=sys.stderr)
+            print(self._command_error(verb, cell is not None, error), file=sys.stderr)
+
+    def _command_error(self, verb: str, in_cell: bool, error: LivefixError) -> str:
+        """A refused magic, named by what the user ran (or the file the engine names)."""
+        if error.details.get("path"):
+            line = self.reloader.describe_error(error, error.details.get("module"))
+            return line.replace(" (still running the code it had)", "") + " (nothing was changed)"
+        where = f"%{'%' if in_cell else ''}livefix {verb}".rstrip()
+        if in_cell and error.details.get("line"):
+            where += f" (cell line {error.details['line']})"
+        kind = {"syntax": "syntax error"}.get(error.kind, error.kind)
+        return f"livefix: {where}: {kind}: {error.message} (nothing was changed)"
 
     def _project_modules(self) -> list[str]:
         self.files.refresh()

@@ -165,11 +165,14 @@ class ProjectFiles:
     def changed(self, paths: "set[str] | None" = None) -> list[str]:
         """Module names whose file changed since the last call (stamps are renewed); `paths`:
         the files another watcher reported (real paths), so only those are looked at."""
+        reported: set[str] = set()  # named by an event: written, though maybe within one mtime tick
         if paths is not None:
             candidates = [p for p in paths if p in self.names]
+            reported = set(candidates)
         elif self._events is not None:
             paths, lost = self._events.read()
             candidates = list(self.names) if lost else [p for p in paths if p in self.names]
+            reported = set() if lost else set(candidates)
         else:
             candidates = list(self.names)
         pending, self._pending = self._pending, set()
@@ -177,7 +180,11 @@ class ProjectFiles:
         names: list[str] = []
         for path in candidates:
             now = stamp(path)
-            if now != self._stamps.get(path) or path in pending:
+            if now != self._stamps.get(path) or path in pending or (
+                # a rewrite of the same size within the file system's timestamp granularity
+                # leaves the stamp as it was: then the text decides
+                path in reported and self._differs is not None and any(self._differs(n) for n in self.names[path])
+            ):
                 self._stamps[path] = now
                 if now is not None:  # a deleted file leaves the module running as it is
                     names.extend(sorted(self.names[path]))
