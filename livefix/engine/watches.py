@@ -150,6 +150,7 @@ class GenerationWatch:
     verdict: dict[str, Any] | None = None
     stop: threading.Event = field(default_factory=threading.Event)  # close the window now
     closed: threading.Event = field(default_factory=threading.Event)  # figures final, verdict in
+    closing: bool = False  # claimed by one closer (the scheduler, or a prune) under the lock
 
 
 class Watches:
@@ -245,12 +246,18 @@ class Watches:
 
     def forget(self, numbers: list[int]) -> None:
         """Generations dropped from the history: their figures go too."""
+        dropped = []
         with self._lock:
             for number in numbers:
                 watch = self._generations.pop(number, None)
                 if watch is not None:
                     watch.stop.set()
+                    dropped.append(watch)
             self._wake.notify()
+        # Closed here: the scheduler only closes the windows it still finds, and an open window
+        # left to nobody would keep its code objects watched (and alive) for good.
+        for watch in dropped:
+            self._close(watch)
 
     def _run_windows(self) -> None:
         while True:
@@ -354,8 +361,10 @@ class Watches:
                 pass
 
     def _close(self, watch: GenerationWatch) -> None:
-        if watch.closed.is_set():
-            return
+        with self._lock:  # closed once: a second closer would unwatch codes another holder counts
+            if watch.closing:
+                return
+            watch.closing = True
         watch.final = self._figures(watch)
         for pair in watch.pairs:
             for code in (pair.old, pair.new):
