@@ -26,7 +26,7 @@ from livefix.errors import LivefixError
 from livefix.integrations.project_files import ProjectFiles
 from livefix.integrations.reloader import Reloader, file_differs
 
-_OWN_DIRECTORY = os.path.dirname(os.path.dirname(os.path.realpath(livefix.__file__))) + os.sep
+_OWN_DIRECTORY = os.path.dirname(os.path.realpath(livefix.__file__)) + os.sep  # the livefix package itself
 
 USAGE = """\
 %livefix status            what is watched, what differs from its file, the generation
@@ -48,7 +48,9 @@ class NotebookReloader:
         self.shell = shell
         self.engine = engine
         self.enabled = True
-        self.files = ProjectFiles(self._is_project, differs=lambda name: file_differs(engine, name))
+        # LIVEFIX_WATCHER=stat: stat the project's files before each cell instead of inotify.
+        events = os.environ.get("LIVEFIX_WATCHER", "auto") != "stat"
+        self.files = ProjectFiles(self._is_project, use_events=events, differs=lambda name: file_differs(engine, name))
         self.reloader = Reloader(engine)
         self._autoreload_warned = False
 

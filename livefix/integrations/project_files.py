@@ -30,9 +30,10 @@ Stamp = tuple[int, int, int]
 # <sys/inotify.h>
 _IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE = 0x2, 0x4, 0x8
 _IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE, _IN_DELETE = 0x40, 0x80, 0x100, 0x200
-_IN_Q_OVERFLOW, _IN_IGNORED = 0x4000, 0x8000
+_IN_DELETE_SELF, _IN_MOVE_SELF, _IN_Q_OVERFLOW, _IN_IGNORED = 0x400, 0x800, 0x4000, 0x8000
 _IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000
-_MASK = _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
+_MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
+         | _IN_DELETE_SELF | _IN_MOVE_SELF)
 _EVENT = struct.Struct("iIII")
 
 
@@ -57,6 +58,7 @@ class _Inotify:
         self.fd = fd
         self._directories: dict[int, str] = {}
         self._watched: set[str] = set()
+        self.missing: set[str] = set()  # watched directories gone, to watch again when back
 
     def add(self, directory: str) -> bool:
         if directory in self._watched:
@@ -72,6 +74,12 @@ class _Inotify:
         """Paths named by the events queued since the last read, and whether events were lost."""
         paths: set[str] = set()
         lost = False
+        for directory in list(self.missing):  # back: watched again, and what it holds compared
+            if os.path.isdir(directory):
+                self.missing.discard(directory)
+                if not self.add(directory):
+                    raise OSError("inotify: out of watches")
+                lost = True
         while True:
             try:
                 data = os.read(self.fd, 65536)
@@ -84,9 +92,13 @@ class _Inotify:
                 offset += _EVENT.size + length
                 if mask & _IN_Q_OVERFLOW:
                     lost = True
-                elif mask & _IN_IGNORED:  # the directory went away (or was replaced): look again
+                elif mask & (_IN_IGNORED | _IN_DELETE_SELF | _IN_MOVE_SELF):
+                    # The directory went away or was renamed (a branch switch): the watch no
+                    # longer stands for its path, which is watched again when it exists again.
                     directory = self._directories.pop(wd, None)
-                    self._watched.discard(directory or "")
+                    if directory is not None:
+                        self._watched.discard(directory)
+                        self.missing.add(directory)
                     lost = True
                 elif wd in self._directories and name:
                     paths.add(os.path.join(self._directories[wd], os.fsdecode(name)))
@@ -170,7 +182,12 @@ class ProjectFiles:
             candidates = [p for p in paths if p in self.names]
             reported = set(candidates)
         elif self._events is not None:
-            paths, lost = self._events.read()
+            try:
+                paths, lost = self._events.read()
+            except OSError:  # out of watches: every file is stat'ed from now on
+                self._events.close()
+                self._events = None
+                paths, lost = set(), True
             candidates = list(self.names) if lost else [p for p in paths if p in self.names]
             reported = set() if lost else set(candidates)
         else:

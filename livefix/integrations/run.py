@@ -103,8 +103,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="risky: hold back changes that need approval (threads on the old code, changed "
                         "signatures, removals, live instances lacking an attribute) instead of applying them")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
-    parser.add_argument("--watcher", choices=("auto", "watchfiles", "inotify", "stat"), default="auto",
-                        help=argparse.SUPPRESS)  # for tests and bug reports
+    parser.add_argument("--watcher", choices=("auto", "watchfiles", "inotify", "stat"),
+                        default=os.environ.get("LIVEFIX_WATCHER", "auto"),
+                        help="where file events come from (default: $LIVEFIX_WATCHER or auto: watchfiles when "
+                        "installed, else inotify on Linux, else stat polling)")
     return parser
 
 

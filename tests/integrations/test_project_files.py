@@ -106,3 +106,36 @@ def test_definitions_assignments_and_unchanged_main_blocks_pass_through() -> Non
 def test_adding_or_removing_top_level_program_code_is_refused() -> None:
     held = hold_top_level("def f():\n    pass\n\nmain()\n", "def f():\n    pass\n\nmain()\nserve()\n")
     assert held.refused and "added or removed" in held.refused and "restart" in held.refused
+
+
+def test_inotify_follows_a_directory_removed_and_created_again(project: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("inotify is Linux only")
+    package = project / "pf_dir"
+    package.mkdir()
+    (package / "pf_moved.py").write_text("M = 1\n")
+    sys.path.insert(0, str(package))
+    try:
+        importlib.import_module("pf_moved")
+        files = ProjectFiles(under(project), use_events=True, differs=lambda name: False)
+        assert files.backend == "inotify"
+        backup = project / "pf_dir.away"
+        os.rename(package, backup)  # a branch switch takes the directory away...
+        assert files.changed() == []
+        package.mkdir()  # ...and brings it back, with the same file
+        os.replace(backup / "pf_moved.py", package / "pf_moved.py")
+        files.changed()
+        (package / "pf_moved.py").write_text("M = 22\n")
+        assert files.changed() == ["pf_moved"]
+        files.close()
+    finally:
+        sys.path.remove(str(package))
+
+
+def test_the_extension_counts_a_source_checkout_as_the_users_project(tmp_path: Path) -> None:
+    pytest.importorskip("IPython")
+    from livefix.integrations import ipython
+
+    assert ipython._OWN_DIRECTORY.endswith(os.sep + "livefix" + os.sep)
+    root = os.path.dirname(ipython._OWN_DIRECTORY.rstrip(os.sep))
+    assert not os.path.join(root, "demo", "service.py").startswith(ipython._OWN_DIRECTORY)
