@@ -2,8 +2,9 @@
 
 Everything a client sends is handled by debugpy's own `Client` except:
 - `launch`/`attach`: the `livefix` option is validated and normalised first;
-- `livefix/*` requests: forwarded to the debuggee's pydevd plugin like any unknown request,
-  but the debuggee's error responses reach the client with their body (`body.livefix`,
+- `livefix/*` requests: checked against the agent's limits (`livefix.protocol.check_limits`),
+  then forwarded to the debuggee's pydevd plugin like any unknown request, but the
+  debuggee's error responses reach the client with their body (`body.livefix`,
   `body.error`), and a debuggee without livefix is reported as `unsupported`.
 The adapter's own refusals go through `livefix.dap.error_response`, the same shape the
 plugin uses.
@@ -146,6 +147,8 @@ class LivefixClient(clients.Client):
             )
         if not self.server:
             raise LivefixError("invalid", f"{request.command} needs a debuggee: send it after launch/attach", command=request.command)
+        # The agent's limits, before megabytes of source cross to the debuggee and are parsed there.
+        protocol.check_limits(request.arguments)
         answer = debugpy_hooks.forward(self.server, request)
         if _plugin_absent(answer) and self._bootstrap():
             answer = debugpy_hooks.forward(self.server, request)

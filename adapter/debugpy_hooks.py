@@ -11,14 +11,19 @@ hooks installed before it starts:
   and `JsonMessageChannel.delegate` turns a failed response into an exception, losing
   `body.livefix`; `forward` and `respond_error` keep it.
 
+`--help` borrows the usage and options of debugpy's argument parser (`_parse_argv`).
+
 `check_compatibility()` lists what is missing; tests/adapter/test_adapter_plumbing.py runs it
 against the installed debugpy so that a release changing these internals fails loudly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import socket
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +44,12 @@ def check_compatibility() -> list[str]:
     ):
         if not hasattr(owner, name):
             problems.append(f"{getattr(owner, '__name__', owner)}.{name} is missing")
+    from debugpy.adapter import __main__ as adapter_main
+
+    if not callable(getattr(adapter_main, "_parse_argv", None)):
+        problems.append("debugpy.adapter.__main__._parse_argv (its options, for --help) is missing")
     if not problems:
         # serve() must build components through the module-level names we replace.
-        from debugpy.adapter import __main__ as adapter_main
-
         for function, needle in (
             (clients.serve, "Client, host"), (servers.serve, "Connection, host"),
             (adapter_main.main, 'clients.Client("stdio")'),
@@ -58,6 +65,22 @@ def install(client_class: type) -> None:
     """Make debugpy's adapter use `client_class` for clients and Nagle-free server sockets."""
     clients.Client = client_class
     servers.Connection = NoDelayConnection
+
+
+def options_help(prog: str) -> str:
+    """debugpy's adapter's own `--help` text (its usage and options), naming `prog`."""
+    from debugpy.adapter import __main__ as adapter_main
+
+    saved, sys.argv[0] = sys.argv[0], prog  # argparse names the program after sys.argv[0]
+    text = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(text):
+            adapter_main._parse_argv([prog, "--help"])
+    except SystemExit:  # argparse exits after printing the help
+        pass
+    finally:
+        sys.argv[0] = saved
+    return text.getvalue()
 
 
 def log_exception(message: str) -> None:

@@ -205,7 +205,14 @@ def run_apply(args: argparse.Namespace, out: "Output") -> int:
         raise Usage("give at least one FILE[::QUALNAME]")
     changes = [change_from_spec(spec, args.module) for spec in files]
     request: dict[str, Any] = {"changes": changes}
-    return _change(args, out, address, protocol.APPLY, request, "apply")
+    try:
+        return _change(args, out, address, protocol.APPLY, request, "apply")
+    except LivefixError as error:
+        if error.kind == "notFound" and not args.module and error.details.get("path") in [c.get("path") for c in changes]:
+            # FILE is not a module the target runs: most likely a fix written in a file of its own.
+            raise LivefixError(error.kind, f"{error.message}; if the file holds a fix for a module, name the module "
+                               "with --module MODULE", **error.details) from None
+        raise
 
 
 def run_reload(args: argparse.Namespace, out: "Output") -> int:
@@ -406,14 +413,17 @@ def change_from_spec(spec: str, module: str | None) -> dict[str, Any]:
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LivefixError("notFound", f"cannot read {path}: {exc.strerror}", path=str(path)) from None
-    change: dict[str, Any] = {"path": str(path.resolve())}
-    if module:
-        change["module"] = module
+    # With --module, FILE is any file holding the fix: the module is named, not found by
+    # FILE's path (a path the module does not run from is refused), and FILE's line numbers
+    # are not the module's (the target finds the definition in the module's saved file).
+    change: dict[str, Any] = {"module": module} if module else {"path": str(path.resolve())}
     if not qualname:
         change["source"] = source
         return change
     source_text, line = definition_source(source, qualname, str(path))
-    change.update(qualname=qualname, source=source_text, line=line)
+    change.update(qualname=qualname, source=source_text)
+    if not module:
+        change["line"] = line
     return change
 
 

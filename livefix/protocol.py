@@ -385,6 +385,41 @@ class ErrorBody(TypedDict):
     message: str
 
 
+# -- limits ------------------------------------------------------------------------
+# What one request may ask of a process, whatever the transport: the agent (its `Limits`
+# defaults) and the debug adapter refuse more with `invalid` (`limit` names which), before
+# anything is parsed. Sizes are of the source in UTF-8.
+
+MAX_SOURCE_BYTES = 1024 * 1024  # one change's source
+MAX_CHANGES = 256  # changes in one request
+
+
+def check_limits(arguments: Any, max_changes: int = MAX_CHANGES, max_source_bytes: int = MAX_SOURCE_BYTES) -> None:
+    """Refuse (`invalid`, with `limit`) a request whose `changes` exceed the limits; shapes are
+    checked later, by `as_change_args`."""
+    from livefix.errors import LivefixError
+
+    changes = arguments.get("changes") if isinstance(arguments, dict) else None
+    if not isinstance(changes, list):
+        return
+    if len(changes) > max_changes:
+        raise LivefixError(
+            "invalid", f"{len(changes)} changes in one request exceed the limit of {max_changes}",
+            limit="maxChanges",
+        )
+    for index, change in enumerate(changes):
+        source = change.get("source") if isinstance(change, dict) else None
+        # A character is 1 to 4 bytes: encode only when the count of characters cannot tell.
+        if isinstance(source, str) and (
+            len(source) > max_source_bytes
+            or (len(source) * 4 > max_source_bytes and len(source.encode("utf-8", "surrogatepass")) > max_source_bytes)
+        ):
+            raise LivefixError(
+                "invalid", f"changes[{index}].source is larger than the limit of {max_source_bytes} bytes",
+                limit="maxSourceBytes", index=index,
+            )
+
+
 def as_change_args(raw: Any) -> list[ChangeArgs]:
     """Type-check the `changes` argument as received from the wire."""
     from livefix.errors import LivefixError
@@ -396,11 +431,29 @@ def as_change_args(raw: Any) -> list[ChangeArgs]:
             raise LivefixError("invalid", f"changes[{index}] must be an object", index=index)
         if not isinstance(change.get("source"), str):
             raise LivefixError("invalid", f"changes[{index}].source must be a string of Python source", index=index)
-        for key in ("module", "path", "qualname"):
+        for key in ("module", "path"):
             if key in change and change[key] is not None and not isinstance(change[key], str):
                 raise LivefixError("invalid", f"changes[{index}].{key} must be a string", index=index)
+        # Only an absent qualname means "the whole module": "" or null must not replace
+        # every definition of a module by accident.
+        if "qualname" in change and not (isinstance(change["qualname"], str) and change["qualname"].strip()):
+            raise LivefixError(
+                "invalid",
+                f"changes[{index}].qualname must name a definition (`func`, `Class.method`), not "
+                f"{_shown(change['qualname'])}; leave it out to replace the whole module",
+                index=index,
+            )
         if not change.get("module") and not change.get("path"):
             raise LivefixError("invalid", f"changes[{index}] names neither a module nor a path", index=index)
-        if "line" in change and change["line"] is not None and not isinstance(change["line"], int):
-            raise LivefixError("invalid", f"changes[{index}].line must be an integer", index=index)
+        line = change.get("line")
+        if line is not None and (not isinstance(line, int) or isinstance(line, bool) or line < 1):
+            raise LivefixError(
+                "invalid", f"changes[{index}].line must be a line number (1 or more), not {_shown(line)}", index=index,
+            )
     return raw
+
+
+def _shown(value: Any) -> str:
+    """A bad value as a message shows it: short, whatever was sent."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

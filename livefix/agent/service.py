@@ -28,13 +28,20 @@ class Limits:
     """Bounds on what one peer can make the agent do (all sizes in bytes, times in seconds)."""
 
     max_message_bytes: int = 8 * 1024 * 1024
-    max_source_bytes: int = 1024 * 1024  # one change's source
-    max_changes: int = 256  # changes in one request
+    max_source_bytes: int = protocol.MAX_SOURCE_BYTES  # one change's source (the debug adapter's limit too)
+    max_changes: int = protocol.MAX_CHANGES  # changes in one request (likewise)
     max_connections: int = 16  # concurrent connections; more are refused with `busy`
     max_plans: int = 8  # prepared, uncommitted plans per connection
     auth_timeout: float = 5.0  # from connect to a successful authenticate
     message_timeout: float = 10.0  # from a message's first byte to its last
     send_timeout: float = 10.0  # a peer that does not read its responses is dropped
+
+
+def _livefix_thread(thread: dict[str, Any]) -> bool:
+    """One of livefix's own threads (the agent's, this request's, the evidence scheduler...):
+    not the program's, so frames leave it out unless `threadIds` names it. Every thread
+    livefix starts is named `livefix-...`."""
+    return bool(thread.get("livefix")) or str(thread.get("name", "")).startswith("livefix-")
 
 
 @dataclass
@@ -110,28 +117,12 @@ class AgentService(Service):
             self._note_fleet_generation(arguments)
         if command == protocol.STATUS and self._info is not None:
             body = {**body, "agent": self._info()}
+        if command == protocol.CAPTURE_FRAMES and not arguments.get("threadIds"):
+            body = {**body, "threads": [t for t in body.get("threads", []) if not _livefix_thread(t)]}
         return body
 
     def check_limits(self, arguments: dict[str, Any]) -> None:
-        changes = arguments.get("changes")
-        if not isinstance(changes, list):
-            return
-        if len(changes) > self.limits.max_changes:
-            raise LivefixError(
-                "invalid",
-                f"{len(changes)} changes in one request exceed the limit of {self.limits.max_changes}",
-                limit="maxChanges",
-            )
-        for index, change in enumerate(changes):
-            source = change.get("source") if isinstance(change, dict) else None
-            if isinstance(source, str) and len(source) > self.limits.max_source_bytes:
-                # len() counts characters; a character is at least one byte, so this never under-counts.
-                raise LivefixError(
-                    "invalid",
-                    f"changes[{index}].source is larger than the limit of {self.limits.max_source_bytes} bytes",
-                    limit="maxSourceBytes",
-                    index=index,
-                )
+        protocol.check_limits(arguments, self.limits.max_changes, self.limits.max_source_bytes)
 
     # -- two-phase apply ---------------------------------------------------------
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from livefix.engine import atomic
 from livefix.engine.instances import ClassGap, Migrator
+from livefix.errors import LivefixError
 from livefix.protocol import as_change_args
 from livefix.engine.planner import Edit, ModulePlan
 
@@ -25,14 +28,40 @@ class Change:
     @classmethod
     def coerce(cls, raw: Any) -> "Change":
         if isinstance(raw, Change):
-            return raw
-        (checked,) = as_change_args([raw])
-        return cls(
-            source=checked["source"],
-            module=checked.get("module"),
-            path=checked.get("path"),
-            qualname=checked.get("qualname") or None,
-            line=checked.get("line"),
+            as_change_args([raw.to_wire()])  # a Change built by hand gets the wire's checks too
+            change = raw
+        else:
+            (checked,) = as_change_args([raw])
+            change = cls(
+                source=checked["source"],
+                module=checked.get("module"),
+                path=checked.get("path"),
+                qualname=checked.get("qualname"),  # checked: absent (the whole module) or a name
+                line=checked.get("line"),
+            )
+        change.check_target()
+        return change
+
+    def check_target(self) -> None:
+        """A change naming a loaded module and a file of this machine must name one thing:
+        refused (`invalid`) when the module runs another file, rather than guessing which.
+
+        Either alone decides: a module name that is not loaded falls back to the path (an
+        editor's guess at the name of a script running as `__main__`), and a path this
+        machine lacks (an editor's own, on the far side of a path mapping) leaves the name."""
+        if not self.module or not self.path:
+            return
+        module = sys.modules.get(self.module)
+        if module is None or not os.path.exists(self.path):
+            return
+        loaded_from = getattr(module, "__file__", None)
+        if loaded_from and os.path.realpath(loaded_from) == os.path.realpath(self.path):
+            return
+        raise LivefixError(
+            "invalid",
+            f"module {self.module} runs {loaded_from or 'no file'}, not {self.path}: the change's `module` and "
+            "`path` disagree (send the module's own file, or only one of them)",
+            module=self.module, path=self.path, moduleFile=loaded_from,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -94,7 +123,18 @@ class Plan:
         if self.impact["removals"]:
             reasons.append("it removes " + ", ".join(self.impact["removals"]))
         reasons.extend(gap.describe() for gap in self.unmigrated_gaps())
+        whole = self.whole_modules()
+        if whole:
+            # One source replaces everything the module defines: what it leaves out goes.
+            reasons.append(f"it replaces the whole of {', '.join(whole)} with the source sent")
         return reasons
+
+    def whole_modules(self) -> list[str]:
+        """What an apply replaces whole (changes without a qualname); a reload is not such an apply."""
+        if self.action != "apply":
+            return []
+        named = [str(c.get("module") or c.get("path")) for c in self.changes if c.get("qualname") is None]
+        return sorted(set(named))
 
     def planned(self) -> list[dict[str, Any]]:
         return [edit.to_wire() for edit in self.edits]

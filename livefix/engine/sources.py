@@ -22,7 +22,9 @@ import os
 import sys
 import sysconfig
 import threading
+import time
 import types
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -67,6 +69,20 @@ def read_source(path: str) -> str:
     return importlib.util.decode_source(data)
 
 
+# What identifies a file's content without reading it: (st_mtime_ns, st_size, st_ino,
+# st_ctime_ns). The ctime catches a rewrite that restored the old mtime (cp -p, rsync).
+Stamp = tuple[int, int, int, int]
+# A stamp is trusted only when the file's mtime was this far behind the clock when it was
+# taken: a file system ticks its timestamps coarsely (up to 2 s), so a same-size write within
+# the same tick would keep the stamp ("racy clean", as git calls it).
+_RACY_NS = 2_000_000_000
+
+
+def file_stamp(path: str) -> Stamp:
+    stat = os.stat(path)
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino, stat.st_ctime_ns)
+
+
 def library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
@@ -89,6 +105,11 @@ class SourceStore:
         self._sources: dict[str, ModuleSource] = {}
         self._original_exec_module: Callable[..., Any] | None = None
         self._libraries = library_roots()
+        self._library_paths: dict[str, bool] = {}  # is_library, by path: realpath costs a syscall per component
+        # Per module, the running source last found identical to its file, and the file's stamp
+        # then (status: an unchanged file of an unchanged module is not read and compared again).
+        # Weak: a replaced source must not be kept alive (generations keep texts as patches).
+        self._matching_files: dict[str, tuple[weakref.ref[ModuleSource], Stamp]] = {}
 
     # -- recording -------------------------------------------------------------------
 
@@ -142,8 +163,25 @@ class SourceStore:
     # -- queries ---------------------------------------------------------------------
 
     def is_library(self, path: str) -> bool:
-        real = os.path.realpath(path)
-        return any(real.startswith(root + os.sep) for root in self._libraries) or "site-packages" in real
+        known = self._library_paths.get(path)
+        if known is None:
+            real = os.path.realpath(path)
+            known = any(real.startswith(root + os.sep) for root in self._libraries) or "site-packages" in real
+            self._library_paths[path] = known
+        return known
+
+    def matches_file(self, source: ModuleSource, stamp: Stamp) -> bool:
+        """Was exactly this running source found identical to its file while the file had `stamp`?"""
+        known = self._matching_files.get(source.name)
+        return known is not None and known[1] == stamp and known[0]() is source
+
+    def note_matching_file(self, source: ModuleSource, stamp: Stamp) -> None:
+        """`source` is identical to its file, whose stamp was `stamp` a moment ago."""
+        # The clock is read after the stat: a write after the stat has a later mtime still.
+        if stamp[0] < time.time_ns() - _RACY_NS:
+            self._matching_files[source.name] = (weakref.ref(source), stamp)
+        else:
+            self._matching_files.pop(source.name, None)
 
     def get(self, module: types.ModuleType) -> ModuleSource | None:
         """What `module` runs (None: no usable text), checking a candidate text first."""

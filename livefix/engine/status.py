@@ -11,26 +11,28 @@ from typing import Any
 from livefix.engine import locate
 from livefix.engine.planner import Edit
 from livefix.engine.statements import bound_names, pair_statements
-from livefix.engine.sources import SourceStore, module_file, read_source
+from livefix.engine.sources import SourceStore, file_stamp, module_file, read_source
 from livefix.engine.compiler import first_line_node
 from livefix.engine.swap import functions_of
 from livefix.engine.textdiff import Chunk, diff_texts
 
 _OWN_PACKAGE = __name__.split(".")[0]
+_OWN_PREFIX = _OWN_PACKAGE + "."
 
 
 def modified_modules(store: SourceStore, names: list[str] | None, include_libraries: bool) -> list[dict[str, Any]]:
     result = []
-    candidates = names if names is not None else sorted(sys.modules)
+    loaded = sys.modules
+    candidates = names if names is not None else sorted(loaded)
     for name in candidates:
-        module = sys.modules.get(name)
+        module = loaded.get(name)
         if not isinstance(module, types.ModuleType):
             if names is not None:
                 from livefix.errors import LivefixError
 
                 raise LivefixError("notFound", f"module {name!r} is not loaded in this process", module=name)
             continue
-        if names is None and (name == _OWN_PACKAGE or name.startswith(_OWN_PACKAGE + ".")):
+        if names is None and (name == _OWN_PACKAGE or name.startswith(_OWN_PREFIX)):
             continue
         path = module_file(module)
         if path is None or (names is None and not include_libraries and store.is_library(path)):
@@ -38,11 +40,18 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
         running = store.get(module)
         if running is None or running.text is None:
             continue
+        # Listed for the file's text alone when the running code is exactly the running text:
+        # then an unchanged file (by its stamp) of an unchanged running source is not read again.
+        clean = not running.stale and not running.running_lines and not running.orphans and not running.cache_older
         try:
+            stamp = file_stamp(path)
+            if clean and store.matches_file(running, stamp):
+                continue
             disk = read_source(path)
         except (OSError, UnicodeDecodeError, SyntaxError):
             continue
-        if disk == running.text and running.exact and not running.orphans and not running.cache_older:
+        if disk == running.text and clean:
+            store.note_matching_file(running, stamp)
             continue
         changed, added, removed, shifted = definition_changes(running.text, disk, path, module)
         changed += sorted(q for q in running.stale - running.missing if q not in changed)

@@ -73,6 +73,8 @@ class LivefixPlugin:
 
         self._held = held = []
         try:
+            # Also here: other adapters (debugpy's own, `--listen`) forward requests unchecked.
+            protocol.check_limits(arguments)
             if command == protocol.CAPTURE_FRAMES:
                 return True, "", self._capture_frames(arguments), held
             return True, "", self.service.handle(command, arguments), held

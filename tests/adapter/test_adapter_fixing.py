@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -162,6 +163,48 @@ def test_status_then_reload(session, workdir: Path) -> None:
     assert [(a["module"], a["qualname"], a["kind"]) for a in body["applied"]] == [("shop", "price", "replaced")]
     wait_price(dap, 20, since=mark)
     assert dap.wait_event("livefix/applied", since=mark)["body"]["action"] == "reload"
+    assert dap.call("livefix/status")["modules"] == []
+
+
+# In the debuggee: is shop's running source remembered as identical to shop.py as it is now?
+REMEMBERED_CLEAN = (
+    "(lambda store, shop: store.matches_file(store.get(shop), __import__('livefix.engine.sources', fromlist=['_'])"
+    ".file_stamp(shop.__file__)))(__import__('livefix.engine', fromlist=['_']).default_engine().sources, __import__('shop'))"
+)
+
+
+def test_status_sees_every_change_after_a_remembered_clean_file(session, workdir: Path) -> None:
+    """status remembers a module found identical to its file by the file's stamp, so that
+    an unchanged file is not read again; whatever changes afterwards is still seen."""
+    shop = workdir / "shop.py"
+    saved = shop.stat()
+    old = saved.st_mtime_ns - 3600 * 10**9  # saved an hour ago: a file saved just now is never remembered
+    os.utime(shop, ns=(old, old))
+    dap = session(livefix={"approval": "never"})
+    evaluate = lambda expression: dap.call("evaluate", {"expression": expression, "context": "repl"})["result"]  # noqa: E731
+    assert dap.call("livefix/status")["modules"] == []
+    assert evaluate(REMEMBERED_CLEAN) == "True"  # the next status does not read shop.py
+    assert dap.call("livefix/status")["modules"] == []
+
+    # The same size and the same modification time: only the inode change time tells.
+    original = shop.read_text()
+    same_size = original.replace("total = qty * RATE", "total = qty + RATE")
+    assert len(same_size) == len(original)
+    shop.write_text(same_size)
+    os.utime(shop, ns=(old, old))
+    assert (shop.stat().st_mtime_ns, shop.stat().st_size) == (old, saved.st_size)
+    assert [(m["name"], m["changed"]) for m in dap.call("livefix/status")["modules"]] == [("shop", ["price"])]
+
+    shop.write_text(original)  # back as it runs: clean again, remembered again
+    os.utime(shop, ns=(old, old))
+    assert dap.call("livefix/status")["modules"] == []
+    assert evaluate(REMEMBERED_CLEAN) == "True"
+    # What runs changes and the file does not: shop is listed, its file untouched since.
+    mark = dap.mark()
+    dap.call("livefix/apply", {"changes": [{"module": "shop", "qualname": "price", "source": "def price(qty):\n    return 7\n"}]})
+    wait_price(dap, 7, since=mark)
+    assert [(m["name"], m["changed"]) for m in dap.call("livefix/status")["modules"]] == [("shop", ["price"])]
+    dap.call("livefix/rollback")
     assert dap.call("livefix/status")["modules"] == []
 
 

@@ -200,6 +200,20 @@ def test_debugpy_adapter_internals_that_livefix_relies_on_are_present(tmp_path: 
     assert report["problems"] == [], f"debugpy {report['debugpy']} changed adapter internals livefix uses: {report['problems']}"
 
 
+def test_help_says_what_livefix_adds_to_debugpys_options(workdir: Path) -> None:
+    """`--help` names this adapter (not debugpy's `__main__.py`), what livefix adds, and
+    debugpy's own options, which all still work."""
+    from livefix import protocol
+
+    done = subprocess.run([*ADAPTER, "--help"], capture_output=True, text=True, timeout=30, env=clean_env(), cwd=str(workdir))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m livefix.adapter [-h] [--port PORT]")
+    assert "__main__.py" not in done.stdout
+    assert all(command in done.stdout for command in protocol.COMMANDS)
+    assert '"livefix": {"approval": "risky"' in done.stdout and "tokenFile" in done.stdout
+    assert "--log-dir DIR" in done.stdout and "--host HOST" in done.stdout
+
+
 def test_pydevd_bridge_check_reports_a_missing_internal(tmp_path: Path) -> None:
     """The compatibility check itself can fail: remove one internal and it names it."""
     code = (

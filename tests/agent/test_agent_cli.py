@@ -110,6 +110,8 @@ def test_apply_history_frames_status_rollback(spawn: Any, runtime: Path, fix: Pa
     frames = cli("frames", target, "--locals")
     assert frames.returncode == 0
     assert "service-loop" in frames.stdout and "busy" in frames.stdout
+    # The program's threads only: not the agent's accept loop, nor the one answering.
+    assert "livefix-agent" not in frames.stdout and "(livefix)" not in frames.stdout
 
     status = cli("status", target, "--json")
     assert status.returncode == 0
@@ -144,6 +146,19 @@ def test_failures_have_their_exit_codes_and_leave_the_service_unchanged(
     nothing = cli("rollback", target)
     assert nothing.returncode == 1
     assert "nothing to roll back" in nothing.stderr
+
+
+def test_a_fix_file_that_is_no_loaded_module_says_to_name_the_module(spawn: Any, runtime: Path, fix: Path) -> None:
+    """`livefix apply PID fix.py::price` (the fix in a file of its own): the error says what to add."""
+    worker = spawn()
+    done = cli("apply", str(worker.pid), f"{fix}::price")
+    assert done.returncode == 1
+    assert f"no module loaded in this process comes from {fix}" in done.stderr
+    assert "name the module with --module MODULE" in done.stderr
+    assert worker.call() == 21 and worker.history()["generation"] == 0
+    # With --module, the fix file is only where the source comes from: the module is named.
+    assert cli("apply", str(worker.pid), f"{fix}::price", "--module", "shop").returncode == 0
+    assert worker.call() == 201
 
 
 def test_approval_required_exits_3_unless_approved(spawn: Any, runtime: Path, fix: Path) -> None:

@@ -169,3 +169,54 @@ def test_later_failure_undoes_the_whole_generation(engine, target, state_of):
 def test_locals_qualname_is_unsupported(engine, target, refused):
     refused(engine, target, [{"module": target.__name__, "qualname": "make_counter.<locals>.bump",
                               "source": "def bump():\n    return 1\n"}], "unsupported")
+
+
+@pytest.mark.parametrize("qualname", ["", "   ", None, 3, ["price"]])
+def test_only_an_absent_qualname_means_the_whole_module(engine, target, refused, qualname):
+    """An empty (or null, or non-text) qualname is refused: it must not replace the whole
+    module, which would remove every definition its source leaves out."""
+    error = refused(engine, target, [{"module": target.__name__, "qualname": qualname, "source": "def price(x):\n    return 1\n"}],
+                    "invalid")
+    assert "qualname" in error.message and error.details["index"] == 0
+
+
+@pytest.mark.parametrize("line", [0, -4, True, 2.0, "17"])
+def test_line_below_one_or_not_a_number_is_refused(engine, target, refused, line):
+    error = refused(engine, target, [{"module": target.__name__, "qualname": "price",
+                                      "source": "def price(x):\n    return 1\n", "line": line}], "invalid")
+    assert "line" in error.message
+
+
+def test_module_and_path_that_disagree_are_refused(ws, engine, target, refused):
+    other = ws.module("def price(x):\n    return 0\n")
+    error = refused(engine, target, [{"module": target.__name__, "path": other.__file__, "qualname": "price",
+                                      "source": "def price(x):\n    return 1\n"}], "invalid")
+    assert (error.details["module"], error.details["path"], error.details["moduleFile"]) == (
+        target.__name__, other.__file__, target.__file__)
+    assert other.price(1) == 0
+    # Naming the module's own file (by another spelling of its path) is no disagreement.
+    spelled = str(ws.root / "." / ws.path(target).name)
+    engine.apply([{"module": target.__name__, "path": spelled, "qualname": "price", "source": "def price(x):\n    return x * 3\n"}])
+    assert target.price(2) == 6
+
+
+def test_either_name_alone_still_decides(ws, engine, target):
+    """A module name that is not loaded leaves the path to decide (a script running as
+    `__main__`), and a path this machine lacks leaves the name (an editor's path mapping)."""
+    engine.apply([{"module": "not_loaded_anywhere", "path": target.__file__, "qualname": "price",
+                   "source": "def price(x):\n    return x * 3\n"}])
+    assert target.price(2) == 6
+    engine.apply([{"module": target.__name__, "path": "/editor/side/only/module.py", "qualname": "price",
+                   "source": "def price(x):\n    return x * 4\n"}])
+    assert target.price(2) == 8
+
+
+def test_whole_module_apply_is_risky_and_reload_is_not(ws, engine, target, state_of):
+    before = state_of(target)
+    plan = engine.prepare([{"module": target.__name__, "source": "def price(x):\n    return x * 2\n"}])
+    assert any(f"replaces the whole of {target.__name__}" in reason for reason in plan.risks()), plan.risks()
+    assert state_of(target) == before  # preparing touches nothing
+    # A definition applied by name is not (its signature and threads decide).
+    assert engine.prepare([{"module": target.__name__, "qualname": "price", "source": "def price(x):\n    return x * 5\n"}]).risks() == []
+    ws.edit(target, "return x * 2", "return x * 5")
+    assert engine.prepare_reload(modules=[target.__name__]).risks() == []
