@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from livefix import protocol
-from livefix.agent import auth, transport
+from livefix.agent import auth, module_facts, transport
 from livefix.agent.registry import Registry
 from livefix.agent.server import AgentServer, UntracedThread
 from livefix.agent.service import AgentService, Limits
@@ -114,14 +114,40 @@ class Agent:
                 self.service.fleet.reached(generation, before)
                 continue
             try:
-                plan = self.engine.prepare(entry["changes"], action="apply", migrate=entry.get("migrate"))
-                body = self.service.commit_approved(plan, entry.get("verify"))
+                # Changes to modules this worker has not imported yet (its app loads after
+                # listen(), in a pre-fork server) are kept and applied at their import.
+                parts = module_facts.split(entry["changes"], keep_for_import=True)
+                if parts.loaded:
+                    plan = self.engine.prepare(parts.loaded, action="apply", migrate=entry.get("migrate"))
+                    self.service.commit_approved(plan, entry.get("verify"))
+                waiting = self.service.keep_for_import(
+                    parts.later, f"fleet generation {generation}", entry.get("migrate"), entry.get("verify"),
+                    on_done=lambda done, o=outcome, g=generation: self._applied_at_import(o, g, done),
+                ) if parts.later else []
             except LivefixError as error:
                 log.error("livefix agent: could not replay fleet generation %s: %s", generation, error)
                 outcome.update(status="failed", error=error.to_dict())
                 return
-            self.service.fleet.reached(generation, int(body["generation"]), before=before)
-            outcome.update(status="applied", workerGeneration=body.get("generation"))
+            self.service.fleet.reached(generation, self.engine.generation, before=before)
+            outcome.update(status="pending" if waiting else "applied", workerGeneration=self.engine.generation)
+            if waiting:
+                outcome["pending"] = waiting
+
+    def _applied_at_import(self, outcome: dict[str, Any], fleet_generation: int, done: dict[str, Any]) -> None:
+        """A caught-up change kept for an import ran (or failed) at that import: say so in `catchUp`."""
+        waiting = [m for m in outcome.get("pending", []) if m != done["module"]]
+        outcome["pending"] = waiting
+        if done["status"] == "applied":
+            self.service.fleet.applied_at_import(fleet_generation, int(done["generation"]))
+            if not waiting and outcome.get("status") == "pending":
+                outcome["status"] = "applied"
+            outcome["workerGeneration"] = done["generation"]
+        else:
+            outcome.update(status="failed", error=done.get("error"))
+            if self.service.fleet.current is not None and self.service.fleet.current >= fleet_generation:
+                self.service.fleet.current = fleet_generation - 1  # it does not run that generation
+        if not waiting:
+            outcome.pop("pending", None)
 
     # -- serving -------------------------------------------------------------------------
 
@@ -136,6 +162,7 @@ class Agent:
             "python": sys.version.split()[0],
             "approval": self.service.options.approval,
             "catchUp": self.catch_up,
+            "pending": self.engine.pending.pending(),  # changes waiting for their module's import
             "connections": self.server.connection_count if self.server is not None else 0,
         }
 

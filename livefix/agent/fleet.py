@@ -55,6 +55,8 @@ class WorkerOutcome:
         for key in ("generation", "before", "error"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if (self.body or {}).get("pending"):
+            out["pending"] = self.body["pending"]  # type: ignore[index]
         return out
 
 
@@ -127,7 +129,8 @@ class Fleet:
         of their own: one of them rolling back by itself after the fleet reported `applied`
         would leave the workers silently different from the journal."""
         action = str(prepare.get("action", "apply"))
-        args = {**prepare, "action": action}
+        # A worker that has not imported a changed module yet keeps the change for its import.
+        args = {**prepare, "action": action, "keepForImport": True}
         if verify is not None:
             args["verify"] = verify
         plain = {key: value for key, value in args.items() if key != "canary"}
@@ -172,6 +175,9 @@ class Fleet:
             first = next((w for w in failed if w.status == "failed"), failed[0])
             result.error = LivefixError.from_dict(first.error or {"kind": "failed", "message": "prepare failed"})
             return self._finish(result)
+        # The changes as facts about modules (as a worker resolved them), not paths of this machine.
+        facts = next((w.body.get("changes") for w in workers if w.body and w.body.get("changes")), None) \
+            if action == "apply" else None
         if dry_run:
             self._abort(workers)
             result.outcome = "checked"
@@ -199,6 +205,8 @@ class Fleet:
             for key in ("changes", "modules", "package", "migrate"):
                 if key in prepare:
                     entry[key] = prepare[key]
+            if facts:
+                entry["changes"] = facts
             if verify is not None:
                 entry["verify"] = verify
             try:
@@ -548,6 +556,9 @@ def fleet_report(result: FleetResult) -> str:
             line += f", generation {worker.generation}"
         if worker.error:
             line += f" - {worker.error.get('kind')}: {worker.error.get('message')}"
+        waiting = (worker.body or {}).get("pending")
+        if waiting:  # a worker before its app loaded, say: it applies the change at the import
+            line += f"; kept until it imports {', '.join(waiting)} (applied then)"
         lines.append(line)
     return "\n".join(lines)
 

@@ -10,12 +10,14 @@ applies, and refuses sources and change lists beyond its limits. Standard librar
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from livefix import protocol
+from livefix.agent import module_facts
 from livefix.engine import Engine, Plan
 from livefix.errors import LivefixError
 from livefix.service import EmitEvent, Service, ServiceOptions, migrations, module_names
@@ -46,10 +48,12 @@ def _livefix_thread(thread: dict[str, Any]) -> bool:
 
 @dataclass
 class _Prepared:
-    plan: Plan
+    plan: Plan | None  # None: every change waits for its module's import
     owner: int
     generation: int  # the engine generation the plan was computed against
     verify: str | None
+    later: list[dict[str, Any]] = field(default_factory=list)  # changes kept until their module's import
+    migrate: Any = None
 
 
 class FleetPosition:
@@ -70,6 +74,14 @@ class FleetPosition:
         for later in [g for g in self._engine_generation if g > fleet]:
             del self._engine_generation[later]
         self.current = fleet
+
+    def applied_at_import(self, fleet: int, engine: int) -> None:
+        """Fleet generation `fleet`'s change, kept for an import, ran as engine generation
+        `engine`: from `fleet` on, this worker's fleet generations include it. (Engine rollback
+        is linear: a fleet rollback below a later fleet generation undoes both.)"""
+        for known in list(self._engine_generation):
+            if known >= fleet and self._engine_generation[known] < engine:
+                self._engine_generation[known] = engine
 
     def engine_generation(self, fleet: int) -> int:
         if fleet not in self._engine_generation:
@@ -132,11 +144,19 @@ class AgentService(Service):
         verify = args.get("verify")
         if verify is not None and not isinstance(verify, str):
             raise LivefixError("invalid", "`verify` must be a string")
+        later: list[dict[str, Any]] = []
+        facts: list[dict[str, Any]] | None = None
+        plan: Plan | None
         if action == "apply":
+            # A fleet's change is a fact about a module: resolved here, and kept for the import
+            # of a module this worker has not imported yet (`keepForImport`, from a fleet).
+            parts = module_facts.split(protocol.as_change_args(args.get("changes")), bool(args.get("keepForImport")))
+            later, facts = parts.later, parts.facts
+            if later:
+                self.engine.pending.check(later)
             plan = self.engine.prepare(
-                protocol.as_change_args(args.get("changes")), action="apply", migrate=migrations(args),
-                canary=args.get("canary"),
-            )
+                parts.loaded, action="apply", migrate=migrations(args), canary=args.get("canary"),
+            ) if parts.loaded else None
         elif action == "reload":
             modules = module_names(args)
             package = args.get("package")
@@ -147,22 +167,33 @@ class AgentService(Service):
             )
         else:
             raise LivefixError("invalid", f"`action` must be \"apply\" or \"reload\", not {action!r}")
-        self.check_approval(plan, bool(args.get("approved", False)))
+        if plan is not None:
+            self.check_approval(plan, bool(args.get("approved", False)))
         prepare_id = uuid.uuid4().hex
         with self._prepared_lock:
             mine = [key for key, entry in self._prepared.items() if entry.owner == owner]
             if len(mine) >= self.limits.max_plans:
                 raise LivefixError("busy", f"{len(mine)} prepared changes are waiting for commit or abort on this connection")
-            self._prepared[prepare_id] = _Prepared(plan, owner, self.engine.generation, verify)
-        return {
+            self._prepared[prepare_id] = _Prepared(plan, owner, self.engine.generation, verify, later, migrations(args))
+        waiting = sorted({c["module"] for c in later})
+        report = plan.report_before() if plan is not None else ""
+        if waiting:
+            report = (report + "\n" if report else "") + (
+                f"not imported in this worker yet, kept until its import: {', '.join(waiting)}")
+        body = {
             "prepareId": prepare_id,
             "generation": self.engine.generation,
-            "planned": plan.planned(),
-            "impact": plan.impact,
-            "risks": plan.risks(),
-            "report": plan.report_before(),
+            "planned": plan.planned() if plan is not None else [],
+            "impact": plan.impact if plan is not None else {"threads": [], "signatureChanges": [], "removals": []},
+            "risks": plan.risks() if plan is not None else [],
+            "report": report,
             "fleetGeneration": self.fleet.current,
         }
+        if facts is not None:
+            body["changes"] = facts  # what the fleet journal records
+        if waiting:
+            body["pending"] = waiting
+        return body
 
     def commit_request(self, args: dict[str, Any]) -> dict[str, Any]:
         """Commit a prepared plan (approval was settled at prepare)."""
@@ -171,11 +202,38 @@ class AgentService(Service):
         verify = args.get("verify", entry.verify)
         if verify is not None and not isinstance(verify, str):
             raise LivefixError("invalid", "`verify` must be a string")
-        body = self.commit_approved(entry.plan, verify)
         fleet = args.get("fleetGeneration")
+        if entry.plan is not None:
+            body = self.commit_approved(entry.plan, verify)
+        else:
+            body = {"generation": self.engine.generation, "applied": [], "dryRun": False, "warnings": [],
+                    "impact": {"threads": [], "signatureChanges": [], "removals": []}, "report": ""}
+        if entry.later:
+            label = f"fleet generation {fleet}" if isinstance(fleet, int) else "a change"
+            body["pending"] = self.keep_for_import(entry.later, label, entry.migrate, verify)
+            body["report"] = (body["report"] + "\n" if body["report"] else "") + (
+                f"Kept until this worker imports {', '.join(body['pending'])}: applied then")
         if isinstance(fleet, int) and not isinstance(fleet, bool):
             self.fleet.reached(fleet, int(body.get("generation", self.engine.generation)), before=entry.generation)
         return body
+
+    def keep_for_import(self, changes: list[dict[str, Any]], label: str, migrate: Any, verify: str | None,
+                        on_done: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
+        """Keep changes until their modules' import; one imported meanwhile is applied now."""
+        now = [c for c in changes if c["module"] in sys.modules]
+        later = [c for c in changes if c["module"] not in sys.modules]
+        if now:
+            self.engine.apply(now, verify=verify, migrate=migrate)
+        def done(outcome: dict[str, Any]) -> None:
+            if outcome["status"] == "applied":
+                log.warning("livefix agent: %s applied to %s at its import (generation %s)",
+                            label, outcome["module"], outcome.get("generation"))
+            else:
+                log.error("livefix agent: %s could not be applied to %s at its import: %s",
+                          label, outcome["module"], outcome.get("error", {}).get("message"))
+            if on_done is not None:
+                on_done(outcome)
+        return self.engine.pending.defer(later, label, migrate=migrate, verify=verify, on_done=done) if later else []
 
     def _fleet_rollback(self, args: dict[str, Any]) -> dict[str, Any]:
         """`livefix/rollback` with `fleetTo`: back to what this worker ran at that fleet generation."""

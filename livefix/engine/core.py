@@ -18,7 +18,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from livefix.engine import atomic, codeutil, frames, instances, locate, script_guard, status, watches
+from livefix.engine import atomic, codeutil, frames, instances, locate, pending, script_guard, status, watches
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
 from livefix.engine.planner import Edit, ModulePlan, ModulePlanner, Placement
 from livefix.engine.sources import ModuleSource, SourceStore, module_file, read_source, replace
@@ -107,6 +107,9 @@ class Engine:
         self._pruned_span: tuple[int, int] = (0, 0)  # the oldest and newest pruned generation
         # Live evidence: replaced functions counted before/after, canaries judged and rolled back.
         self.watches = watches.Watches(self._canary_rollback)
+        # Changes to modules not imported yet (a fleet worker before its app loads), applied at import.
+        self.pending = pending.PendingChanges(self)
+        self.sources.import_listeners.append(self.pending.imported)
 
     # -- state -----------------------------------------------------------------------
 

@@ -104,6 +104,8 @@ class SourceStore:
         self._lock = threading.Lock()
         self._sources: dict[str, ModuleSource] = {}
         self._original_exec_module: Callable[..., Any] | None = None
+        # Called with each module the import hook saw executing, once it has executed.
+        self.import_listeners: list[Callable[[types.ModuleType], None]] = []
         self._libraries = library_roots()
         self._library_paths: dict[str, bool] = {}  # is_library, by path: realpath costs a syscall per component
         # Per module, the running source last found identical to its file, and the file's stamp
@@ -130,7 +132,13 @@ class SourceStore:
                         store.record(module.__name__, loader.path)
                 except Exception:  # never break an import because of livefix
                     pass
-                return original(loader, module)
+                result = original(loader, module)
+                for listener in store.import_listeners:  # e.g. changes kept until this import
+                    try:
+                        listener(module)
+                    except Exception:
+                        pass
+                return result
 
             exec_module.__livefix__ = True  # type: ignore[attr-defined]
             importlib.machinery.SourceFileLoader.exec_module = exec_module  # type: ignore[method-assign]

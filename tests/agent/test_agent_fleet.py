@@ -231,19 +231,57 @@ def test_a_stalled_worker_does_not_commit_after_the_coordinator_gave_up(spawn: A
     assert victim.history()["generation"] == 0
 
 
-def test_a_worker_whose_catch_up_fails_says_so_and_the_fleet_warns(spawn: Any, runtime: Path) -> None:
+def test_a_worker_that_imports_its_app_after_listen_gets_the_fleets_fix_at_the_import(spawn: Any, runtime: Path) -> None:
     workers = start_fleet(spawn, 2)
     fleet = Fleet("shop", token(runtime))
     assert fleet.apply({"action": "apply", "changes": [CHANGE]}).outcome == "applied"
-    # It calls listen() before importing its app: the fleet's fix has nothing to land on yet.
+    # It calls listen() before importing its app (gunicorn's post_fork, preload_app off): the
+    # fleet's fix is kept for the import and applied there, before the app serves anything.
     late = spawn(service="shop", late_import=True)
-    assert [c["status"] for c in late.catch_up] == ["failed"]
-    assert late.catch_up[0]["error"]["kind"] == "notFound"
-    assert fleet_status(late, runtime)["fleetGeneration"] == 0
-    assert outputs(workers + [late]) == [201, 201, 21]
+    assert [c["status"] for c in late.catch_up] == ["applied"]
+    assert fleet_status(late, runtime)["fleetGeneration"] == 1
+    assert fleet_status(late, runtime)["pending"] == []
+    assert outputs(workers + [late]) == [201, 201, 201]
     result = fleet.apply({"action": "apply", "changes": [CHANGE]}, dry_run=True)
-    assert result.outcome == "checked", result.report
+    assert result.outcome == "checked" and result.warnings == [], result.report
+
+
+def test_a_worker_that_has_not_imported_the_module_keeps_a_fleet_apply_for_its_import(
+    spawn: Any, runtime: Path
+) -> None:
+    workers = start_fleet(spawn, 2)
+    lazy = spawn(service="shop", import_on_command=True)
+    result = Fleet("shop", token(runtime)).apply({"action": "apply", "changes": [CHANGE]})
+    assert result.outcome == "applied", result.report  # the whole fleet: not aborted by the lazy worker
+    assert f"worker {lazy.pid}: committed, generation 0; kept until it imports shop (applied then)" in result.report
+    assert fleet_status(lazy, runtime)["pending"][0]["module"] == "shop"
+    imported = lazy.ask("import")
+    assert imported["pending"] == []
+    assert outputs(workers + [lazy]) == [201, 201, 201]
+    assert [g["generation"] for g in lazy.history()["generations"]] == [1]
+    # Rolled back like any other worker.
+    assert Fleet("shop", token(runtime)).rollback().outcome == "applied"
+    assert outputs(workers + [lazy]) == [21, 21, 21]
+
+
+def test_a_fix_that_fails_at_the_import_says_so_in_status_and_the_fleet_warns(
+    spawn: Any, runtime: Path, tmp_path: Path
+) -> None:
+    workers = start_fleet(spawn, 1)
+    fleet = Fleet("shop", token(runtime))
+    assert fleet.apply({"action": "apply", "changes": [CHANGE]}, verify="total(2) == 201").outcome == "applied"
+    other = tmp_path / "other_checkout"  # this worker's file differs: the fix's verify fails there
+    other.mkdir()
+    (other / "shop.py").write_text(APP.replace("price(n) + 1", "price(n) + 2"))
+    lazy = spawn(app_dir=other, service="shop", import_on_command=True)
+    assert [c["status"] for c in lazy.catch_up] == ["pending"] and lazy.catch_up[0]["pending"] == ["shop"]
+    imported = lazy.ask("import")  # the import itself succeeds
+    outcome = imported["catchUp"][0]
+    assert outcome["status"] == "failed" and outcome["error"]["kind"] == "verifyFailed"
+    assert lazy.call() == 22  # its file's code: the fix was rolled back there
+    assert fleet_status(lazy, runtime)["fleetGeneration"] == 0
+    result = fleet.apply({"action": "apply", "changes": [CHANGE]}, dry_run=True)
     assert result.warnings == [
-        f"worker {late.pid} runs fleet generation 0, not 1: its catch-up failed (see `livefix status`)"
-    ]
-    assert "warning: worker" in result.report
+        f"worker {lazy.pid} runs fleet generation 0, not 1: its catch-up failed (see `livefix status`)"
+    ], result.report
+    assert outputs(workers) == [201]

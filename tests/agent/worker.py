@@ -2,7 +2,7 @@
 
 Run as `python worker.py APP_DIR JSON_OPTIONS`. Prints one JSON line
 `{"ready": ADDRESS, "pid": PID, ...}` once the agent listens, then answers stdin lines:
-`call` prints the app's `shop.total(2)` (what its users see), `history` prints
+`import` imports the app (with `import_on_command`), `call` prints the app's `shop.total(2)` (what its users see), `history` prints
 `livefix.history()`, `traced` the threads a tracer saw, `exit` ends. With `busy`, a background thread keeps
 calling the app, as a busy service would.
 """
@@ -25,7 +25,11 @@ import livefix  # noqa: E402
 # With `late_import`, it is imported after listen(), as a service that opts in too early.
 app_name = options.pop("app", "shop")
 late_import = options.pop("late_import", False)
-if not late_import:
+# With `import_on_command`, the app is imported only when stdin says `import` (a worker whose
+# app loads lazily, or a pre-fork worker before gunicorn loads the app).
+import_on_command = options.pop("import_on_command", False)
+shop = None
+if not late_import and not import_on_command:
     shop = importlib.import_module(app_name)
 # With `save_before_listen` ([file, text]): the file is saved anew after the app loaded it and
 # before livefix arrives (a fix saved while the service ran, then listen() on a signal).
@@ -75,7 +79,10 @@ print(json.dumps({"ready": str(agent.address), "pid": __import__("os").getpid(),
 
 for line in sys.stdin:
     command = line.strip()
-    if command == "call":
+    if command == "import":
+        shop = importlib.import_module(app_name)
+        print(json.dumps({"catchUp": agent.catch_up, "pending": livefix.default_engine().pending.pending()}), flush=True)
+    elif command == "call":
         print(json.dumps(shop.total(2)), flush=True)
     elif command == "history":
         try:

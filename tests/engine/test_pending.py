@@ -1,0 +1,97 @@
+"""Changes kept until their module is imported (a fleet worker that has not loaded the app
+yet, a worker respawned after the fix): applied the moment the import completes."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from livefix.errors import LivefixError
+
+PRICING = """\
+RATE = 2
+
+
+def total(n):
+    return n * RATE
+
+
+def label(n):
+    return f"{total(n)} EUR"
+"""
+
+FIX = "def total(n):\n    return n * RATE * 10\n"
+
+
+def write(ws, name: str, text: str = PRICING) -> None:
+    (ws.root / f"{name}.py").write_text(textwrap.dedent(text))
+    importlib.invalidate_caches()
+    ws.names.append(name)
+
+
+def test_a_change_to_a_module_not_imported_yet_applies_at_its_import(ws, engine):
+    write(ws, "pend_a")
+    outcomes = []
+    kept = engine.pending.defer([{"module": "pend_a", "qualname": "total", "source": FIX}], "fleet generation 1",
+                                on_done=outcomes.append)
+    assert kept == ["pend_a"] and "pend_a" not in sys.modules
+    assert engine.pending.pending() == [
+        {"module": "pend_a", "qualnames": ["total"], "label": "fleet generation 1",
+         "since": engine.pending.pending()[0]["since"]}
+    ]
+    module = importlib.import_module("pend_a")
+    assert module.total(1) == 20 and module.label(1) == "20 EUR"  # callers inside the module see it too
+    assert [o["status"] for o in outcomes] == ["applied"] and outcomes[0]["generation"] == 1
+    assert engine.pending.pending() == []
+    assert [g["action"] for g in engine.history()["generations"]] == ["apply"]
+    engine.rollback()
+    assert module.total(1) == 2  # and it is an ordinary generation: rollback returns the file's code
+
+
+def test_a_change_that_fails_at_import_never_breaks_the_import_and_says_why(ws, engine):
+    write(ws, "pend_b")
+    outcomes = []
+    engine.pending.defer([{"module": "pend_b", "qualname": "total", "source": FIX}], "fleet generation 2",
+                         verify="total(1) == 2", on_done=outcomes.append)
+    module = importlib.import_module("pend_b")  # imports fine
+    assert module.total(1) == 2  # the file's code: the verify failed and rolled the change back
+    assert outcomes[0]["status"] == "failed" and outcomes[0]["error"]["kind"] == "verifyFailed"
+    assert engine.pending.outcomes[-1]["module"] == "pend_b"
+
+
+@pytest.mark.parametrize(
+    "change, kind",
+    [
+        ({"module": "json", "qualname": "dumps", "source": FIX}, "invalid"),  # already imported
+        ({"module": "pend_nowhere_xyz", "qualname": "total", "source": FIX}, "notFound"),
+        ({"module": "pend_c", "qualname": "total", "source": "def total(n:\n"}, "syntax"),
+        ({"qualname": "total", "source": FIX}, "invalid"),  # no module named
+    ],
+)
+def test_bad_pending_changes_are_refused_and_nothing_is_kept(ws, engine, change, kind):
+    write(ws, "pend_c")
+    with pytest.raises(LivefixError) as raised:
+        engine.pending.defer([{"module": "pend_c", "qualname": "label", "source": "def label(n):\n    return 0\n"},
+                              change], "fleet generation 3")
+    assert raised.value.kind == kind
+    assert engine.pending.pending() == []
+    assert importlib.import_module("pend_c").label(1) == "2 EUR"  # nothing applied at import either
+
+
+def test_an_import_waits_for_another_livefix_operation_then_applies(ws, engine):
+    write(ws, "pend_d")
+    engine.pending.defer([{"module": "pend_d", "qualname": "total", "source": FIX}], "fleet generation 4")
+    imported = threading.Event()
+    engine._lock.acquire()  # another operation is committing
+    try:
+        thread = threading.Thread(target=lambda: (importlib.import_module("pend_d"), imported.set()))
+        thread.start()
+        assert not imported.wait(0.2)  # the import waits for the engine (a negative check: nothing to wait for)
+    finally:
+        engine._lock.release()
+    thread.join(30)
+    assert imported.is_set() and sys.modules["pend_d"].total(1) == 20
