@@ -151,6 +151,10 @@ class Agent:
 
     # -- serving -------------------------------------------------------------------------
 
+    @property
+    def listening(self) -> bool:
+        return self.server is not None and not self._closed
+
     def info(self) -> dict[str, Any]:
         """Who this agent is (the authenticate response and `status`'s `agent`)."""
         return {
@@ -199,8 +203,15 @@ def listen(
     limits: Limits | None = None,
     engine: Engine | None = None,
     ready_timeout: float | None = 10.0,
+    strict: bool = False,
 ) -> Agent:
     """Start the livefix agent in this process and return it (one agent per process).
+
+    livefix never keeps a service from starting: when the agent cannot start (no usable
+    runtime directory, a socket it cannot bind, a token file it cannot read) it logs a
+    warning saying why and returns an agent that does not listen (`agent.listening` is
+    False, `agent.failure` says why), unless `strict=True`, which raises instead. Mistakes
+    in the arguments themselves always raise.
 
     `address`: None for a Unix socket in the per-user runtime directory (the fleet
     registry when `service` is given), `unix:PATH`, `HOST:PORT` or a port (loopback).
@@ -218,17 +229,51 @@ def listen(
         if ssl_context is None and certfile:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(certfile, keyfile)
+        parsed_address = transport.parse_address(address) if address is not None else None
+        if parsed_address is not None:  # a remote address without its safeguards is a mistake: raised
+            transport.check_remote(parsed_address, allow_remote, ssl_context)
+    try:
+        return _start(parsed_address, service, token, token_file, options, ssl_context, allow_remote, limits, engine,
+                      ready_timeout)
+    except (LivefixError, OSError) as error:
+        if strict:
+            raise
+        failure = error if isinstance(error, LivefixError) else LivefixError("failed", f"{type(error).__name__}: {error}")
+        log.warning("livefix: the agent did not start (%s); the service runs on without it "
+                    "(listen(strict=True) raises instead)", failure.message)
+        agent = Agent(engine or default_engine(), parsed_address or transport.Address("unix", path=""), "", None,
+                      options, limits or Limits(), None, allow_remote, None)
+        agent.failure = failure
+        return agent
+
+
+def _start(
+    parsed_address: transport.Address | None,
+    service: str | None,
+    token: str | None,
+    token_file: str | os.PathLike[str] | None,
+    options: ServiceOptions,
+    ssl_context: ssl.SSLContext | None,
+    allow_remote: bool,
+    limits: Limits | None,
+    engine: Engine | None,
+    ready_timeout: float | None,
+) -> Agent:
+    global _current
+    with _current_lock:
+        if _current is not None:
+            raise LivefixError("busy", f"livefix is already listening in this process on {_current.address}")
         resolved = auth.resolve_token(token, token_file)
         default_file: Path | None = None
         if resolved is None:
             default_file = transport.runtime_dir() / "token"
             resolved = _default_token(default_file)
         registry = Registry(service) if service else None
-        if address is None:
+        if parsed_address is None:
             path = registry.socket_path() if registry else str(transport.runtime_dir() / "agents" / f"{os.getpid()}.sock")
             parsed = transport.Address("unix", path=path)
         else:
-            parsed = transport.parse_address(address)
+            parsed = parsed_address
         engine = engine or default_engine()
         engine.install()
         agent = Agent(engine, parsed, resolved, default_file, options, limits or Limits(), ssl_context,

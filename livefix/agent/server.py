@@ -19,6 +19,7 @@ import os
 import selectors
 import socket
 import ssl
+import struct
 import sys
 import threading
 from typing import Any, Callable
@@ -64,10 +65,11 @@ def _untraced_run(target: Callable[[], None]) -> Callable[[], object]:
 class Connection:
     """One peer: its socket, a write lock (events and responses interleave) and its state."""
 
-    def __init__(self, sock: socket.socket, ident: int, peer: str) -> None:
+    def __init__(self, sock: socket.socket, ident: int, peer: str, peer_key: str = "") -> None:
         self.sock = sock
         self.ident = ident
         self.peer = peer
+        self.peer_key = peer_key  # who is on the other end, for per-peer limits
         self.authenticated = False
         self.seq = wire.Sequencer()
         self._write_lock = threading.Lock()
@@ -216,22 +218,30 @@ class AgentServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = str(addr) if addr else "unix"
         with self._lock:
-            full = len(self._connections) >= self.limits.max_connections
-            if not full:
-                self._next_ident += 1
-                connection = Connection(sock, self._next_ident, peer)
-                self._connections[connection.ident] = connection
-        if full:
-            # Answer on the accept thread with a short timeout: a refusal must not block accepting.
-            set_io_timeouts(sock, 1.0, 1.0)
-            refusal = Connection(sock, 0, peer)
+            self._next_ident += 1
+            connection = Connection(sock, self._next_ident, peer, peer_key(sock, addr))
+            evicted = self._evictable(connection.peer_key)
+            self._connections[connection.ident] = connection
+        if evicted is not None:
+            # Peers that never authenticate (any local user can connect to a loopback port)
+            # must not keep the others out: the oldest of theirs makes room.
+            set_io_timeouts(evicted.sock, 1.0, 1.0)
             if self._ssl is None:
-                refusal.send(wire.error_response(0, 0, "", LivefixError(
-                    "busy", f"too many livefix connections (limit {self.limits.max_connections}); try again later",
-                    limit="maxConnections")))
-            refusal.close(linger=0.0)  # never hold up the accept thread
-            return
+                evicted.send(wire.error_response(evicted.seq.next(), 0, "", LivefixError(
+                    "busy", "too many connections waiting to authenticate; this one, the oldest, is closed",
+                    limit="maxUnauthenticated")))
+            evicted.close(linger=0.0)  # never hold up the accept thread
         UntracedThread(lambda: self._serve(connection), f"livefix-agent-conn-{connection.ident}").start()
+
+    def _evictable(self, key: str) -> "Connection | None":
+        """The connection a new one from `key` replaces, when the unauthenticated pool is full."""
+        waiting = [c for c in self._connections.values() if not c.authenticated and not c.closed]
+        mine = [c for c in waiting if c.peer_key == key]
+        if len(mine) >= self.limits.max_unauthenticated_per_peer:
+            return min(mine, key=lambda c: c.ident)
+        if len(waiting) >= self.limits.max_unauthenticated:
+            return min(waiting, key=lambda c: c.ident)
+        return None
 
     # -- serving one connection ----------------------------------------------------------
 
@@ -318,7 +328,14 @@ class AgentServer:
             self._reply_error(connection, request_seq, command, error)
             log.warning("livefix agent: refused a connection from %s: wrong or missing token", connection.peer)
             return False
-        connection.authenticated = True
+        with self._lock:
+            admitted = sum(1 for c in self._connections.values() if c.authenticated) < self.limits.max_connections
+            connection.authenticated = admitted
+        if not admitted:
+            error = LivefixError("busy", f"too many livefix connections (limit {self.limits.max_connections}); "
+                                 "try again later", limit="maxConnections")
+            self._reply_error(connection, request_seq, command, error)
+            return False
         return self._reply(connection, request_seq, command, self._hello())
 
     def _reply(self, connection: Connection, request_seq: int, command: str, body: dict[str, Any]) -> bool:
@@ -326,6 +343,20 @@ class AgentServer:
 
     def _reply_error(self, connection: Connection, request_seq: int, command: str, error: LivefixError) -> bool:
         return connection.send(wire.error_response(connection.seq.next(), request_seq, command, error))
+
+
+def peer_key(sock: socket.socket, addr: Any) -> str:
+    """Who a peer is, for per-peer limits: its host on TCP, its user on a Unix socket."""
+    if sock.family == socket.AF_UNIX:
+        option = getattr(socket, "SO_PEERCRED", None)
+        if option is not None:
+            try:
+                _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
+                return f"uid:{uid}"
+            except OSError:
+                pass
+        return "unix"
+    return str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
 
 
 def _hung_up(sock: socket.socket) -> bool:

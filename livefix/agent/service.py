@@ -32,7 +32,12 @@ class Limits:
     max_message_bytes: int = 8 * 1024 * 1024
     max_source_bytes: int = protocol.MAX_SOURCE_BYTES  # one change's source (the debug adapter's limit too)
     max_changes: int = protocol.MAX_CHANGES  # changes in one request (likewise)
-    max_connections: int = 16  # concurrent connections; more are refused with `busy`
+    max_connections: int = 16  # concurrent authenticated connections; more are refused with `busy`
+    # Connections still waiting to authenticate have a pool of their own, so that peers without
+    # the token cannot take the slots of those with it; per peer (a host, or a user on a Unix
+    # socket) and in all. A new one past either bound evicts that peer's (or anyone's) oldest.
+    max_unauthenticated: int = 64
+    max_unauthenticated_per_peer: int = 8
     max_plans: int = 8  # prepared, uncommitted plans per connection
     auth_timeout: float = 5.0  # from connect to a successful authenticate
     message_timeout: float = 10.0  # from a message's first byte to its last

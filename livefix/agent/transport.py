@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import os
 import socket
 import ssl
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livefix.errors import LivefixError
+
+log = logging.getLogger("livefix.agent")
 
 RUNTIME_DIR_ENV = "LIVEFIX_RUNTIME_DIR"
 # sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS: fail early and clearly.
@@ -45,18 +48,48 @@ class Address:
 def runtime_dir(create: bool = True) -> Path:
     """The per-user directory for sockets, the token and registries (mode 0700, ours).
 
-    `$LIVEFIX_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/livefix`, else `<tmp>/livefix-<uid>`.
-    A directory that another user owns or that others can enter is refused: they could
-    swap our sockets."""
+    The first usable of: `$LIVEFIX_RUNTIME_DIR`, `$XDG_RUNTIME_DIR/livefix`,
+    `<tmp>/livefix-<uid>`, `~/.cache/livefix/run`. A directory that another user owns (say,
+    one who created `/tmp/livefix-<uid>` first) or that is not a directory is skipped with a
+    warning, never used: they could swap our sockets. Services and the command line walk the
+    same list, so they meet in the same place. `create=False` (the command line) creates
+    nothing: the first candidate that is ours, else the first candidate."""
+    candidates = runtime_dir_candidates()
+    if not create:
+        for path in candidates:
+            if _ours(path):
+                return path
+        return candidates[0]
+    reasons = []
+    for path in candidates:
+        try:
+            ensure_private_dir(path)
+        except LivefixError as error:
+            reasons.append(error.message)
+            continue
+        if reasons:
+            log.warning("livefix: %s; using %s instead", "; ".join(reasons), path)
+        return path
+    raise LivefixError("invalid", "no usable livefix runtime directory: " + "; ".join(reasons))
+
+
+def runtime_dir_candidates() -> list[Path]:
+    candidates = []
     if os.environ.get(RUNTIME_DIR_ENV):
-        path = Path(os.environ[RUNTIME_DIR_ENV])
-    elif os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
-        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "livefix"
-    else:
-        path = Path(tempfile.gettempdir()) / f"livefix-{os.getuid()}"
-    if create:
-        ensure_private_dir(path)
-    return path
+        candidates.append(Path(os.environ[RUNTIME_DIR_ENV]))
+    if os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
+        candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "livefix")
+    candidates.append(Path(tempfile.gettempdir()) / f"livefix-{os.getuid()}")
+    candidates.append(Path.home() / ".cache" / "livefix" / "run")
+    return candidates
+
+
+def _ours(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -129,15 +162,7 @@ def bind(
         assert address.path is not None
         return _bind_unix(address.path, backlog)
     assert address.host is not None and address.port is not None
-    if not is_loopback(address.host):
-        if not allow_remote:
-            raise LivefixError(
-                "invalid",
-                f"refusing to listen on {address.host}, which is not a loopback address: "
-                "pass allow_remote=True and TLS (ssl_context or certfile/keyfile) to accept remote clients",
-            )
-        if ssl_context is None:
-            raise LivefixError("invalid", f"listening on {address.host} needs TLS: pass ssl_context or certfile/keyfile")
+    check_remote(address, allow_remote, ssl_context)
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -148,6 +173,20 @@ def bind(
         sock.close()
         raise LivefixError("invalid", f"cannot listen on {address}: {exc.strerror}") from None
     return sock
+
+
+def check_remote(address: Address, allow_remote: bool, ssl_context: ssl.SSLContext | None) -> None:
+    """A non-loopback address needs `allow_remote` and TLS: the caller's choice, checked first."""
+    if address.kind != "tcp" or address.host is None or is_loopback(address.host):
+        return
+    if not allow_remote:
+        raise LivefixError(
+            "invalid",
+            f"refusing to listen on {address.host}, which is not a loopback address: "
+            "pass allow_remote=True and TLS (ssl_context or certfile/keyfile) to accept remote clients",
+        )
+    if ssl_context is None:
+        raise LivefixError("invalid", f"listening on {address.host} needs TLS: pass ssl_context or certfile/keyfile")
 
 
 def _bind_unix(path: str, backlog: int) -> socket.socket:

@@ -52,6 +52,7 @@ class Worker:
         self.address: str = hello["ready"]
         self.pid: int = hello["pid"]
         self.catch_up: list[dict[str, Any]] = hello["catchUp"]
+        self.listening: bool = hello.get("listening", True)
 
     @staticmethod
     def _pump(stream: Any, into: "queue.Queue[str | None]") -> None:

@@ -13,8 +13,10 @@ import random
 import signal
 import socket
 import stat
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from livefix.agent.framing import MessageReader, encode
 from livefix.agent.transport import parse_address
 from livefix.errors import LivefixError
 
-from agent_support import WAIT, Worker, garbage, token
+from agent_support import APP, WAIT, Worker, garbage, token
 
 
 def raw_connect(worker: Worker) -> socket.socket:
@@ -253,6 +255,22 @@ def test_too_many_connections_are_refused_with_busy(spawn: Any, runtime: Path) -
     assert snapshot(worker, token(runtime)) == before
 
 
+def test_peers_without_the_token_cannot_keep_a_client_with_it_out(spawn: Any, runtime: Path) -> None:
+    """Any local user can connect to a loopback port: 40 idle connections that never
+    authenticate neither take the authenticated slots nor keep a new client from its turn."""
+    worker = spawn(address="127.0.0.1:0", limits={"max_connections": 4})
+    idle = [raw_connect(worker) for _ in range(40)]
+    try:
+        with AgentClient(worker.address, token(runtime), timeout=WAIT) as client:
+            assert client.request(protocol.HISTORY)["generation"] == 0
+        # The oldest idle ones were told why they were closed.
+        replies = exchange(idle[0], b"", end=False)
+        assert replies and replies[0]["body"]["livefix"]["limit"] == "maxUnauthenticated"
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_many_connections_at_once(spawn: Any, runtime: Path) -> None:
     worker = spawn()
     before = snapshot(worker, token(runtime))
@@ -403,7 +421,11 @@ def test_a_second_agent_on_the_same_socket_is_refused_and_the_first_keeps_it(spa
     first = spawn()
     path = parse_address(first.address).path
     with pytest.raises(AssertionError, match="another agent is listening"):
-        spawn(address=f"unix:{path}")
+        spawn(address=f"unix:{path}", strict=True)
+    second = spawn(address=f"unix:{path}")  # not strict: the service starts, without an agent, and says why
+    assert second.listening is False and second.call() == 21
+    said = stderr_after_exit(second)
+    assert "livefix: the agent did not start" in said and "another agent is listening" in said
     with AgentClient(first.address, token(runtime), timeout=WAIT) as client:
         assert client.hello["pid"] == first.pid
 
@@ -446,3 +468,45 @@ def test_a_forked_child_listens_on_its_own(runtime: Path) -> None:
         proc.communicate(timeout=WAIT)
         if child_pid:
             os.kill(child_pid, signal.SIGKILL)
+
+
+def stderr_after_exit(worker: Worker) -> str:
+    """Everything the worker wrote on stderr, once it has exited (no race with its pipe)."""
+    assert worker.proc.stdin is not None
+    worker.proc.stdin.write("exit\n")
+    worker.proc.stdin.flush()
+    worker.proc.wait(WAIT)
+    worker._stderr_thread.join(WAIT)
+    return "".join(worker.stderr)
+
+
+@pytest.mark.parametrize("squat", ["file", "other user's directory"])
+def test_a_squatted_runtime_directory_never_keeps_the_service_from_starting(tmp_path: Path, squat: str) -> None:
+    """Another local user who creates the runtime directory first (or a file there) is
+    skipped with a warning; the service and the command line meet in the next candidate."""
+    squatted = tmp_path / "squatted"
+    if squat == "file":
+        squatted.write_text("not a directory")
+    else:
+        if os.getuid() != 0:
+            pytest.skip("making a directory another user owns needs root here")
+        squatted.mkdir()
+        os.chown(squatted, 65534, 65534)
+    fallback = Path(tempfile.mkdtemp(prefix="lf-", dir="/tmp"))
+    env = {**os.environ, "LIVEFIX_RUNTIME_DIR": str(squatted), "XDG_RUNTIME_DIR": str(fallback)}
+    env.pop("LIVEFIX_TOKEN", None)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "shop.py").write_text(APP)
+    worker = Worker(app, {}, env)
+    try:
+        assert worker.listening and worker.address.startswith(f"unix:{fallback}/livefix/")
+        done = subprocess.run([sys.executable, "-m", "livefix.cli", "status", str(worker.pid), "--json"],
+                              capture_output=True, text=True, env=env, timeout=WAIT)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["agent"]["pid"] == worker.pid
+        said = stderr_after_exit(worker)
+        assert f"{squatted}" in said and f"using {fallback / 'livefix'} instead" in said, said
+    finally:
+        worker.kill()
+        shutil.rmtree(fallback, ignore_errors=True)

@@ -75,7 +75,7 @@ if late_import:
 if start_busy:
     threading.Thread(target=busy, name="service-loop", daemon=True).start()
 print(json.dumps({"ready": str(agent.address), "pid": __import__("os").getpid(),
-                  "catchUp": agent.catch_up}), flush=True)
+                  "catchUp": agent.catch_up, "listening": agent.listening}), flush=True)
 
 for line in sys.stdin:
     command = line.strip()
