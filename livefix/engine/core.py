@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 from livefix.engine import atomic, codeutil, frames, instances, locate, pending, script_guard, status, watches
 from livefix.engine.plan import Change, ChangeResult, Plan, summary
+from livefix.engine import planner as planner_module
 from livefix.engine.planner import Edit, ModulePlan, ModulePlanner, Placement
 from livefix.engine.sources import ModuleSource, SourceStore, module_file, read_source, replace
 from livefix.engine.statements import mangle, pair_statements
@@ -419,6 +420,8 @@ class Engine:
             if migration is not None:
                 migration.end()
         self._set_texts(texts_after)
+        for module_plan in plan.module_plans:
+            planner_module.remember_removed(module_plan)
         number = self._next_number
         check = _describe_check(verify)
         outcome = None

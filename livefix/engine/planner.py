@@ -18,6 +18,7 @@ import enum
 import gc
 import importlib.util
 import types
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -83,6 +84,9 @@ class ModulePlan:
     # Names the commit binds anew in the module (for later modules of the same generation
     # that import them: `from .prices import discount` while prices gains discount).
     bindings: dict[str, Any] = field(default_factory=dict)
+    # Top-level functions this plan removes: remembered (weakly) once committed, so that the
+    # same name defined again later takes the removed function's identity back (see `revived`).
+    removed_functions: dict[str, types.FunctionType] = field(default_factory=dict)
     # Classes (qualnames) the change carries a migration for: their dataclass fields may
     # change in ways live instances cannot follow by defaults alone.
     migrated: frozenset[str] = frozenset()
@@ -116,6 +120,36 @@ class Placement:
     first: int
     last: int
     delta: int
+
+
+# -- functions removed, and defined again -------------------------------------------
+
+# Per module (weakly: a module, or a removed function nobody references, goes freely), the
+# top-level functions a committed generation removed: facts about module objects, whichever
+# engine removed them.
+_REMOVED: "weakref.WeakKeyDictionary[types.ModuleType, dict[str, weakref.ref[types.FunctionType]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def remember_removed(plan: ModulePlan) -> None:
+    """After a commit: the functions `plan` removed may come back under their names later."""
+    if plan.removed_functions:
+        kept = _REMOVED.setdefault(plan.module, {})
+        for name, function in plan.removed_functions.items():
+            kept[name] = weakref.ref(function)
+
+
+def revived(module: types.ModuleType, name: str, new: Any) -> types.FunctionType | None:
+    """The function an earlier generation removed from `module` as `name`, still referenced
+    somewhere, that `new` (a plain function defined anew under that name) can become."""
+    reference = _REMOVED.get(module, {}).get(name)
+    earlier = reference() if reference is not None else None
+    if not isinstance(earlier, types.FunctionType) or not isinstance(new, types.FunctionType):
+        return None
+    if earlier.__code__.co_freevars != new.__code__.co_freevars or earlier.__closure__ or new.__closure__:
+        return None  # cells cannot be swapped in place
+    return earlier
 
 
 # -- the planner ---------------------------------------------------------------------
@@ -459,6 +493,15 @@ class ModulePlanner:
                 if placement is not None and placement.delta and isinstance(value, types.FunctionType):
                     value.__code__ = codeutil.shift_lines(value.__code__, placement.delta)  # new, unseen
                     self.plan.placed[name] = ((placement.first, value.__code__.co_firstlineno),)
+                earlier = revived(self.module, name, value) if name not in self.namespace else None
+                if earlier is not None:
+                    # Defined again after an earlier generation removed it: the function object
+                    # that `from m import f` copies still hold gets the new code and comes back
+                    # under its name, so those copies do not go on running the removed code.
+                    label = f"{self.name}.{name}"
+                    for attribute in ("__code__", "__defaults__", "__kwdefaults__", "__annotations__", "__doc__"):
+                        self.plan.mutations.append(atomic.set_attribute(earlier, attribute, getattr(value, attribute), label))
+                    self.plan.bindings[name] = value = earlier
                 self.plan.mutations.append(atomic.set_global(self.namespace, name, value, f"{self.name}.{name}"))
 
     def _plan_removal(self, namespace: Any, node: ast.stmt, old_chunk: Chunk | None, qualprefix: str) -> None:
@@ -486,6 +529,8 @@ class ModulePlanner:
                 self._check_removable(value, qualname)
                 self.plan.mutations.append(atomic.delete_global(namespace, name, f"{self.name}.{qualname}"))
                 self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=codes_of(value)))
+                if isinstance(value, types.FunctionType) and value.__module__ == self.name:
+                    self.plan.removed_functions[name] = value
 
     def _check_removable(self, value: Any, qualname: str) -> None:
         if isinstance(value, enum.Enum):
