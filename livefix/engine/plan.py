@@ -232,7 +232,7 @@ def summary(action: str, generation: int, edits: list[Edit], verify: dict[str, A
     verb = {"apply": "Applied", "reload": "Reloaded", "rollback": "Rolled back to"}.get(action, "Applied")
     text = f"{verb} generation {generation}: {counts['replaced']} replaced, {counts['added']} added, {counts['removed']} removed"
     if moved:
-        text += f", {moved} moved to the file's lines"
+        text += f", {moved} moved to the file's lines" if action == "reload" else f", {moved} moved to follow it"
     if verify is not None:
         text += "; verify passed" if verify.get("passed") else "; verify failed"
     return text

@@ -17,6 +17,8 @@ import dataclasses
 import enum
 import gc
 import importlib.util
+import re
+import sys
 import types
 import weakref
 from dataclasses import dataclass, field
@@ -531,6 +533,23 @@ class ModulePlanner:
                 self.plan.edits.append(Edit(self.name, qualname, "removed", old_codes=codes_of(value)))
                 if isinstance(value, types.FunctionType) and value.__module__ == self.name:
                     self.plan.removed_functions[name] = value
+                self._warn_if_still_used(name, value)
+
+    def _warn_if_still_used(self, name: str, value: Any) -> None:
+        """A removed top-level name that the new text still mentions, or that another module
+        imported (`from m import name`): calls through them fail or run the removed code."""
+        users = []
+        if re.search(rf"(?<![\w.]){re.escape(name)}\b", self.new_text):
+            users.append(f"{self.name} still names it")
+        holders = [other for other, module in list(sys.modules.items())
+                   if module is not self.module and getattr(module, "__dict__", {}).get(name) is value]
+        if holders:
+            users.append("imported by " + ", ".join(sorted(holders)[:5]) + (" and more" if len(holders) > 5 else ""))
+        if users:
+            warning = (f"{self.name}.{name} is removed, but {' and '.join(users)}: calls through those raise "
+                       "NameError or run the removed code")
+            if warning not in self.plan.warnings:
+                self.plan.warnings.append(warning)
 
     def _check_removable(self, value: Any, qualname: str) -> None:
         if isinstance(value, enum.Enum):

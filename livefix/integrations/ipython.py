@@ -79,9 +79,9 @@ class NotebookReloader:
 
     def _show(self, outcome: Any) -> None:
         for line in outcome.lines:
-            print(line)
+            print(line, flush=True)
         for line in outcome.errors:
-            print(line, file=sys.stderr)
+            print(line, file=sys.stderr, flush=True)  # flushed: shown before the cell's own output
 
     def _warn_if_autoreload(self) -> None:
         magics = self.shell.magics_manager.registry.get("AutoreloadMagics")
@@ -123,8 +123,12 @@ class NotebookReloader:
                 self._show(self.reloader.reload(names)) if names else print("livefix: every project module matches its file")
             elif verb == "apply" and len(rest) == 1:
                 self._apply_defined(rest[0])
-            else:
+            elif verb in ("", "help"):
                 print(USAGE)
+            else:
+                known = verb in ("status", "history", "rollback", "off", "on", "reload", "apply")
+                raise LivefixError("invalid", (f"wrong arguments for {verb}" if known else f"no such command {verb!r}")
+                                   + "\n" + USAGE)
         except LivefixError as error:
             print(self._command_error(verb, cell is not None, error), file=sys.stderr)
 
@@ -203,15 +207,46 @@ class NotebookReloader:
         lines = cell.splitlines(True)
         changes = []
         for node in definitions:
-            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            source = "".join(lines[first - 1 : node.end_lineno])
-            changes.append({"module": module, "qualname": qualname or node.name, "source": source})
+            name = qualname or node.name
+            existing = _resolve(sys.modules[module], name)
+            if isinstance(node, ast.ClassDef) and isinstance(existing, type) and _only_definitions(node):
+                # A class cell of methods patches those methods: the methods it leaves out are
+                # not removed (a notebook cell shows the part being worked on, not the class).
+                for member in node.body:
+                    if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        changes.append({"module": module, "qualname": f"{name}.{member.name}",
+                                        "source": textwrap.dedent(_segment(lines, member))})
+                continue
+            changes.append({"module": module, "qualname": name, "source": _segment(lines, node)})
         self._apply(changes)
 
     def _apply(self, changes: list[dict[str, Any]]) -> None:
         result = self.engine.apply(changes)
-        print(f"livefix: {result.report.splitlines()[-1]}; its file still has the old text "
-              "(%livefix status shows it; a save of the file reloads the file's version)")
+        removed = [f"{e['module']}.{e['qualname']}" for e in result.applied if e["kind"] == "removed"]
+        print(f"livefix: {result.report.splitlines()[-1]}"
+              + (f" (removed: {', '.join(removed)})" if removed else "")
+              + "; its file still has the old text (%livefix status shows it; a save of the file reloads the "
+              "file's version)")
+
+
+def _segment(lines: list[str], node: ast.stmt) -> str:
+    first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+    return "".join(lines[first - 1 : node.end_lineno])
+
+
+def _only_definitions(node: ast.ClassDef) -> bool:
+    body = node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) and isinstance(
+        getattr(node.body[0], "value", None), ast.Constant) else node.body
+    return bool(body) and all(isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)) for member in body)
+
+
+def _resolve(module: Any, qualname: str) -> Any:
+    owner = module
+    for part in qualname.split("."):
+        owner = getattr(owner, "__dict__", {}).get(part)
+        if owner is None:
+            return None
+    return owner
 
 
 def _split_target(target: str, need_name: bool) -> tuple[str, str | None]:
@@ -245,7 +280,21 @@ def load(shell: Any) -> NotebookReloader:
     names = extension._project_modules()
     print(f"livefix: project modules are reloaded before each cell ({len(names)} loaded now, "
           f"changes seen by {extension.files.backend}); %livefix for status, history, rollback")
+    extension._warn_if_autoreload()
+    # Saved before livefix arrived: said now, since the next cell reloads only what is saved from now on.
+    differing = [e for e in shell_safe(lambda: extension.engine.modified_modules(modules=names)) or [] if not e.get("note")]
+    if differing:
+        files = ", ".join(extension.reloader.display(e["path"]) for e in differing)
+        print(f"livefix: {files} already differ{'s' if len(differing) == 1 else ''} from what runs (saved before "
+              "%load_ext livefix): %livefix reload brings them in", file=sys.stderr, flush=True)
     return extension
+
+
+def shell_safe(call: Any) -> Any:
+    try:
+        return call()
+    except Exception:  # a status that fails must not fail %load_ext
+        return None
 
 
 def unload(shell: Any) -> None:

@@ -40,7 +40,7 @@ class Reloader:
         engine: Engine,
         verify: Any = None,
         approval: Approval = "never",
-        approve_hint: Callable[[list[str]], str] | None = None,
+        approve_hint: Callable[[list[str], list[str]], str] | None = None,
         display: Callable[[str], str] | None = None,
     ) -> None:
         self.engine = engine
@@ -63,11 +63,13 @@ class Reloader:
                     continue
                 return outcome
             risks = plan.risks()
+            gaps = [gap.qualname for gap in plan.unmigrated_gaps()]
             if self.approval == "risky" and risks:
                 files = ", ".join(self.display(p.path) for p in plan.module_plans)
                 outcome.errors.append(
                     f"livefix: {files}: not applied, it needs approval: {'; '.join(risks)}"
-                    + (f" ({self.approve_hint([p.module.__name__ for p in plan.module_plans])})" if self.approve_hint else "")
+                    + (f" ({self.approve_hint([p.module.__name__ for p in plan.module_plans], gaps)})"
+                       if self.approve_hint else "")
                 )
                 return outcome
             try:
@@ -86,7 +88,10 @@ class Reloader:
             for thread in plan.impact["threads"] if result.edits else ():
                 outcome.lines.append(f"livefix:   thread {thread['name']} is still running the old "
                                      f"{', '.join(thread['qualnames'])}; new calls use the new code")
-            outcome.lines.extend(f"livefix:   {gap.describe()}" for gap in plan.unmigrated_gaps())
+            outcome.lines.extend(
+                f"livefix:   {gap.describe()} (to set it on them: livefix reload {os.getpid()} {gap.module} "
+                f"--migrate '{gap.qualname}={{\"ATTRIBUTE\": VALUE}}', after saving the file back)"
+                for gap in plan.unmigrated_gaps())
             outcome.lines.extend(f"livefix:   {warning}" for warning in result.warnings if warning not in held)
             return outcome
         return outcome

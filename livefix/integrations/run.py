@@ -60,11 +60,15 @@ def main(argv: Sequence[str]) -> int:
             parser.error(f"--watch {root}: no such file or directory")
     engine = livefix.install()
     address = None if args.no_agent else _start_agent()
-    def approve_hint(modules: list[str]) -> str:
-        # The agent reloads from the file without watch mode's script guard: never for __main__.
-        if address is None or "__main__" in modules:
+
+    def approve_hint(modules: list[str], gaps: list[str]) -> str:
+        # The engine holds the script's top-level code on the agent's reload too (script_guard).
+        if address is None:
             return "restart the program to pick it up"
-        return f"approve it with: livefix reload {os.getpid()} {' '.join(modules)} --yes"
+        command = f"livefix reload {os.getpid()} {' '.join(modules)}"
+        if gaps:  # live instances lack an attribute: the approval should carry a migration
+            return f"approve it with a migration: {command} --migrate '{gaps[0]}={{\"ATTRIBUTE\": VALUE}}' --yes"
+        return f"approve it with: {command} --yes"
 
     watcher = Watcher(engine, roots, args, approve_hint=approve_hint)
     _say(args, f"livefix: watching {', '.join(_display(r) for r in roots)} ({watcher.backend})"
@@ -97,8 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--watch", action="append", default=[], metavar="PATH",
                         help="watch PATH (repeatable; default: the script's directory or the package's root)")
     parser.add_argument("--no-agent", action="store_true", help="do not start the livefix agent in the program")
-    parser.add_argument("--verify", metavar="EXPR", help="after each reload, evaluate EXPR in the first module "
-                        "reloaded; when false or raising, the reload is rolled back")
+    parser.add_argument("--verify", metavar="EXPR", help="after each reload, evaluate EXPR in the program's "
+                        "__main__ namespace; when false or raising, the reload is rolled back")
     parser.add_argument("--approval", choices=("never", "risky"), default="never",
                         help="risky: hold back changes that need approval (threads on the old code, changed "
                         "signatures, removals, live instances lacking an attribute) instead of applying them")
@@ -163,8 +167,9 @@ def _run(engine: Engine, program: Program, watcher: "Watcher") -> int:
         return exit.code if isinstance(exit.code, int) else (0 if exit.code is None else _print_exit(exit.code))
     except KeyboardInterrupt:
         return 130
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as error:
+        # As python prints it: from the program's own frames (the first one here is livefix's exec).
+        traceback.print_exception(type(error), error, error.__traceback__.tb_next if error.__traceback__ else None)
         return 1
     finally:
         watcher.stop()
@@ -180,12 +185,12 @@ class Watcher:
     """The thread that turns saves under the watched roots into reloads."""
 
     def __init__(
-        self, engine: Engine, roots: list[str], args: argparse.Namespace, approve_hint: Callable[[list[str]], str]
+        self, engine: Engine, roots: list[str], args: argparse.Namespace, approve_hint: Callable[[list[str], list[str]], str]
     ) -> None:
         self.args = args
         self.roots = roots
-        self.reloader = Reloader(engine, verify=args.verify, approval=args.approval, approve_hint=approve_hint,
-                                 display=_display)
+        self.reloader = Reloader(engine, verify=_in_main(args.verify) if args.verify else None, approval=args.approval,
+                                 approve_hint=approve_hint, display=_display)
         self._watchfiles = _watchfiles() if args.watcher in ("auto", "watchfiles") else None
         if args.watcher == "watchfiles" and self._watchfiles is None:
             raise SystemExit("livefix run: --watcher watchfiles, but watchfiles is not installed (pip install livefix[watch])")
@@ -249,6 +254,17 @@ class Watcher:
                 print(line, file=sys.stderr, flush=True)
         for line in outcome.errors:
             print(line, file=sys.stderr, flush=True)
+
+
+def _in_main(expression: str) -> Callable[[], Any]:
+    """`--verify EXPR`, evaluated in the program's `__main__` whichever modules a save reloads."""
+    code = compile(expression, "<livefix verify>", "eval", dont_inherit=True)
+
+    def check() -> Any:
+        return eval(code, sys.modules["__main__"].__dict__)
+
+    check.__qualname__ = expression  # how the report names the check
+    return check
 
 
 def _watchfiles() -> Any:

@@ -34,3 +34,14 @@ def test_a_removed_function_nobody_kept_is_simply_defined_anew(ws, engine):
     ws.write(module, TAX.format(factor=3))
     engine.reload_module(module.__name__)
     assert module.tax(1) == 3
+
+
+def test_removing_a_function_the_module_or_another_module_still_uses_is_said(ws, engine):
+    module = ws.module("def helper():\n    return 1\n\n\ndef compute():\n    return helper() + 1\n")
+    user = ws.module(f"from {module.__name__} import helper\n")
+    ws.write(module, "def compute():\n    return helper() + 1\n")
+    result = engine.reload_module(module.__name__)
+    assert result.warnings == [
+        f"{module.__name__}.helper is removed, but {module.__name__} still names it and imported by "
+        f"{user.__name__}: calls through those raise NameError or run the removed code"
+    ]

@@ -407,6 +407,17 @@ def test_apply_a_definition_from_the_notebook_and_a_cell_of_definitions(kernel: 
     assert [line.split(" [")[0] for line in history(kernel)] == ["gen 1 apply", "gen 2 apply"]
 
 
+def test_a_class_cell_of_some_methods_patches_those_and_removes_none(kernel: Kernel, project: Path) -> None:
+    write(project, "models.py", MODELS)
+    run(kernel, "%load_ext livefix")
+    run(kernel, "import models\ncart = models.Cart()\ncart.add(models.Item('a', 3))")
+    cell = run(kernel, "%%livefix apply models\n"
+                       "class Cart:\n    def total(self):\n        return 100 * sum(i.price for i in self.items)\n")
+    assert cell.stdout.startswith("livefix: Applied generation 1: 1 replaced, 0 added, 0 removed"), cell.stdout
+    assert "removed:" not in cell.stdout
+    assert run(kernel, "cart.total(), models.Cart().items").result == "(300, [])"  # __init__ and add kept
+
+
 BAD_MAGIC = [
     pytest.param("%livefix apply nosuchmodule:f", "module 'nosuchmodule' is not loaded in this kernel", id="unknown-module"),
     pytest.param("%livefix apply pricing:discount", "this notebook defines no 'discount' to apply", id="undefined-name"),

@@ -263,13 +263,16 @@ def test_risky_changes_wait_for_approval_under_approval_risky(run, project: Path
 
 
 def test_a_failing_verify_rolls_the_reload_back(run, project: Path) -> None:
-    program = run("--verify", "total(1) == 2", "app.py")
+    # Evaluated in the program's __main__, whichever module a save reloads.
+    program = run("--verify", "pricing.total(1) == 2", "app.py")
     started(program)
     save(project / "pricing.py", PRICING.replace("x + 1", "x + 2"))
     line = program.livefix_line()
-    assert line == ("livefix: pricing.py: verify failed: verify total(1) == 2 was false; the change was rolled back "
-                    "and the process runs generation 0"), line
+    assert line == ("livefix: pricing.py: verify failed: verify pricing.total(1) == 2 was false; the change was "
+                    "rolled back and the process runs generation 0"), line
     assert program.ask(1) == "2 calls=2"  # the old code (verify called total once)
+    save(project / "app.py", APP.replace("def answer(line):", "def answer(line):\n    line = line.strip()"))
+    assert program.livefix_line() == "livefix: app.py: answer replaced, 1 moved (gen 1)"  # passes: total(1) is 2
 
 
 @pytest.mark.parametrize(
@@ -344,6 +347,9 @@ def test_a_held_change_can_be_approved_through_the_agent(project: Path) -> None:
         save(project / "pricing.py", PRICING.replace("def total(x):", "def total(x, y=0):").replace("x + 1", "x + 7"))
         line = program.livefix_line()
         assert line.endswith(f"(approve it with: livefix reload {program.process.pid} pricing --yes)"), line
+        save(project / "app.py", APP.replace("def answer(line):", "def answer(line, strict=False):"))
+        line = program.livefix_line("app.py")  # the script's own changes can be approved too
+        assert line.endswith(f"(approve it with: livefix reload {program.process.pid} __main__ --yes)"), line
         assert program.ask(1) == "2 calls=1"
         done = subprocess.run([*LIVEFIX, "reload", str(program.process.pid), "pricing", "--yes"], capture_output=True,
                               text=True, env=env, timeout=WAIT)
