@@ -576,9 +576,30 @@ class Engine:
         if not self._lock.acquire(blocking=False):
             raise LivefixError("busy", "another livefix operation is in progress in this process; try again")
         try:
-            return self._rollback_locked(to, thread_id)
+            # Changes kept for a module's import on top of the generation returned to are
+            # withdrawn too: they would otherwise land at the import after the rollback.
+            active = [g.number for g in self._generations if g.status == "active"]
+            target = to if to is not None else (active[-2] if len(active) > 1 else 0) if active else self.generation
+            withdrawn = self.pending.withdraw(target)
+            try:
+                result = self._rollback_locked(to, thread_id)
+            except LivefixError as error:
+                if error.kind == "nothingToRollBack" and withdrawn:
+                    return self._withdrawn_result(withdrawn)
+                raise
+            if withdrawn:
+                result.report += "\n" + self._withdrawn_result(withdrawn).report
+            return result
         finally:
             self._lock.release()
+
+    def _withdrawn_result(self, withdrawn: list[dict[str, Any]]) -> ChangeResult:
+        modules = ", ".join(sorted({entry["module"] for entry in withdrawn}))
+        return ChangeResult(
+            action="rollback", generation=self.generation, edits=[],
+            impact={"threads": [], "signatureChanges": [], "removals": []},
+            report=f"Withdrew the change kept for the import of {modules} (it never ran)", warnings=[],
+        )
 
     def _rollback_locked(self, to: int | None, thread_id: ThreadIdMap | None) -> ChangeResult:
         active = [g for g in self._generations if g.status == "active"]

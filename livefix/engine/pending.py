@@ -41,6 +41,7 @@ class PendingChange:
     verify: str | None = None
     since: float = field(default_factory=time.time)
     on_done: Callable[[Outcome], None] | None = None
+    after: int = 0  # the engine generation it was kept at: a rollback to or below it withdraws it
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -75,9 +76,24 @@ class PendingChanges:
         with self._lock:
             for name, module_changes in by_module.items():
                 self._waiting.setdefault(name, []).append(
-                    PendingChange(name, module_changes, label, migrate, verify, on_done=on_done)
+                    PendingChange(name, module_changes, label, migrate, verify, on_done=on_done,
+                                  after=self._engine.generation)
                 )
         return sorted(by_module)
+
+    def withdraw(self, to: int) -> list[dict[str, Any]]:
+        """A rollback to engine generation `to`: the changes kept on top of it are undone too
+        (they never ran); what was withdrawn."""
+        withdrawn = []
+        with self._lock:
+            for name in list(self._waiting):
+                keep = [entry for entry in self._waiting[name] if entry.after < to]
+                withdrawn += [entry.to_wire() for entry in self._waiting[name] if entry.after >= to]
+                if keep:
+                    self._waiting[name] = keep
+                else:
+                    del self._waiting[name]
+        return withdrawn
 
     def check(self, changes: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         """What `defer` would keep, per module (raises what it would refuse); keeps nothing."""

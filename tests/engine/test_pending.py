@@ -95,3 +95,30 @@ def test_an_import_waits_for_another_livefix_operation_then_applies(ws, engine):
         engine._lock.release()
     thread.join(30)
     assert imported.is_set() and sys.modules["pend_d"].total(1) == 20
+
+
+def test_a_rollback_withdraws_what_was_kept_for_an_import_on_top_of_it(ws, engine):
+    write(ws, "pend_e")
+    engine.pending.defer([{"module": "pend_e", "qualname": "total", "source": FIX}], "fleet generation 5")
+    result = engine.rollback()  # nothing ran yet: the kept change is what is undone
+    assert "Withdrew the change kept for the import of pend_e" in result.report
+    assert engine.pending.pending() == []
+    assert importlib.import_module("pend_e").total(1) == 2
+
+
+def test_a_rollback_keeps_what_was_kept_before_the_generation_it_returns_to(ws, engine):
+    other = ws.module("def f():\n    return 1\n")
+    write(ws, "pend_f")
+
+    def fix(value: int) -> None:
+        engine.apply([{"module": other.__name__, "qualname": "f", "source": f"def f():\n    return {value}\n"}])
+
+    fix(2)  # generation 1
+    engine.pending.defer([{"module": "pend_f", "qualname": "total", "source": FIX}], "fleet generation 6")
+    fix(3)  # generation 2
+    fix(4)  # generation 3
+    engine.rollback(to=2)  # undoes generation 3 only: the kept change came before generation 2
+    assert [entry["module"] for entry in engine.pending.pending()] == ["pend_f"]
+    engine.rollback(to=1)  # a rollback to N withdraws what was kept since N
+    assert engine.pending.pending() == []
+    assert importlib.import_module("pend_f").total(1) == 2 and other.f() == 2
