@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from livefix import protocol
-from livefix.agent import auth, module_facts, transport
+from livefix.agent import auth, host_os, module_facts, transport
 from livefix.agent.registry import Registry
 from livefix.agent.server import AgentServer, UntracedThread
 from livefix.agent.service import AgentService, Limits
@@ -61,6 +61,7 @@ class Agent:
         self.service = AgentService(engine, options, limits=limits, info=self.info)
         self.server: AgentServer | None = None
         self._closed = False
+        self.published: str | None = None  # the `.addr` file of a TCP agent on Windows (host_os)
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -94,6 +95,9 @@ class Agent:
         self.address = transport.address_of(listener, self.requested)
         self.server = AgentServer(listener, self.service, self._token, self._ssl, hello=self.info)
         self.server.start()
+        if self.published is not None:
+            transport.ensure_private_dir(Path(self.published).parent)
+            host_os.write_address(self.published, str(self.address))
 
     def _replay_journal(self) -> None:
         """Bring a worker that starts late to the fleet's generation (the lock is held).
@@ -178,11 +182,12 @@ class Agent:
         self._closed = True
         if self.server is not None:  # only a socket we bound is ours to remove
             self.server.close()
-            if self.address.kind == "unix" and self.address.path:
-                try:
-                    os.unlink(self.address.path)
-                except OSError:
-                    pass
+            for path in (self.address.path if self.address.kind == "unix" else None, self.published):
+                if path:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
         with _current_lock:
             if _current is self:
                 _current = None
@@ -269,7 +274,13 @@ def _start(
             default_file = transport.runtime_dir() / "token"
             resolved = _default_token(default_file)
         registry = Registry(service) if service else None
-        if parsed_address is None:
+        published: str | None = None
+        if parsed_address is None and host_os.tcp_agents():
+            # Windows: a loopback port, published where the socket file would be (host_os).
+            parsed = transport.Address("tcp", host="127.0.0.1", port=0)
+            published = registry.address_path() if registry else str(
+                transport.runtime_dir() / "agents" / f"{os.getpid()}{host_os.ADDRESS_FILE}")
+        elif parsed_address is None:
             path = registry.socket_path() if registry else str(transport.runtime_dir() / "agents" / f"{os.getpid()}.sock")
             parsed = transport.Address("unix", path=path)
         else:
@@ -278,6 +289,7 @@ def _start(
         engine.install()
         agent = Agent(engine, parsed, resolved, default_file, options, limits or Limits(), ssl_context,
                       allow_remote, registry)
+        agent.published = published
         _current = agent
     try:
         agent.start(ready_timeout)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from livefix import protocol
+from livefix.agent import host_os
 from livefix.agent.client import AgentClient
 from livefix.agent.registry import Member, Registry
 from livefix.errors import LivefixError
@@ -32,6 +33,7 @@ PhaseHook = Callable[[str, list["WorkerOutcome"]], None]
 # How often the coordinator asks the canary worker whether its window closed: a client
 # waiting on a remote state (the verdict comes at most this late), not a test's wait.
 VERDICT_POLL_SECONDS = 0.25
+UNDO_BUSY_SECONDS = 10.0  # how long an undo asks a busy worker again
 
 
 @dataclass
@@ -42,6 +44,7 @@ class WorkerOutcome:
     address: str
     # prepared | committed | aborted | failed | rolledBack | rollbackFailed | unreachable
     # | unknown (its commit went unanswered and it does not answer now: it may run either)
+    # | gone (its process died during the apply: it runs nothing)
     status: str = "pending"
     generation: int | None = None  # the worker's engine generation afterwards
     before: int | None = None  # its generation before the apply
@@ -333,6 +336,12 @@ class Fleet:
         pending (the commit request may not have been read yet), else roll it back."""
         if worker.client is not None:
             worker.client.close()
+        if not host_os.process_alive(worker.pid):
+            # It died (a crash, a kill): it runs nothing any more, and its replacement starts
+            # from the journal, which this failed apply never reached.
+            worker.status = "gone"
+            worker.client = None
+            return
         try:
             worker.client = AgentClient(worker.address, self.token, timeout=self.timeout)
         except LivefixError as error:
@@ -352,6 +361,18 @@ class Fleet:
             return {"to": worker.before or 0, "approved": True, "fleetGeneration": fleet_generation}
 
         done = dict((id(w), body) for w, body in self._fan_out(workers, protocol.ROLLBACK, args, keep_status=True))
+        # A worker busy with another livefix operation (a change landing at a module's import,
+        # say) is asked again for a while: an undo that gives up leaves the fleet split.
+        deadline = time.monotonic() + min(self.timeout, UNDO_BUSY_SECONDS)
+        pause = threading.Event()
+        while time.monotonic() < deadline:
+            busy = [w for w in workers if id(w) not in done and (w.error or {}).get("kind") == "busy"
+                    and (w.error or {}).get("reason") != "stale"]
+            if not busy:
+                break
+            pause.wait(0.05)
+            for worker, body in self._fan_out(busy, protocol.ROLLBACK, args, keep_status=True):
+                done[id(worker)], worker.error = body, None
         for worker in workers:
             body = done.get(id(worker))
             if body is not None:
@@ -417,7 +438,7 @@ class Fleet:
     ) -> list[WorkerOutcome]:
         """Connect to every registered worker (with `then` sent along with the token; `first`
         instead to the first one reached, lowest pid first: the canary's)."""
-        workers = [WorkerOutcome(m.pid, f"unix:{m.path}") for m in self.registry.members()]
+        workers = [WorkerOutcome(m.pid, m.address or f"unix:{m.path}") for m in self.registry.members()]
         for worker in workers:  # send everything first: the workers answer in parallel
             canary = first is not None and not any(w.canary for w in workers)
             try:

@@ -6,13 +6,14 @@ file, and `journal.json`: the changes the fleet is running (fleet generation and
 the active applies, oldest first). A coordinator holds the lock for one whole
 two-phase apply; a worker holds it while it catches up with the journal and
 creates its socket, so a worker is either seen by an apply or started after it,
-never half-way. Standard library only (fcntl: POSIX).
+never half-way. On Windows (or with LIVEFIX_HOST_OS=windows) a worker publishes
+`<pid>.addr` (its loopback TCP address) instead of a socket file (see host_os).
+Standard library only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from livefix.agent import host_os
 from livefix.agent.transport import ensure_private_dir, runtime_dir
 from livefix.errors import LivefixError
 
@@ -36,7 +38,8 @@ class Member:
     """One registered worker."""
 
     pid: int
-    path: str
+    path: str  # its socket file, or its `.addr` file
+    address: str = ""  # what a client connects to: unix:PATH or tcp:HOST:PORT
 
 
 class Registry:
@@ -55,21 +58,31 @@ class Registry:
     def socket_path(self, pid: int | None = None) -> str:
         return str(self.dir / f"{pid or os.getpid()}.sock")
 
+    def address_path(self, pid: int | None = None) -> str:
+        """Where a worker listening on TCP (Windows) publishes its address."""
+        return str(self.dir / f"{pid or os.getpid()}{host_os.ADDRESS_FILE}")
+
     def members(self) -> list[Member]:
-        """Every registered worker, oldest pid first; sockets of dead processes are removed."""
+        """Every registered worker, oldest pid first; entries of dead processes are removed."""
         found = []
-        for entry in sorted(self.dir.glob("*.sock"), key=lambda p: p.name):
+        for entry in sorted([*self.dir.glob("*.sock"), *self.dir.glob(f"*{host_os.ADDRESS_FILE}")], key=lambda p: p.name):
             try:
-                pid = int(entry.stem)
-                if not stat.S_ISSOCK(entry.lstat().st_mode):
-                    continue
+                pid = int(entry.name.split(".", 1)[0])
+                if entry.suffix == ".sock":
+                    if not stat.S_ISSOCK(entry.lstat().st_mode):
+                        continue
+                    address = f"unix:{entry}"
+                else:
+                    address = host_os.read_address(str(entry)) or ""
+                    if not address:
+                        continue
             except (ValueError, OSError):
                 continue
-            if not _alive(pid):
+            if not host_os.process_alive(pid):
                 with contextlib.suppress(OSError):
                     entry.unlink()
                 continue
-            found.append(Member(pid, str(entry)))
+            found.append(Member(pid, str(entry), address))
         return sorted(found, key=lambda m: m.pid)
 
     def unregister(self, path: str) -> None:
@@ -86,7 +99,7 @@ class Registry:
                 try:
                     yield
                 finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    host_os.unlock(fd)
             finally:
                 os.close(fd)
 
@@ -139,13 +152,10 @@ class Registry:
 
 def _flock(fd: int, timeout: float | None, name: str) -> None:
     if timeout is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        host_os.lock(fd, blocking=True)
         return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    if host_os.lock(fd, blocking=False):
         return
-    except BlockingIOError:
-        pass
     # flock has no timeout: wait on a helper thread, bounded by an Event. The helper
     # locks a duplicate of fd (same open file description, so the lock is ours too)
     # and owns that duplicate, so giving up never leaves it with a recycled fd number.
@@ -156,12 +166,12 @@ def _flock(fd: int, timeout: float | None, name: str) -> None:
 
     def take() -> None:
         try:
-            fcntl.flock(dup, fcntl.LOCK_EX)
+            host_os.lock(dup, blocking=True)
         except OSError as exc:
             state["failure"] = exc
         with guard:
             if state["abandoned"] and state["failure"] is None:
-                fcntl.flock(dup, fcntl.LOCK_UN)
+                host_os.unlock(dup)
             os.close(dup)
             done.set()
 
@@ -173,17 +183,3 @@ def _flock(fd: int, timeout: float | None, name: str) -> None:
                 raise LivefixError("busy", f"another livefix operation holds service {name!r}; try again", service=name)
     if state["failure"] is not None:
         raise LivefixError("failed", f"cannot lock service {name!r}: {state['failure']}")
-
-
-def _alive(pid: int) -> bool:
-    """A registered worker whose process is gone left its socket behind.
-
-    (A live pid whose socket refuses connections is found out, and pruned, by the
-    fleet when it connects; probing here would cost every worker a connection.)"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True

@@ -214,7 +214,7 @@ class AgentServer:
             sock, addr = self.listener.accept()
         except OSError:
             return
-        if sock.family != socket.AF_UNIX:
+        if sock.family != getattr(socket, "AF_UNIX", None):  # Windows may lack AF_UNIX (host_os)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = str(addr) if addr else "unix"
         with self._lock:
@@ -347,7 +347,7 @@ class AgentServer:
 
 def peer_key(sock: socket.socket, addr: Any) -> str:
     """Who a peer is, for per-peer limits: its host on TCP, its user on a Unix socket."""
-    if sock.family == socket.AF_UNIX:
+    if sock.family == getattr(socket, "AF_UNIX", None):
         option = getattr(socket, "SO_PEERCRED", None)
         if option is not None:
             try:

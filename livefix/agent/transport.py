@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from livefix.agent import host_os
 from livefix.errors import LivefixError
 
 log = logging.getLogger("livefix.agent")
@@ -79,7 +80,7 @@ def runtime_dir_candidates() -> list[Path]:
         candidates.append(Path(os.environ[RUNTIME_DIR_ENV]))
     if os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
         candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "livefix")
-    candidates.append(Path(tempfile.gettempdir()) / f"livefix-{os.getuid()}")
+    candidates.append(Path(tempfile.gettempdir()) / f"livefix-{host_os.user_tag()}")
     candidates.append(Path.home() / ".cache" / "livefix" / "run")
     return candidates
 
@@ -89,7 +90,7 @@ def _ours(path: Path) -> bool:
         info = os.lstat(path)
     except OSError:
         return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+    return stat.S_ISDIR(info.st_mode) and host_os.owned_by_me(info)
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -101,7 +102,7 @@ def ensure_private_dir(path: Path) -> Path:
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
         raise LivefixError("invalid", f"{path} is not a directory")
-    if info.st_uid != os.getuid():
+    if not host_os.owned_by_me(info):
         raise LivefixError("invalid", f"the livefix directory {path} belongs to another user; refusing to use it")
     if info.st_mode & 0o077:
         # We created it (umask can widen nothing here) or the user did: tighten rather than refuse.

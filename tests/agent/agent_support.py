@@ -92,6 +92,13 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def ask_exit(self) -> int:
+        """End the service cleanly (its agent closes); its exit code."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("exit\n")
+        self.proc.stdin.flush()
+        return self.proc.wait(WAIT)
+
     def kill(self) -> None:
         stop_process(self.proc)
 
