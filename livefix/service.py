@@ -220,6 +220,7 @@ class Service:
         if dry_run:
             return plan.dry_run_body()
         self.check_approval(plan, bool(args.get("approved", False)))
+        before = self.engine.generation
         try:
             result = self.engine.commit(plan, verify=verify)
         except LivefixError as error:
@@ -228,7 +229,8 @@ class Service:
             raise
         body = result.to_body()
         self._audit(plan.action, body, changes=plan.changes)
-        self._announce(plan.action, body)
+        if result.generation != before:  # "nothing to reload" changed nothing: no event to every client
+            self._announce(plan.action, body)
         return body
 
     def _announce(self, action: str, body: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ registers its socket, under the service's lock. Standard library only.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import ssl
@@ -62,6 +63,7 @@ class Agent:
         self.server: AgentServer | None = None
         self._closed = False
         self.published: str | None = None  # the `.addr` file of a TCP agent on Windows (host_os)
+        self._pid = os.getpid()
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -177,7 +179,7 @@ class Agent:
     def close(self) -> None:
         """Stop listening and unregister (the service runs on, with whatever code it runs)."""
         global _current
-        if self._closed:
+        if self._closed or os.getpid() != self._pid:  # a forked child's copy owns no socket
             return
         self._closed = True
         if self.server is not None:  # only a socket we bound is ours to remove
@@ -296,6 +298,7 @@ def _start(
     except BaseException:
         agent.close()
         raise
+    atexit.register(agent.close)  # a clean exit leaves no socket or address file behind (not a fork's)
     return agent
 
 

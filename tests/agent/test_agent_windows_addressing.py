@@ -47,3 +47,11 @@ def test_a_single_agent_publishes_its_address_for_the_command_line(windows: None
     assert published.read_text() == worker.address and worker.address.startswith("tcp:127.0.0.1:")
     assert not any(p.suffix == ".sock" for p in (runtime / "agents").iterdir())
     assert os.stat(published).st_mode & 0o077 == 0
+
+
+def test_a_clean_exit_leaves_no_socket_file_behind(spawn: Any, runtime: Path) -> None:
+    worker = spawn(service="shop")
+    socket_file = runtime / "services" / "shop" / f"{worker.pid}.sock"
+    assert socket_file.exists()
+    assert worker.ask_exit() == 0
+    assert not socket_file.exists()
