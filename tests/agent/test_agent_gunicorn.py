@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -102,8 +101,8 @@ class Server:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=WAIT) as response:
                 return response.status, response.read().decode()
-        except (urllib.error.URLError, OSError) as error:
-            return 0, str(error)
+        except Exception as error:  # noqa: BLE001 - every failed request counts (http.client's too)
+            return 0, f"{type(error).__name__}: {error}"
 
     def start_load(self) -> None:
         def client() -> None:
