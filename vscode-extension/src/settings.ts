@@ -12,7 +12,7 @@ export type ApplyMode = 'manual' | 'onSave' | 'never';
 export const APPLY_MODES: readonly ApplyMode[] = ['manual', 'onSave', 'never'];
 
 export interface Settings {
-  /** Interpreter for the adapter and the language server; '' = resolve (Python extension, else python3). */
+  /** An interpreter with livefix installed, for the adapter, the language server and programs; '' = the extension's own environment. */
   python: string;
   applyMode: ApplyMode;
   /** Start `python -m livefix.lsp` (code actions, drift diagnostics, persist). */

@@ -158,6 +158,10 @@ export class VSCodeHost implements Host, vscode.Disposable {
     }
   }
 
+  async withProgress<T>(title: string, task: () => Promise<T>): Promise<T> {
+    return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, task);
+  }
+
   async startChildSession(parentId: string, configuration: Record<string, unknown>): Promise<boolean> {
     const parent = this.sessions.get(parentId);
     if (!parent) return false;
@@ -186,14 +190,14 @@ export class VSCodeHost implements Host, vscode.Disposable {
 
   registerDebugAdapter(
     type: string,
-    describe: (configuration: Record<string, unknown>) => Promise<AdapterDescriptor>,
+    describe: (configuration: Record<string, unknown>, folder: string | undefined) => Promise<AdapterDescriptor>,
     resolve: (configuration: Record<string, unknown>, folder: string | undefined) => Promise<Record<string, unknown> | undefined>,
     onMessage: (sessionId: string, message: unknown) => void,
   ): void {
     this.disposables.push(
       vscode.debug.registerDebugAdapterDescriptorFactory(type, {
         createDebugAdapterDescriptor: async (session) => {
-          const descriptor = await describe(session.configuration);
+          const descriptor = await describe(session.configuration, session.workspaceFolder?.uri.fsPath);
           this.log(`debug adapter for "${session.name}": ${JSON.stringify(descriptor)}`);
           return descriptor.kind === 'server'
             ? new vscode.DebugAdapterServer(descriptor.port, descriptor.host)

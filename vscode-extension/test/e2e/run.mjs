@@ -9,13 +9,20 @@
 // the PNG is written, `POST /log` prints a line. VS Code calls `window.codeAutomationExit(code)`
 // when the test module settles; that is the test's result.
 //
-// Usage: node test/e2e/run.mjs   (from vscode-extension/, after the build; scripts/e2e.sh does both)
-// Env: LIVEFIX_E2E_PYTHON = interpreter with livefix installed (the suite skips the debug
-// flow without it), LIVEFIX_E2E_TIMEOUT_MS (default 300000).
+// What is tested is what ships: the packaged .vsix (LIVEFIX_E2E_VSIX, default
+// dist/livefix.vsix), unzipped and loaded as the development extension, with no
+// `livefix.python`: the extension makes its own Python environment from the wheels the .vsix
+// carries, in this run's fresh global storage. Programs run on `python3` from PATH, which
+// here is a bare venv (no pip, no livefix, no debugpy) put first on code-server's PATH: the
+// adapter has to inject debugpy and livefix into it.
+//
+// Usage: node test/e2e/run.mjs   (from vscode-extension/, after `vsce package`; scripts/e2e.sh does both)
+// Env: LIVEFIX_E2E_VSIX, LIVEFIX_E2E_BASE_PYTHON (the bare venv's base, default python3),
+// LIVEFIX_E2E_TIMEOUT_MS (default 300000).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -55,13 +62,28 @@ async function main() {
   // A fresh copy of the sample workspace: the test edits files in it.
   const workspace = join(scratch, 'workspace');
   cpSync(join(extensionRoot, 'test', 'e2e', 'workspace'), workspace, { recursive: true });
-  const python = process.env.LIVEFIX_E2E_PYTHON ?? '';
+  // The extension as packaged.
+  const vsix = resolve(process.env.LIVEFIX_E2E_VSIX ?? join(extensionRoot, 'dist', 'livefix.vsix'));
+  if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run \`npx @vscode/vsce package --out dist/livefix.vsix\` first`);
+  execFileSync('unzip', ['-q', vsix, '-d', join(scratch, 'vsix')]);
+  const extensionPath = join(scratch, 'vsix', 'extension');
+  log(`extension under test: ${vsix}`);
+
+  // The developer's interpreter: nothing installed in it, and it must stay that way.
+  const debuggeeVenv = join(scratch, 'debuggee-venv');
+  execFileSync(process.env.LIVEFIX_E2E_BASE_PYTHON ?? 'python3', ['-m', 'venv', '--without-pip', debuggeeVenv]);
+  const debuggee = join(debuggeeVenv, 'bin', 'python3');
+  for (const module of ['livefix', 'debugpy']) {
+    const found = spawnSync(debuggee, ['-c', `import ${module}`], { cwd: scratch }).status === 0;
+    if (found) throw new Error(`the bare debuggee interpreter ${debuggee} can import ${module}`);
+  }
+  const globalStorage = join(scratch, 'user-data', 'User', 'globalStorage', 'livefix.livefix');
+
   mkdirSync(join(workspace, '.vscode'), { recursive: true });
   writeFileSync(
     join(workspace, '.vscode', 'settings.json'),
     JSON.stringify(
       {
-        'livefix.python': python,
         // Every apply carries a canary, so the fix is watched on any Python (3.10/3.11 watch
         // only when asked) and the setting travels end to end.
         'livefix.canary': { window: 30 },
@@ -162,6 +184,9 @@ async function main() {
       '--user-data-dir', join(scratch, 'user-data'),
       '--extensions-dir', join(scratch, 'extensions'),
       '--vscode-option', 'enable-smoke-test-driver',
+      // The extension host keeps this environment (the bare venv first on PATH) instead of
+      // the login shell's, whose profile may put another python3 first (pyenv's shims here).
+      '--vscode-option', 'force-disable-user-env',
     ],
     {
       cwd: scratch,
@@ -170,7 +195,8 @@ async function main() {
         ...xdg,
         // No marketplace: point code-server's gallery at a closed local port instead of open-vsx.
         EXTENSIONS_GALLERY: JSON.stringify({ serviceUrl: 'http://127.0.0.1:9/gallery', itemUrl: 'http://127.0.0.1:9/item' }),
-        LIVEFIX_E2E_CONTROL: controlUrl, LIVEFIX_E2E_PYTHON: python, LIVEFIX_E2E_RESULTS: resultsDir },
+        PATH: `${join(debuggeeVenv, 'bin')}:${process.env.PATH}`,
+        LIVEFIX_E2E_CONTROL: controlUrl, LIVEFIX_E2E_DEBUGGEE: debuggee, LIVEFIX_E2E_STORAGE: globalStorage, LIVEFIX_E2E_RESULTS: resultsDir },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, so cleanup ends the extension host and debuggees too
     },
@@ -233,7 +259,7 @@ async function main() {
     page.exposeFunction('codeAutomationExit', (code) => ok(Number(code)));
   });
   const payload = [
-    ['extensionDevelopmentPath', `vscode-remote://${authority}${extensionRoot}`],
+    ['extensionDevelopmentPath', `vscode-remote://${authority}${extensionPath}`],
     ['extensionTestsPath', `vscode-remote://${authority}${join(extensionRoot, 'out', 'e2e', 'suite.js')}`],
   ];
   const url = `${address}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;

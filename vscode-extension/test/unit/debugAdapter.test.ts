@@ -20,7 +20,7 @@ test('a user attach (connect, no subProcessId) still goes through the livefix ad
   assert.equal(describeAdapter(attach, 'python3').kind, 'executable');
 });
 
-test('F5 without launch.json debugs the current file with the livefix interpreter', () => {
+test("F5 without launch.json debugs the current file on the developer's interpreter", () => {
   const resolved = resolveConfiguration({}, '/venv/bin/python', '/app/main.py');
   assert.deepEqual(resolved, {
     configuration: {

@@ -104,6 +104,11 @@ export class RecordingHost implements Host {
   async readFile(path: string): Promise<string | undefined> {
     return this.files.get(path);
   }
+  progress: string[] = [];
+  async withProgress<T>(title: string, task: () => Promise<T>): Promise<T> {
+    this.progress.push(title);
+    return task();
+  }
   children: { parentId: string; configuration: Record<string, unknown> }[] = [];
   async startChildSession(parentId: string, configuration: Record<string, unknown>): Promise<boolean> {
     this.children.push({ parentId, configuration });

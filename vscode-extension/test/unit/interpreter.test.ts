@@ -32,14 +32,20 @@ function fakePython(dir: string, name: string, script: string): string {
   return path;
 }
 
-test('an interpreter without livefix gets the pip command to run', async () => {
+test('an interpreter without livefix gets the command that installs the bundled livefix, or what to do without one', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'livefix-interp-'));
   try {
     const python = fakePython(dir, 'python', 'echo "ModuleNotFoundError: No module named \'livefix\'" >&2; exit 1');
-    const message = await checkLivefixInstalled({ command: python, source: 'setting' }, runProcess);
+    const install = `${python} -m pip install --no-index --find-links /ext/bundled/python/wheels livefix==0.1.0`;
     assert.equal(
-      message,
-      `livefix is not installed in ${python} (from setting). Install it with: ${python} -m pip install livefix (ModuleNotFoundError: No module named 'livefix')`,
+      await checkLivefixInstalled({ command: python, source: 'setting' }, runProcess, install),
+      `livefix is not installed in ${python} (from setting). Install it with: ${install}, ` +
+        `or clear "livefix.python" to use the extension's own environment (ModuleNotFoundError: No module named 'livefix')`,
+    );
+    assert.equal(
+      await checkLivefixInstalled({ command: python, source: 'setting' }, runProcess),
+      `livefix is not installed in ${python} (from setting). Install livefix into it (pip install a livefix wheel or checkout), ` +
+        `or clear "livefix.python" to use the extension's own environment (ModuleNotFoundError: No module named 'livefix')`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -8,20 +8,28 @@
  * with debugpy, `python -m livefix.lsp`, the debuggee.
  *
  * Then the drift diagnostic (the extension forwards livefix/applied to the server), persist
- * of the running definition into the file, the history diff, captured frames, a broken
- * definition refused with a notification while the process keeps its code, `applyMode:
- * onSave` reloading a saved module, and a fix reaching a parent and its child process.
+ * of the running definition into the file, the history diff, captured frames (the program's
+ * `main()` among them), a broken definition refused with a notification while the process
+ * keeps its code, `applyMode: onSave` reloading a saved module, and a fix reaching a parent
+ * and its child process.
+ *
+ * Installed as packaged and without `livefix.python`: the adapter and the language server run
+ * in the environment the extension made from its bundled wheels in global storage
+ * (LIVEFIX_E2E_STORAGE), the program on a bare interpreter (LIVEFIX_E2E_DEBUGGEE) that gets
+ * debugpy and livefix's engine from the adapter only.
  *
  * Waits are on conditions (adapter messages, documents, diagnostics, DOM elements) with
  * deadlines; nothing sleeps.
  */
 
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 const control = process.env.LIVEFIX_E2E_CONTROL ?? '';
-const python = process.env.LIVEFIX_E2E_PYTHON ?? '';
+const debuggee = process.env.LIVEFIX_E2E_DEBUGGEE ?? '';
+const storage = process.env.LIVEFIX_E2E_STORAGE ?? '';
 
 async function call(route: string, body = ''): Promise<string> {
   const response = await fetch(`${control}${route}`, { method: 'POST', body });
@@ -121,12 +129,17 @@ async function scenario(): Promise<void> {
   const debuggers = extension.packageJSON.contributes.debuggers as { type: string; label: string }[];
   assert.deepEqual(debuggers.map((d) => [d.type, d.label]), [['livefix', 'Python (livefix)']]);
   await log('extension active; debugger "Python (livefix)" contributed');
+  assert.ok(debuggee && storage, 'run.mjs passes LIVEFIX_E2E_DEBUGGEE and LIVEFIX_E2E_STORAGE');
+  assert.equal(vscode.workspace.getConfiguration('livefix').get('python'), '', 'no livefix.python: the bundled path');
 
-  if (!python) {
-    await screenshot('workbench-extension-loaded');
-    await log('SKIPPED: the debug session part needs LIVEFIX_E2E_PYTHON (an interpreter with livefix installed)');
-    return;
-  }
+  // Activation started the language server, which needed the extension's own environment.
+  const environmentsDir = path.join(storage, 'python');
+  const made = fs.readdirSync(environmentsDir);
+  assert.equal(made.length, 1, `one private environment in global storage: ${made}`);
+  assert.match(made[0], /^\d+\.\d+\.\d+-[0-9a-f]{12}-py3\.\d+$/);
+  const environment = path.join(environmentsDir, made[0]);
+  const marker = JSON.parse(fs.readFileSync(path.join(environment, 'livefix-environment.json'), 'utf8'));
+  await log(`private environment made from the bundled wheels: ${environment} (base ${marker.base})`);
 
   await vscode.commands.executeCommand('workbench.action.closeAuxiliaryBar'); // room for the editor
   const folder = vscode.workspace.workspaceFolders?.[0];
@@ -166,6 +179,16 @@ async function scenario(): Promise<void> {
     const before = await waitFor('the program to print total=5', () => (recorder.latestTotal(0) === '5' ? true : undefined));
     assert.ok(before);
     await log('debug session running; the program prints total=5');
+    // The program runs on the bare interpreter; debugpy and livefix come from the extension's environment.
+    const answer = (await session.customRequest('evaluate', {
+      expression: "'|'.join([__import__('sys').executable, __import__('sys').modules['livefix'].__file__, __import__('sys').modules['debugpy'].__file__])",
+      context: 'repl',
+    })) as { result: string };
+    const [executable, livefixFile, debugpyFile] = answer.result.replace(/^'|'$/g, '').split('|');
+    assert.equal(executable, debuggee, 'the program runs on the developer\'s interpreter');
+    assert.ok(livefixFile.startsWith(environment + path.sep), `livefix injected from the private environment: ${livefixFile}`);
+    assert.ok(debugpyFile.startsWith(environment + path.sep), `debugpy from the private environment: ${debugpyFile}`);
+    await log(`the program runs on ${executable}; livefix and debugpy in it come from ${environment}`);
     await vscode.window.showTextDocument(document, { preserveFocus: false });
     await screenshot('session-running-bug');
 
@@ -246,10 +269,22 @@ async function scenario(): Promise<void> {
     const frames = await waitFor('the captured frames document', () =>
       vscode.window.activeTextEditor?.document.uri.path.includes('/livefix-frames-') ? vscode.window.activeTextEditor.document : undefined,
     );
-    assert.match(frames.getText(), /Thread \d+ "MainThread"/);
-    const frameLines = frames.getText().split('\n').filter((text) => /^  \S/.test(text));
+    const mainThread = frames.getText().split(/\n(?=Thread )/).find((block) => /^Thread \d+ "MainThread"/.test(block));
+    assert.ok(mainThread, 'the main thread is captured');
+    const frameLines = mainThread.split('\n').filter((text) => /^  \S/.test(text));
     assert.ok(frameLines.length > 0, 'the main thread has Python frames');
     assert.match(frames.getText(), /^      \w+ = /m, 'locals are shown under their frames');
+    // The launched program's main(), at a line of its body, called from the module's `main()` line.
+    const appPath = path.join(folder.uri.fsPath, 'app.py');
+    const appLines = fs.readFileSync(appPath, 'utf8').split('\n');
+    const defLine = appLines.indexOf('def main():') + 1;
+    const callLine = appLines.indexOf('    main()') + 1;
+    const escaped = appPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const mainFrame = new RegExp(`^  main  ${escaped}:(\\d+)`, 'm').exec(mainThread);
+    assert.ok(mainFrame, `the main thread shows app.py's main():\n${frameLines.join('\n')}`);
+    assert.ok(Number(mainFrame[1]) > defLine && Number(mainFrame[1]) < callLine, `main() at a line of its body: ${mainFrame[0]}`);
+    assert.match(mainThread, new RegExp(`^  <module>  ${escaped}:${callLine}\\b`, 'm'), "main() is called from app.py's module code");
+    assert.match(mainThread.slice(mainFrame.index), /^      stop_file = /m, "main()'s locals");
     await log(`captured frames of MainThread:\n${frameLines.join('\n')}`);
     await screenshot('captured-frames');
 
