@@ -27,6 +27,9 @@ What livefix adds:
       {{"connect": ADDRESS, "token": TOKEN}} reaches a process that called livefix.listen()
   custom requests, answered while the program runs or is stopped:
 {COMMANDS}
+  while a thread is paused: restartFrame (standard DAP: on the code the frame runs,
+      offered only where that is exactly a new call), {FRAME_COMMANDS}
+      (why not, and: call the frame's function again, with the fix)
   events: {APPLIED} after every apply, reload and rollback, {CANARY} with a canary's
       verdict, each with its report as console output
   limits: at most {MAX_CHANGES} changes per request, {MAX_SOURCE:,} bytes of source per change
@@ -39,13 +42,14 @@ Requests, bodies and errors: docs/protocol.md; the adapter: docs/adapter.md.
 def usage() -> str:
     """`--help`: debugpy's usage and options, under livefix's name, and what livefix adds."""
     from livefix import protocol
-    from livefix.adapter import debugpy_hooks, options
+    from livefix.adapter import debugpy_hooks, options, restart_frame
 
     debugpy_help = debugpy_hooks.options_help(PROG)
     usage_line, _, debugpy_options = debugpy_help.partition("\n\n")
     about = ABOUT.format(
         KEYS=", ".join(options.KNOWN_KEYS),
         COMMANDS=textwrap.fill(", ".join(protocol.COMMANDS), 88, initial_indent=" " * 6, subsequent_indent=" " * 6),
+        FRAME_COMMANDS=", ".join(restart_frame.COMMANDS),
         APPLIED=protocol.APPLIED_EVENT, CANARY=protocol.CANARY_EVENT,
         MAX_CHANGES=protocol.MAX_CHANGES, MAX_SOURCE=protocol.MAX_SOURCE_BYTES,
     )

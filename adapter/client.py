@@ -5,7 +5,9 @@ Everything a client sends is handled by debugpy's own `Client` except:
 - `livefix/*` requests: checked against the agent's limits (`livefix.protocol.check_limits`),
   then forwarded to the debuggee's pydevd plugin like any unknown request, but the
   debuggee's error responses reach the client with their body (`body.livefix`,
-  `body.error`), and a debuggee without livefix is reported as `unsupported`.
+  `body.error`), and a debuggee without livefix is reported as `unsupported`;
+- `restartFrame`, and `canRestart` on `stackTrace` frames: only once the debuggee was found
+  to serve it (`livefix.adapter.restart_frame`), forwarded like a livefix request.
 The adapter's own refusals go through `livefix.dap.error_response`, the same shape the
 plugin uses.
 """
@@ -17,7 +19,7 @@ from typing import Any
 from debugpy.adapter import clients, components, servers
 
 from livefix import dap, protocol
-from livefix.adapter import bootstrap, debugpy_hooks, options
+from livefix.adapter import bootstrap, debugpy_hooks, options, restart_frame
 from livefix.adapter.agent_session import AgentSession
 from livefix.errors import LivefixError
 
@@ -32,6 +34,7 @@ class LivefixClient(clients.Client):
     # Class-level defaults: debugpy starts handling messages inside Client.__init__.
     _agent: AgentSession | None = None  # set when attached to a livefix agent
     _bootstrap_tried = False  # livefix injection is attempted once per session
+    _restart_frames = False  # the debuggee serves restartFrame (advertised with a capabilities event)
 
     def __init__(self, sock: Any) -> None:
         if sock != "stdio":
@@ -94,8 +97,33 @@ class LivefixClient(clients.Client):
             probe = debugpy_hooks.send(self.server, protocol.HISTORY, {})
             if _plugin_absent(probe):
                 self._bootstrap()
+            self._advertise_restart()
         except Exception:  # the session must start regardless; livefix requests will say why
             debugpy_hooks.log_exception("livefix: probing the debuggee for livefix failed")
+
+    def _advertise_restart(self) -> None:
+        """Turn `supportsRestartFrame` on (a DAP `capabilities` event) when the debuggee
+        serves restartFrame; debugpy's own `initialize` answer said false."""
+        if restart_frame.debuggee_serves_restart(self.server):
+            self._restart_frames = True
+            self.channel.send_event("capabilities", {"capabilities": {"supportsRestartFrame": True}})
+
+    @message_handler
+    def stackTrace_request(self, request: Any) -> Any:
+        if not self._restart_frames or self._agent is not None or not self.server:
+            return self.request(request)  # as any other request
+        answer = debugpy_hooks.forward(self.server, request)
+        if not answer.success:
+            debugpy_hooks.respond_error(request, dap.one_line(answer.message), dict(answer.body or {}))
+            return None
+        body = dict(answer.body)
+        try:
+            restart_frame.mark_restartable(self.server, request.arguments, body)
+        except Exception:  # the stack matters more than the marks: no restart offered then
+            debugpy_hooks.log_exception("livefix: marking restartable frames failed")
+            for frame in body.get("stackFrames") or []:
+                frame["canRestart"] = False
+        return body
 
     @message_handler
     def disconnect_request(self, request: Any) -> Any:
@@ -123,7 +151,7 @@ class LivefixClient(clients.Client):
     @message_handler
     def request(self, request: Any) -> Any:
         agent = self._agent
-        if agent is None and not request.command.startswith(LIVEFIX_PREFIX):
+        if agent is None and not request.command.startswith(LIVEFIX_PREFIX) and request.command != restart_frame.RESTART_FRAME:
             return super().request(request)  # plain DAP: debugpy's own forwarding
         try:
             if agent is not None:
@@ -140,15 +168,29 @@ class LivefixClient(clients.Client):
 
     def _livefix_request(self, request: Any) -> Any:
         """Forward a livefix request to the debuggee's plugin; its answer, errors with their body."""
-        if request.command not in protocol.COMMANDS:
+        known = (*protocol.COMMANDS, *restart_frame.COMMANDS)
+        if request.command not in (*known, restart_frame.RESTART_FRAME):
             raise LivefixError(
-                "invalid", f"Unknown livefix request {request.command!r} (known: {', '.join(protocol.COMMANDS)})",
+                "invalid", f"Unknown livefix request {request.command!r} (known: {', '.join(known)})",
                 command=request.command,
             )
         if not self.server:
             raise LivefixError("invalid", f"{request.command} needs a debuggee: send it after launch/attach", command=request.command)
+        if request.command == restart_frame.RESTART_FRAME and not self._restart_frames:
+            # pydevd leaves a restartFrame it cannot serve unanswered: never forward it then.
+            raise LivefixError(
+                "unsupported", "restartFrame is not available: the debugged process's livefix does not serve it "
+                "(supportsRestartFrame was never turned on)", command=request.command,
+            )
         # The agent's limits, before megabytes of source cross to the debuggee and are parsed there.
         protocol.check_limits(request.arguments)
+        if request.command in restart_frame.ANSWERED_LATER:
+            # Answered by the paused thread, after whatever it is doing (a rerun: user code,
+            # maybe stopped at a breakpoint of its own): the adapter's message loop must not
+            # wait (continue, pause, disconnect must get through). This also keeps a
+            # restart's response ahead of its `stopped` event: debugpy hands the debuggee's
+            # next message on only once the response callback returned.
+            return debugpy_hooks.forward_later(self.server, request, lambda answer: self._answer_later(request, answer))
         answer = debugpy_hooks.forward(self.server, request)
         if _plugin_absent(answer) and self._bootstrap():
             answer = debugpy_hooks.forward(self.server, request)
@@ -159,6 +201,18 @@ class LivefixClient(clients.Client):
             debugpy_hooks.respond_error(request, dap.one_line(answer.message), dict(answer.body))
             return None
         raise _debuggee_failure(request.command, answer)
+
+    def _answer_later(self, request: Any, answer: debugpy_hooks.Forwarded) -> None:
+        """The debuggee's answer to a request forwarded without waiting (on a debugpy thread)."""
+        try:
+            if answer.success:
+                request.respond(answer.body)
+            elif isinstance(answer.body, dict) and "livefix" in answer.body:
+                debugpy_hooks.respond_error(request, dap.one_line(answer.message), dict(answer.body))
+            else:
+                self._refuse(request, _debuggee_failure(request.command, answer))
+        except Exception:  # the client may be gone; nothing else to tell
+            debugpy_hooks.log_exception(f"livefix: answering {request.command} failed")
 
     def _bootstrap(self) -> bool:
         """Inject livefix into a debuggee lacking it (once per session; see bootstrap.py)."""

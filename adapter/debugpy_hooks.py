@@ -9,7 +9,8 @@ hooks installed before it starts:
   the adapter's end of every debuggee connection;
 - failed responses that carry a body: debugpy's `Request.respond(exception)` drops the body,
   and `JsonMessageChannel.delegate` turns a failed response into an exception, losing
-  `body.livefix`; `forward` and `respond_error` keep it.
+  `body.livefix`; `forward` and `respond_error` keep it. `forward_later` does the same
+  without blocking the adapter's message loop (`OutgoingRequest.on_response`, `NO_RESPONSE`).
 
 `--help` borrows the usage and options of debugpy's argument parser (`_parse_argv`).
 
@@ -25,7 +26,7 @@ import io
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from debugpy.adapter import clients, components, servers
 from debugpy.common import log, messaging
@@ -40,6 +41,7 @@ def check_compatibility() -> list[str]:
         (clients.Client, "attach_request"), (clients.Client, "request"),
         (messaging.JsonMessageChannel, "_send_message"), (messaging.JsonMessageChannel, "propagate"),
         (messaging, "Response"), (messaging, "MessageHandlingError"), (messaging, "NoMoreMessages"),
+        (messaging, "NO_RESPONSE"), (messaging.OutgoingRequest, "on_response"),
         (log, "swallow_exception"),
     ):
         if not hasattr(owner, name):
@@ -124,13 +126,25 @@ def send(server: Any, command: str, arguments: dict[str, Any]) -> Forwarded:
     return _answer(server.channel.send_request(command, arguments))
 
 
+def forward_later(server: Any, request: Any, on_answer: Callable[[Forwarded], None]) -> Any:
+    """Send `request` to the debuggee without waiting: `on_answer(Forwarded)` runs on a
+    debugpy background thread when it answers. Returns what the request's handler must
+    return so that debugpy sends no response of its own (the callback answers)."""
+    outgoing = server.channel.propagate(request)
+    outgoing.on_response(lambda response: on_answer(_forwarded(response.body, response)))
+    return messaging.NO_RESPONSE
+
+
 def _answer(outgoing: Any) -> Forwarded:
-    result = outgoing.wait_for_response(raise_if_failed=False)
+    return _forwarded(outgoing.wait_for_response(raise_if_failed=False), outgoing.response)
+
+
+def _forwarded(result: Any, response: Any) -> Forwarded:
     if not isinstance(result, Exception):
         return Forwarded(True, result, "")
     if isinstance(result, messaging.NoMoreMessages):
         return Forwarded(False, None, str(result), disconnected=True)
-    raw = getattr(outgoing.response, "json", None) or {}
+    raw = getattr(response, "json", None) or {}
     body = raw.get("body") if hasattr(raw, "get") else None
     return Forwarded(False, body, str(getattr(result, "reason", result)))
 

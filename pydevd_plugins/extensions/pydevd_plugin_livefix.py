@@ -12,7 +12,9 @@ environment. It connects three things:
   processes' attach configurations): it configures the service and, for livefix
   sessions, turns off Nagle on pydevd's socket;
 - `livefix.service.Service` over the process's engine: every answer is a response body or
-  a `LivefixError` turned into a DAP error response by `livefix.dap`.
+  a `LivefixError` turned into a DAP error response by `livefix.dap`;
+- restart frame and rerun (`restartFrame`, `livefix/frameInfo`, `livefix/rerunFrame`):
+  `livefix_frame_requests.py` and the two modules it uses, loaded next to this file by path.
 
 Nothing here may break the debugger: when livefix cannot load, a one-line warning goes to
 stderr and pydevd runs on without livefix (its requests then fail as unknown).
@@ -177,7 +179,33 @@ def _start() -> LivefixPlugin | None:
     except Exception as exc:  # never break the debugger over livefix
         sys.stderr.write(f"livefix: the pydevd plugin is disabled: {type(exc).__name__}: {exc}\n")
         return None
+    try:  # restartFrame, livefix/frameInfo, livefix/rerunFrame (docs/adapter.md, "Restart frame")
+        for name in ("livefix_frame_analysis", "livefix_frame_call"):
+            _load_sibling(name)
+        _load_sibling("livefix_frame_requests").FrameRequests(plugin.bridge, plugin.service.engine).install()
+    except Exception as exc:  # the rest of livefix works without them; the adapter then never advertises restart
+        sys.stderr.write(f"livefix: restart frame is disabled: {type(exc).__name__}: {exc}\n")
     return plugin
+
+
+def _load_sibling(name: str) -> Any:
+    """A module next to this file, by path: when the adapter injects livefix (bootstrap),
+    `pydevd_plugins.extensions` is debugpy's package and does not list this directory."""
+    import importlib.util
+
+    full = f"{__name__.rpartition('.')[0]}.{name}"
+    module = sys.modules.get(full)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(full, os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[full]
+            raise
+    return module
 
 
 PLUGIN = _start()
