@@ -227,7 +227,7 @@ def test_module_run_with_dash_m_watches_its_package(run, project: Path) -> None:
         "for line in sys.stdin:\n    print(prices.price(), flush=True)\n"
     )
     program = run("-m", "shop", "--some-flag")
-    assert program.livefix_line("livefix: watching").endswith(f"watching shop ({'watchfiles'})")
+    assert program.livefix_line("livefix: watching").endswith(f"watching shop ({'inotify' if sys.platform.startswith('linux') else 'watchfiles'})")
     assert program.stdout_line() == "ready"
     save(package / "prices.py", "def price():\n    return 2\n")
     assert program.livefix_line() == f"livefix: {os.path.join('shop', 'prices.py')}: price replaced (gen 1)"
