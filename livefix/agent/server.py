@@ -304,6 +304,10 @@ class AgentServer:
             # The coordinator gave up on this worker (timeout) and closed: it may already
             # have rolled the others back, so committing now would break all-or-nothing.
             log.warning("livefix agent: not committing for %s, which hung up", connection.peer)
+            # A peer that only half-closed still reads: it is told, rather than left waiting.
+            self._reply_error(connection, request_seq, command, LivefixError(
+                "failed", "not committed: the connection was closed (or half-closed) before the commit was read; "
+                "the prepared change is discarded", reason="hungUp"))
             return False
         try:
             body = self.service.handle_for(connection.ident, command, message.get("arguments"))

@@ -510,3 +510,17 @@ def test_a_squatted_runtime_directory_never_keeps_the_service_from_starting(tmp_
     finally:
         worker.kill()
         shutil.rmtree(fallback, ignore_errors=True)
+
+
+def test_a_commit_from_a_peer_that_half_closed_is_answered_and_not_made(spawn: Any, runtime: Path) -> None:
+    worker = spawn()
+    before = snapshot(worker, token(runtime))
+    change = {"module": "shop", "qualname": "price", "source": "def price(n):\n    return n * 100\n"}
+    requests = authenticate_bytes(token(runtime)) + encode(
+        {"seq": 2, "type": "request", "command": protocol.PREPARE, "arguments": {"changes": [change]}}
+    ) + encode({"seq": 3, "type": "request", "command": protocol.COMMIT, "arguments": {"prepareId": "x"}})
+    replies = exchange(raw_connect(worker), requests)  # sent, then our side shut: still reading
+    assert [r["request_seq"] for r in replies] == [1, 2, 3]
+    assert replies[1]["success"] is True
+    assert replies[2]["success"] is False and replies[2]["body"]["livefix"]["reason"] == "hungUp"
+    assert snapshot(worker, token(runtime)) == before
