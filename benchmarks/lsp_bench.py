@@ -6,13 +6,19 @@ client, as an editor would, and prints medians in a table for the README:
 - code actions, warm: the document is unchanged between requests (cached `ast` index);
 - code actions after an edit: every request follows a `didChange` (a keystroke), so
   the server re-indexes first (only the edited statement is parsed again);
+- the same while the line being typed leaves one statement broken: `if cond` with no
+  colon yet (that statement alone is indexed again) and an open bracket (the whole
+  text is parsed, fails, and is indexed statement by statement);
 - persist: `livefix.persist` of one method, until the edit is applied in the client
-  and the command answers (a different body each round, so there is always an edit).
+  and the command answers (a different body each round, so there is always an edit);
+- first persist: the same, but the first one of a freshly started server, a second
+  after `initialized` (a person's pause; the server warms libcst up meanwhile), one new
+  server per round; and how long those servers took to answer `initialize`.
 
 In-process peers for the same file: `ast.parse`, the server's definition index,
 a whole-file `libcst.parse_module` (what persisting would cost without parsing only
 the enclosing statement) and the persister alone. Targets: code actions < 50 ms,
-persist < 500 ms (medians). Times are printed, never asserted.
+persist < 500 ms, first persist < 100 ms (medians). Times are printed, never asserted.
 
 Usage: python benchmarks/lsp_bench.py [--lines 5000] [--rounds 40]
 """
@@ -167,6 +173,27 @@ async def measure_server(path: Path, text: str, rounds: int) -> dict[str, float]
         results["code actions after an edit"] = median_ms(samples)
         results["ast.parse, meanwhile in the client"] = median_ms(yardstick)
 
+        # Typing an unfinished line in the middle of the file, which leaves its statement
+        # broken: the other definitions keep Apply. Typing on after `if cond` (no colon
+        # yet) re-indexes that statement alone; after an open bracket, which may reach
+        # into the statements below, the whole text is parsed (and fails) and indexed
+        # statement by statement.
+        broken = method_lines[len(method_lines) // 2] + 1
+        for name, typed in (("if without colon", "        if cond"), ("open bracket", "        extra = compute(")):
+            bench.replace(types.Range(start=types.Position(line=broken, character=0), end=types.Position(line=broken, character=0)), typed + "\n")
+            samples = []
+            for round_ in range(rounds):
+                at = types.Position(line=broken, character=len(typed) + round_)
+                bench.replace(types.Range(start=at, end=at), "x")
+                line = method_lines[(round_ * 37) % len(method_lines)] + 2
+                line += 1 if line > broken else 0
+                start = time.perf_counter()
+                actions = await bench.code_actions(line)
+                samples.append(time.perf_counter() - start)
+                assert len(actions) == 2 or abs(line - broken) < 20, actions
+            results[f"code actions after an edit, one statement broken ({name})"] = median_ms(samples)
+            bench.replace(types.Range(start=types.Position(line=broken, character=0), end=types.Position(line=broken + 1, character=0)), "")
+
         samples = []
         target = len(method_lines) // 2
         for round_ in range(max(rounds // 4, 5)):
@@ -187,6 +214,51 @@ async def measure_server(path: Path, text: str, rounds: int) -> dict[str, float]
         return results
     finally:
         await bench.client.stop()
+
+
+async def measure_first_persist(path: Path, text: str, rounds: int, pause: float = 1.0) -> dict[str, float]:
+    """The first persist of each of `rounds` fresh servers, `pause` s after `initialized`."""
+    handshakes, firsts = [], []
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    method = next(n for n, line in enumerate(text.split("\n")) if line.startswith("    def scale"))  # Shape0's
+    for round_ in range(rounds):
+        bench = BenchClient()
+        await bench.client.start_io(sys.executable, "-I", "-m", "livefix.lsp", cwd=str(path.parent), env=env)
+        try:
+            capabilities = types.ClientCapabilities(
+                workspace=types.WorkspaceClientCapabilities(
+                    apply_edit=True, workspace_edit=types.WorkspaceEditClientCapabilities(document_changes=True)
+                )
+            )
+            start = time.perf_counter()
+            await bench.client.initialize_async(
+                types.InitializeParams(capabilities=capabilities, root_uri=path.parent.as_uri())
+            )
+            handshakes.append(time.perf_counter() - start)
+            bench.client.initialized(types.InitializedParams())
+            bench.uri, bench.text = path.as_uri(), text
+            bench.client.text_document_did_open(
+                types.DidOpenTextDocumentParams(
+                    text_document=types.TextDocumentItem(uri=bench.uri, language_id="python", version=1, text=text)
+                )
+            )
+            await bench.code_actions(method)  # the document is indexed: only persisting is left to time
+            await asyncio.sleep(pause)  # a person reading the diagnostic before choosing "Persist"
+            source = f"def scale(self, factor):\n    return None  # round {round_}\n"
+            start = time.perf_counter()
+            result = await bench.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(
+                    command="livefix.persist",
+                    arguments=[{"uri": bench.uri, "qualname": "Shape0.scale", "source": source}],
+                )
+            )
+            firsts.append(time.perf_counter() - start)
+            assert result["applied"], result  # type: ignore[index]
+            await bench.client.shutdown_async(None)
+            bench.client.exit(None)
+        finally:
+            await bench.client.stop()
+    return {"initialize answered": median_ms(handshakes), "first persist": median_ms(firsts)}
 
 
 def measure_in_process(text: str, rounds: int) -> dict[str, float]:
@@ -213,12 +285,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--servers", type=int, default=7, help="fresh servers for the first-persist case")
     args = parser.parse_args()
     text = generate(args.lines)
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "shapes.py"
         path.write_text(text, encoding="utf-8")
         served = asyncio.run(measure_server(path, text, args.rounds))
+        fresh = asyncio.run(measure_first_persist(path, text, args.servers))
     local = measure_in_process(text, args.rounds)
     print(f"livefix language server, {text.count(chr(10))}-line file, medians (Python {sys.version.split()[0]})")
     print()
@@ -226,13 +300,23 @@ def main() -> None:
     yardstick = local["ast.parse"]
     print("| measurement | median ms | x ast.parse | vs target |")
     print("| --- | ---: | ---: | ---: |")
-    targets = {"code actions, warm": 50.0, "code actions after an edit": 50.0, "persist (command + applyEdit)": 500.0}
+    targets = {
+        "code actions, warm": 50.0,
+        "code actions after an edit": 50.0,
+        "code actions after an edit, one statement broken (if without colon)": 50.0,
+        "code actions after an edit, one statement broken (open bracket)": 50.0,
+        "persist (command + applyEdit)": 500.0,
+    }
     served_yardstick = served.pop("ast.parse, meanwhile in the client")
+    targets[f"first persist, {args.servers} fresh servers, 1 s after initialized"] = 100.0
+    served[f"first persist, {args.servers} fresh servers, 1 s after initialized"] = fresh["first persist"]
     for name, value in served.items():
         print(
             f"| {name}, over LSP | {value:.1f} | {value / served_yardstick:.2f} "
             f"| {value / targets[name]:.2f} of {targets[name]:.0f} ms |"
         )
+    print(f"| initialize answered, {args.servers} fresh servers, over LSP | {fresh['initialize answered']:.1f} | "
+          f"{fresh['initialize answered'] / served_yardstick:.2f} | |")
     print(f"| ast.parse, in the client while the server ran | {served_yardstick:.1f} | 1.00 | |")
     for name, value in local.items():
         print(f"| {name}, in process | {value:.1f} | {value / yardstick:.2f} | |")

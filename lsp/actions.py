@@ -8,13 +8,13 @@ argument into a `livefix/apply` or `livefix/reload` request (docs/lsp.md). Only
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from lsprotocol import types
 
 from livefix.lsp.definitions import Definition
 from livefix.lsp.documents import Snapshot
-from livefix.lsp.drift import Drift, diagnostic
+from livefix.lsp.drift import Drift, RunningDefinition, diagnostic
 
 APPLY_DEFINITION = "livefix.applyDefinition"
 RELOAD_MODULE = "livefix.reloadModule"
@@ -46,27 +46,38 @@ def apply_arguments(snapshot: Snapshot, definition: Definition) -> dict[str, Any
     }
 
 
-def code_actions(snapshot: Snapshot, request: types.Range, drifts: list[Drift]) -> list[types.CodeAction]:
-    """The actions for a cursor or selection in `snapshot`."""
+def code_actions(
+    snapshot: Snapshot, request: types.Range, drifts: list[Drift], running: Sequence[RunningDefinition] = ()
+) -> list[types.CodeAction]:
+    """The actions for a cursor or selection in `snapshot`.
+
+    `running` is what the process reported running for this document: no "Apply" is
+    offered for a function whose name runs as a class (the engine would replace one
+    kind of object by another).
+    """
     if snapshot.module is None and not (snapshot.path or "").endswith((".py", ".pyw")):
         return []  # not a Python file the process could have loaded
     actions: list[types.CodeAction] = []
     actions.extend(_drift_actions(snapshot, request, drifts))
-    if snapshot.index is not None:
-        target = snapshot.index.function_at(request.start.line)
-        target = snapshot.index.runnable(target) if target is not None else None
-        if target is not None:
-            actions.append(
-                types.CodeAction(
+    # `recovered`: while one statement is being typed (does not parse), the
+    # definitions in the others are still offered.
+    index = snapshot.recovered
+    target = index.function_at(request.start.line)
+    target = index.runnable(target) if target is not None else None
+    if target is not None and not any(
+        r.qualname == target.qualname and r.kind not in (None, target.kind) for r in running
+    ):
+        actions.append(
+            types.CodeAction(
+                title=f"Apply `{target.qualname}` to running process",
+                kind=types.CodeActionKind.RefactorRewrite,
+                command=types.Command(
                     title=f"Apply `{target.qualname}` to running process",
-                    kind=types.CodeActionKind.RefactorRewrite,
-                    command=types.Command(
-                        title=f"Apply `{target.qualname}` to running process",
-                        command=APPLY_DEFINITION,
-                        arguments=[apply_arguments(snapshot, target)],
-                    ),
-                )
+                    command=APPLY_DEFINITION,
+                    arguments=[apply_arguments(snapshot, target)],
+                ),
             )
+        )
     if snapshot.module is not None:
         title = f"Reload `{snapshot.module}` in running process"
         actions.append(
@@ -86,11 +97,8 @@ def code_actions(snapshot: Snapshot, request: types.Range, drifts: list[Drift]) 
 def _drift_actions(snapshot: Snapshot, request: types.Range, drifts: list[Drift]) -> list[types.CodeAction]:
     actions: list[types.CodeAction] = []
     for drift in drifts:
-        span = (
-            (drift.definition.first_line, drift.definition.end_line)
-            if drift.definition is not None
-            else (drift.anchor_line, drift.anchor_line)
-        )
+        shown = drift.definition or drift.other
+        span = (shown.first_line, shown.end_line) if shown is not None else (drift.anchor_line, drift.anchor_line)
         if request.end.line < span[0] or request.start.line > span[1]:
             continue
         related = [diagnostic(snapshot, drift)]

@@ -44,6 +44,19 @@ class Definition:
         return self.first_line <= line <= self.end_line
 
 
+@dataclass(frozen=True)
+class Broken:
+    """A module-level statement that does not parse on its own."""
+
+    first: int  # its first line
+    last: int  # its last line of code
+    line: int  # where the parser gave up
+    message: str  # why
+
+    def shifted(self, delta: int) -> "Broken":
+        return Broken(self.first + delta, self.last + delta, self.line + delta, self.message)
+
+
 @dataclass
 class DefinitionIndex:
     """Every target of one document, in document order, and lookups over them."""
@@ -57,6 +70,19 @@ class DefinitionIndex:
     # (line of a module-level compound statement, line of its first inner statement):
     # their indentation difference is the file's indentation unit.
     indent_sample: tuple[int, int] | None = None
+    # The module-level statements that do not parse (also in `statements`, by their
+    # lines): their definitions are not indexed; the other statements' are.
+    broken: list[Broken] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole document parses (then this is exactly `ast`'s view of it)."""
+        return not self.broken
+
+    @property
+    def error(self) -> str | None:
+        """Where and why the first broken statement does not parse."""
+        return f"line {self.broken[0].line + 1}: {self.broken[0].message}" if self.broken else None
 
     @classmethod
     def parse(cls, text: str, line_offset: int = 0) -> "DefinitionIndex":
@@ -80,6 +106,23 @@ class DefinitionIndex:
             index.main_guard_line = index.statements[-1][0]
         return index
 
+    @classmethod
+    def parse_recovering(cls, text: str, line_offset: int = 0) -> "DefinitionIndex":
+        """Like `parse`, but a text that does not parse is indexed statement by statement.
+
+        Each module-level statement (found by `recovery.statement_starts`) is parsed
+        on its own; those that parse are indexed, the others are listed in `broken`.
+        A module-level statement that parses on its own parses the same inside the
+        file, so the definitions outside the broken statements are the ones the file
+        will have once it is fixed there.
+        """
+        try:
+            return cls.parse(text, line_offset)
+        except (SyntaxError, ValueError) as exc:
+            from livefix.lsp.recovery import recover  # only broken documents need it
+
+            return recover(text, line_offset, exc)
+
     def reparse(self, old: Lines, new: Lines) -> "DefinitionIndex":
         """The index of `new`, re-parsing only the module-level statements an edit touched.
 
@@ -88,13 +131,19 @@ class DefinitionIndex:
         string and block it opens), so only the changed statements are parsed again
         and the rest is shifted. Whenever that reasoning might not hold (the edit
         reaches into indentation around the piece, the piece does not parse alone),
-        the whole text is parsed, with the same result and errors as `parse`.
+        the whole text is parsed, with the same result as `parse_recovering`.
+
+        While the document has a broken statement, typing goes on in it: an edit inside
+        a broken statement that leaves it broken re-indexes only that statement
+        (`parse_recovering` of it). Every other edit of a broken document (one that
+        mends it, one elsewhere) and the edit that breaks the first statement go to
+        the whole text, so a complete index is always exactly `ast`'s.
         """
         try:
             spliced = self._splice(old, new)
         except (SyntaxError, ValueError):
-            spliced = None
-        return spliced if spliced is not None else DefinitionIndex.parse(new.text)
+            spliced = None  # the piece does not parse on its own: the whole text decides
+        return spliced if spliced is not None else DefinitionIndex.parse_recovering(new.text)
 
     def _splice(self, old: Lines, new: Lines) -> "DefinitionIndex | None":
         head = _common_prefix(old.text, new.text)
@@ -119,7 +168,22 @@ class DefinitionIndex:
         if after[:1] in (" ", "\t") and after.strip() and not after.lstrip().startswith("#"):
             return None  # the line after the piece would continue it: not a safe cut
         piece = new.text[new.offset(start) : new.offset(new_end + 1)]
-        part = DefinitionIndex.parse(piece, line_offset=start)
+        try:
+            part = DefinitionIndex.parse(piece, line_offset=start)
+        except (SyntaxError, ValueError) as exc:
+            from livefix.lsp.recovery import closes_everything, recover, starts_statement
+
+            # Typing on in a broken statement: only that statement is indexed again, if
+            # it is one (it begins a statement and leaves no string or bracket open, so
+            # it cannot reach into the next). Anything else (the first break, an edit
+            # elsewhere, a cut that may not be one) is for the whole text to decide.
+            typing_on = any(b.first <= end and b.last >= start for b in self.broken)
+            if not (typing_on and starts_statement(new.line(start)) and closes_everything(piece)):
+                raise
+            part = recover(piece, start, exc)
+        else:
+            if not self.complete:
+                return None  # this may have mended the document: the whole text decides
 
         before = [s for s in self.statements if s[1] < start]
         later = [(f + delta, l + delta) for f, l in self.statements if f > end]
@@ -132,6 +196,11 @@ class DefinitionIndex:
             index.definitions.append(definition)
             index.by_qualname.setdefault(definition.qualname, []).append(definition)
         index.statements = [*before, *part.statements, *later]
+        index.broken = [
+            *(b for b in self.broken if b.last < start),
+            *part.broken,
+            *(b.shifted(delta) for b in self.broken if b.first > end),
+        ]
 
         sample = self.indent_sample
         if sample is not None and sample[0] < start:

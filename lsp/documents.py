@@ -32,9 +32,20 @@ class Snapshot:
     version: int | None
     text: str
     lines: Lines
-    index: DefinitionIndex | None  # None: the text does not parse (see `error`)
-    error: str | None
+    # Every module-level statement that parses on its own, indexed: the definitions
+    # outside a statement being typed keep their actions while it is broken.
+    recovered: DefinitionIndex
+    error: str | None  # where and why the text does not parse; None when it does
     units: Callable[[str], int]  # length of a string in the client's position units
+
+    @property
+    def index(self) -> DefinitionIndex | None:
+        """The whole document's index; None while any statement does not parse.
+
+        Drift and persisting need it whole: a definition in a broken statement
+        is not "absent", and an edit must not be built on a text that does not parse.
+        """
+        return self.recovered if self.recovered.complete else None
 
     def position(self, line: int, character_offset: int | None = None) -> types.Position:
         """Position of `line` at Python-character offset `character_offset` (None: line end)."""
@@ -96,15 +107,11 @@ class DocumentCache:
         if cached is not None and cached.version == version and cached.text == text:
             return cached
         lines = Lines(text)
-        try:
-            if cached is not None and cached.index is not None:
-                # After a keystroke only the statement being edited is parsed again.
-                index = cached.index.reparse(cached.lines, lines)
-            else:
-                index = DefinitionIndex.parse(text)
-            error = None
-        except (SyntaxError, ValueError) as exc:
-            index, error = None, f"line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}"
+        if cached is not None:
+            # After a keystroke only the statement being edited is parsed again.
+            index = cached.recovered.reparse(cached.lines, lines)
+        else:
+            index = DefinitionIndex.parse_recovering(text)
         codec = workspace.position_codec
         snapshot = Snapshot(
             uri=uri,
@@ -113,8 +120,8 @@ class DocumentCache:
             version=version,
             text=text,
             lines=lines,
-            index=index,
-            error=error,
+            recovered=index,
+            error=index.error,
             units=codec.client_num_units,
         )
         if document is not None:

@@ -9,6 +9,7 @@ a document and yields one `Drift` per definition whose running text is not in it
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 from dataclasses import dataclass
@@ -16,9 +17,9 @@ from typing import Any
 
 from lsprotocol import types
 
-from livefix.lsp.definitions import Definition
+from livefix.lsp.definitions import Definition, DefinitionKind
 from livefix.lsp.documents import Snapshot
-from livefix.lsp.text import same_definition
+from livefix.lsp.text import dedent_code, normalize_newlines, same_definition
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,20 @@ class RunningDefinition:
     qualname: str
     source: str
     generation: int
+    kind: DefinitionKind | None  # what `source` defines; None if it is no single definition
+
+
+def definition_kind(source: str) -> DefinitionKind | None:
+    """Whether `source` (indented or not) is one function or one class definition."""
+    try:
+        body = ast.parse(dedent_code(normalize_newlines(source)).strip("\n") + "\n").body
+    except (SyntaxError, ValueError):
+        return None
+    if len(body) != 1:
+        return None
+    if isinstance(body[0], ast.ClassDef):
+        return "class"
+    return "function" if isinstance(body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
 @dataclass(frozen=True)
@@ -42,8 +57,9 @@ class Drift:
     """A running definition that differs from (or is absent from) a document."""
 
     running: RunningDefinition
-    definition: Definition | None  # its definition in the document, None if absent
+    definition: Definition | None  # its definition in the document (of the same kind), None if absent
     anchor_line: int  # where the diagnostic goes
+    other: Definition | None = None  # the document's definition of that name, of another kind
 
 
 def normalize_path(path: str) -> str:
@@ -75,7 +91,8 @@ class DriftTracker:
             source = entry.get("source")
             generation = next((g for g in (entry.get("generation"), body.get("generation")) if isinstance(g, int)), 0)
             if isinstance(source, str):
-                self._running[key] = RunningDefinition(module, path, entry["qualname"], source, generation)
+                kind = definition_kind(source)
+                self._running[key] = RunningDefinition(module, path, entry["qualname"], source, generation, kind)
             else:  # back to the code as loaded (or removed): nothing to compare against
                 self._running.pop(key, None)
             touched.append((module, path))
@@ -109,8 +126,14 @@ def drifts(snapshot: Snapshot, running: list[RunningDefinition]) -> list[Drift]:
         candidates = snapshot.index.candidates(entry.qualname)
         if any(same_definition(snapshot.definition_source(c), entry.source) for c in candidates):
             continue
+        # Only a definition of the same kind can be sent back to the process: the engine
+        # must never replace a running method by a class (or a class by a function).
+        same_kind = [c for c in candidates if entry.kind is None or c.kind == entry.kind]
+        if same_kind:
+            found.append(Drift(entry, same_kind[0], same_kind[0].def_line))
+            continue
         if candidates:
-            found.append(Drift(entry, candidates[0], candidates[0].def_line))
+            found.append(Drift(entry, None, candidates[0].def_line, other=candidates[0]))
             continue
         scope = entry.qualname.rpartition(".")[0]
         classes = [d for d in snapshot.index.by_qualname.get(scope, []) if d.kind == "class"] if scope else []
@@ -120,9 +143,12 @@ def drifts(snapshot: Snapshot, running: list[RunningDefinition]) -> list[Drift]:
 
 def diagnostic(snapshot: Snapshot, drift: Drift) -> types.Diagnostic:
     running = drift.running
+    message = f"running process has generation {running.generation} of `{running.qualname}`; not in this file"
+    if drift.other is not None and running.kind is not None:
+        message += f" (it runs as a {running.kind}; this file defines a {drift.other.kind})"
     return types.Diagnostic(
         range=snapshot.header_range(drift.anchor_line),
-        message=f"running process has generation {running.generation} of `{running.qualname}`; not in this file",
+        message=message,
         severity=types.DiagnosticSeverity.Information,
         source=DIAGNOSTIC_SOURCE,
         code=DIAGNOSTIC_CODE,

@@ -64,6 +64,17 @@ class ModuleResolver:
             return None
         return ".".join(parts)
 
+    def path_for(self, module: str) -> str | None:
+        """The file under a module root that `module` names (`a/b.py` or `a/b/__init__.py`), if any."""
+        parts = module.split(".")
+        if not all(part.isidentifier() for part in parts):
+            return None
+        for root in sorted(self.roots, key=len, reverse=True):  # the deepest root wins, as in `module_for`
+            for candidate in (os.path.join(root, *parts) + ".py", os.path.join(root, *parts, "__init__.py")):
+                if os.path.isfile(candidate) and self.module_for(candidate) == module:
+                    return candidate
+        return None
+
 
 def _is_under(path: str, root: str) -> bool:
     return path.startswith(root.rstrip(os.sep) + os.sep)

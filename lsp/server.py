@@ -8,8 +8,10 @@ notification comes from `livefix.protocol`, the single source of truth for names
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 import cattrs
@@ -22,7 +24,7 @@ from livefix import protocol
 from livefix.errors import LivefixError
 from livefix.lsp import actions, errors
 from livefix.lsp.documents import DocumentCache, Snapshot
-from livefix.lsp.drift import Drift, DriftTracker, diagnostic, drifts
+from livefix.lsp.drift import Drift, DriftTracker, RunningDefinition, diagnostic, drifts, normalize_path
 from livefix.lsp.modules import ModuleResolver
 from livefix.lsp.options import Options, parse_options
 
@@ -58,7 +60,9 @@ class LivefixServer(LanguageServer):
         self.resolver = ModuleResolver()
         self.documents = DocumentCache(lambda: self.workspace, lambda: self.resolver)
         self.tracker = DriftTracker()
-        self._published: set[str] = set()  # uris that currently show drift diagnostics
+        self._published: dict[str, list[types.Diagnostic]] = {}  # uri -> the drift diagnostics last sent
+        self._folders: list[str] = []  # workspace folders and module roots, normalised
+        self.warming_up: asyncio.Task[None] | None = None
 
     # -- configuration ---------------------------------------------------------------
 
@@ -71,39 +75,68 @@ class LivefixServer(LanguageServer):
         if not folders and self.workspace.root_path:
             folders = [self.workspace.root_path]
         self.resolver = ModuleResolver.for_workspace([f for f in folders if f], self.options.module_roots)
+        self._folders = [normalize_path(f) for f in [*folders, *self.resolver.roots] if f]
         self.documents.clear()
 
     # -- drift -----------------------------------------------------------------------
 
+    def running_for(self, snapshot: Snapshot) -> list[RunningDefinition]:
+        """What the process reported running for the document's module."""
+        return self.tracker.for_document(snapshot.path, snapshot.module) if self.tracker else []
+
     def drifts_for(self, snapshot: Snapshot) -> list[Drift]:
         if not self.tracker or snapshot.index is None or not self.options.drift_diagnostics:
             return []
-        return drifts(snapshot, self.tracker.for_document(snapshot.path, snapshot.module))
+        return drifts(snapshot, self.running_for(snapshot))
 
     def publish_drift(self, uri: str) -> None:
-        """(Re)publish the drift diagnostics of one document."""
+        """(Re)publish the drift diagnostics of one document, when they changed.
+
+        Only documents the user can look at get diagnostics: open ones, and files that
+        exist in the workspace (a process's path that does not exist here, such as a
+        container's, has no document to show them on). Diagnostics identical to the
+        ones last sent are not sent again.
+        """
         if not self.tracker and uri not in self._published:
             return  # the common case: nothing was ever applied, so nothing to do per keystroke
-        snapshot = self.documents.get(uri)
-        if snapshot.index is None:
-            return  # mid-edit syntax error: keep what is shown rather than flicker
-        found = [diagnostic(snapshot, d) for d in self.drifts_for(snapshot)]
-        if not found and uri not in self._published:
+        found: list[types.Diagnostic] = []
+        version = None
+        if self._shown(uri):
+            snapshot = self.documents.get(uri)
+            if snapshot.index is None:
+                return  # mid-edit syntax error: keep what is shown rather than flicker
+            found, version = [diagnostic(snapshot, d) for d in self.drifts_for(snapshot)], snapshot.version
+        if found == self._published.get(uri, []):
             return
         if found:
-            self._published.add(uri)
+            self._published[uri] = found
         else:
-            self._published.discard(uri)
+            self._published.pop(uri, None)
         self.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=snapshot.version)
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=version)
         )
+
+    def _shown(self, uri: str) -> bool:
+        """Whether `uri` is open in the editor, or a file in the workspace."""
+        if uri in self.workspace.text_documents:
+            return True
+        path = uris.to_fs_path(uri) if uri.startswith("file:") else None
+        return bool(path) and os.path.isfile(path) and self._in_workspace(path)  # type: ignore[arg-type]
+
+    def _in_workspace(self, path: str) -> bool:
+        real = normalize_path(path)
+        return any(real.startswith(folder + os.sep) for folder in self._folders)
 
     def generation_applied(self, body: Any) -> None:
         touched = self.tracker.record(body)
         targets = set(self.workspace.text_documents) | set(self._published)
-        for _module, path in touched:
-            if path:
+        for module, path in touched:
+            if path and os.path.exists(path):
                 targets.add(uris.from_fs_path(path) or "")
+            elif module:  # a process elsewhere (a container): its module's file here, if any
+                local = self.resolver.path_for(module)
+                if local:
+                    targets.add(uris.from_fs_path(local) or "")
         for uri in sorted(t for t in targets if t):
             self.publish_drift(uri)
 
@@ -121,7 +154,8 @@ class LivefixServer(LanguageServer):
             on_disk = snapshot.path is not None and os.path.isfile(snapshot.path)
             if uri not in self.workspace.text_documents and not on_disk:
                 raise LivefixError("notFound", f"{uri} is neither open in the editor nor a file", uri=uri)
-            # Imported here: libcst is the heaviest import and only persisting needs it.
+            # Imported here: libcst is the heaviest import and only persisting needs it
+            # (`warm_up` has usually imported it already, in the background).
             from livefix.lsp.persist import persist_change
 
             change = persist_change(snapshot.text, qualname, source, snapshot.index)
@@ -147,6 +181,25 @@ class LivefixServer(LanguageServer):
             errors.refuse(self, LivefixError("failed", f"the editor did not apply the edit ({reason})"), action)
         return {"applied": True, "range": _range_dict(edit.range)}
 
+    async def warm_up(self) -> None:
+        """Import libcst and persist once in the background, so the first real persist is fast.
+
+        Importing libcst costs 150-500 ms, which the first `livefix.persist` would
+        otherwise pay. Started after `initialized` on a worker thread, so neither the
+        handshake nor the requests that follow wait for it; a persist arriving meanwhile
+        waits on Python's import lock for the same import instead of doing it twice.
+        The result goes to the client's log (`window/logMessage`).
+        """
+        try:
+            elapsed = await asyncio.get_running_loop().run_in_executor(None, _warm_up)
+        except Exception as exc:  # only makes the first persist slower (and report the same error)
+            log.warning("warming up the persister failed", exc_info=True)
+            message, kind = f"livefix: loading the persister failed ({type(exc).__name__}: {exc})", types.MessageType.Warning
+        else:
+            log.info("persister warmed up in %.0f ms", elapsed * 1000)
+            message, kind = f"livefix: ready to persist (libcst loaded in {elapsed * 1000:.0f} ms)", types.MessageType.Log
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
     def _client_applies_edits(self) -> bool:
         workspace = self.client_capabilities.workspace
         return bool(workspace and workspace.apply_edit)
@@ -161,6 +214,15 @@ class LivefixServer(LanguageServer):
             identifier = types.OptionalVersionedTextDocumentIdentifier(uri=snapshot.uri, version=snapshot.version)
             return types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(text_document=identifier, edits=[edit])])
         return types.WorkspaceEdit(changes={snapshot.uri: [edit]})
+
+
+def _warm_up() -> float:
+    """Runs on a worker thread: every first-time cost of a persist (imports, libcst's parser)."""
+    start = time.perf_counter()
+    from livefix.lsp.persist import persist_change
+
+    persist_change("class A:\n    def f(self):\n        return 1\n", "A.f", "def f(self):\n    return 2\n")
+    return time.perf_counter() - start
 
 
 def _persist_arguments(argument: Any) -> tuple[str, str, str]:
@@ -202,6 +264,8 @@ def create_server() -> LivefixServer:
     def initialized(ls: LivefixServer, params: types.InitializedParams) -> None:
         for problem in ls.option_problems:
             ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"livefix: {problem}"))
+        # Kept on the server: the event loop holds only a weak reference to its tasks.
+        ls.warming_up = asyncio.get_running_loop().create_task(ls.warm_up())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def folders_changed(ls: LivefixServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
@@ -233,7 +297,7 @@ def create_server() -> LivefixServer:
     )
     def code_action(ls: LivefixServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         snapshot = ls.documents.get(params.text_document.uri)
-        found = actions.code_actions(snapshot, params.range, ls.drifts_for(snapshot))
+        found = actions.code_actions(snapshot, params.range, ls.drifts_for(snapshot), ls.running_for(snapshot))
         only = [_kind(kind) for kind in params.context.only or []]
         return [a for a in found if _wanted(_kind(a.kind) if a.kind else None, only)]
 

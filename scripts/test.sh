@@ -10,6 +10,14 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q ".[test]"
+# Debian's Neovim, for tests/lsp/test_neovim.py (the documented Neovim configuration, run
+# headless). The test installs it too when missing; here it stays out of the test's timeout.
+if ! command -v nvim >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends neovim >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends neovim >/dev/null; } \
+    || echo "could not install neovim: tests/lsp/test_neovim.py will try again"
+fi
 status=0
 .venv/bin/python -m pytest -p no:cacheprovider -rs "$@" tests || status=$?
 

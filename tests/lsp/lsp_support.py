@@ -83,6 +83,7 @@ class Editor:
         self.publish_count: dict[str, int] = {}
         self.applied_edits: list[types.ApplyWorkspaceEditParams] = []
         self.messages: list[types.ShowMessageParams] = []
+        self.log_messages: list[types.LogMessageParams] = []
         self.refuse_edits = False  # answer applyEdit with applied=false (a user who cancelled)
         self._changed = asyncio.Event()
 
@@ -110,6 +111,10 @@ class Editor:
         def on_message(params: types.ShowMessageParams) -> None:
             editor._on_message(params)
 
+        def on_log(params: types.LogMessageParams) -> None:
+            editor.log_messages.append(params)
+            editor._notify_change()
+
         register_lsp_features(
             client,
             {
@@ -117,6 +122,7 @@ class Editor:
                 types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: on_diagnostics,
                 types.WORKSPACE_APPLY_EDIT: on_apply_edit,
                 types.WINDOW_SHOW_MESSAGE: on_message,
+                types.WINDOW_LOG_MESSAGE: on_log,
             },
         )
         server_env = {k: v for k, v in (env or os.environ).items() if k != "PYTHONPATH"}

@@ -117,11 +117,55 @@ async def test_actions_follow_unsaved_edits(editor: Editor, workspace: Path) -> 
     assert apply.command.arguments[0]["range"]["start"]["line"] == method + 2  # type: ignore[union-attr]
 
 
-async def test_broken_document_offers_only_reload(editor: Editor, workspace: Path) -> None:
+async def test_broken_statement_keeps_the_others_actions(editor: Editor, workspace: Path) -> None:
+    """While one module-level statement does not parse, the definitions outside it keep "Apply"."""
     text = (workspace / PRICING).read_text(encoding="utf-8")
-    uri = editor.open(workspace / PRICING, text + "\ndef broken(:\n")
-    actions = await editor.code_actions(uri, find_marker(text, "method"))
-    assert titles(actions) == ["Reload `shop.pricing` in running process"]
+    uri = editor.open(workspace / PRICING, text + "\ndef broken(:\n    return 1\n")
+    method = find_marker(text, "method")
+    assert titles(await editor.code_actions(uri, method)) == [
+        "Apply `Cart.add` to running process",
+        "Reload `shop.pricing` in running process",
+    ]
+    broken_line = len(text.splitlines()) + 1
+    assert titles(await editor.code_actions(uri, broken_line + 1)) == ["Reload `shop.pricing` in running process"]
+
+    # Typing in `total`'s body (an open bracket, as typed): `total` is the broken statement.
+    editor.replace_all(uri, text)
+    body = find_marker(text, "total_body")
+    typed = "    extra = compute(\n"
+    editor.change(uri, types.Range(start=types.Position(line=body + 1, character=0), end=types.Position(line=body + 1, character=0)), typed)
+    expected = dict(EXPECTED, total_def=None, total_body=None, nested_def=None, nested_body=None)
+    now = editor.texts[uri]
+    wrong = {}
+    for marker, qualname in expected.items():
+        actions = await editor.code_actions(uri, find_marker(now, marker), 4)
+        want = [] if qualname is None else [f"Apply `{qualname}` to running process"]
+        if titles(actions) != [*want, "Reload `shop.pricing` in running process"]:
+            wrong[marker] = titles(actions)
+    assert wrong == {}
+    # What the action sends is the definition's own text, at its place in the edited buffer.
+    [apply, _] = await editor.code_actions(uri, find_marker(now, "cached_end"))
+    first, last = find_marker(now, "decorator_line"), find_marker(now, "cached_end")
+    assert apply.command.arguments[0]["source"] == lines_of(now, first, last)  # type: ignore[union-attr]
+    assert apply.command.arguments[0]["range"]["start"]["line"] == first  # type: ignore[union-attr]
+
+    # Opening quotes typed in a method: its class is broken, the rest of the file is not
+    # (even though the quotes pair with the next docstring's as Python reads it).
+    editor.replace_all(uri, text)
+    editor.change(uri, types.Range(start=types.Position(line=method + 1, character=0), end=types.Position(line=method + 1, character=0)), '        """\n')
+    now = editor.texts[uri]
+    for marker in ("method", "prop", "nested_method", "comprehension"):
+        assert titles(await editor.code_actions(uri, find_marker(now, marker))) == ["Reload `shop.pricing` in running process"], marker
+    for marker, qualname in (("total_body", "total"), ("overload_impl", "parse"), ("conditional", "conditional")):
+        assert titles(await editor.code_actions(uri, find_marker(now, marker)))[0] == f"Apply `{qualname}` to running process"
+
+    # Fixed again: every action is back, as for the file opened fresh.
+    editor.change(uri, types.Range(start=types.Position(line=method + 1, character=0), end=types.Position(line=method + 2, character=0)), "")
+    assert editor.texts[uri] == text
+    assert titles(await editor.code_actions(uri, find_marker(text, "nested_method"))) == [
+        "Apply `Cart.Line.price` to running process",
+        "Reload `shop.pricing` in running process",
+    ]
 
 
 async def test_only_filter_and_module_names(editor: Editor, workspace: Path) -> None:

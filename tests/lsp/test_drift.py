@@ -155,3 +155,89 @@ async def test_matching_by_path_then_by_module(start_editor, workspace: Path) ->
     quiet.generation_applied(running_body(1, [source("shop.pricing", workspace / PRICING, "total", "def total(items):\n    return 0\n")]))
     await quiet.settle(uri)
     assert quiet.publish_count == {}
+
+
+async def test_diagnostics_go_only_to_documents_shown_and_only_when_they_change(
+    editor: Editor, workspace: Path, tmp_path: Path
+) -> None:
+    pricing = workspace / PRICING
+    outside = tmp_path / "elsewhere" / "tool.py"  # exists on this machine, outside the workspace
+    outside.parent.mkdir()
+    outside.write_text("def run():\n    return 1\n", encoding="utf-8")
+    body = running_body(1, [
+        # A process in a container: its path does not exist here, its module is this workspace's file.
+        source("shop.pricing", "/srv/app/shop/pricing.py", "total", "def total(items):\n    return 0\n"),
+        # Neither the path nor the module is anywhere here.
+        source("ghost", "/srv/app/ghost.py", "haunt", "def haunt():\n    return 0\n"),
+        source("tool", outside, "run", "def run():\n    return 2\n"),
+    ])
+    editor.generation_applied(body)
+    [shown] = await editor.wait_until(lambda: editor.diagnostics.get(pricing.as_uri()), "the workspace file's diagnostic")
+    assert shown.message == "running process has generation 1 of `total`; not in this file"
+    settle = editor.open(workspace / "src" / "shop" / "__init__.py")
+    await editor.settle(settle)
+    assert editor.publish_count == {pricing.as_uri(): 1}  # nothing for /srv/app/..., nor for the file outside
+
+    # The same event again, an unrelated one, opening the file, typing below the
+    # diagnostic: what is shown does not change, so nothing is sent again.
+    editor.generation_applied(body)
+    editor.generation_applied(running_body(2, [source("shop", workspace / "src" / "shop" / "__init__.py", "hello", "def hello():\n    return 1\n")]))
+    uri = editor.open(pricing)
+    text = editor.texts[uri]
+    end = len(text.splitlines())
+    editor.change(uri, types.Range(start=types.Position(line=end, character=0), end=types.Position(line=end, character=0)), "\n# a note\n")
+    await editor.settle(uri)
+    assert editor.publish_count[uri] == 1
+    # Typing above it moves it: sent again, once.
+    editor.change(uri, types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0)), "# a note\n")
+    await editor.settle(uri)
+    assert editor.publish_count[uri] == 2
+    assert editor.diagnostics[uri][0].range.start.line == shown.range.start.line + 1
+
+    # A file outside the workspace gets its diagnostics once the editor opens it.
+    tool = editor.open(outside)
+    [opened] = await editor.wait_until(lambda: editor.diagnostics.get(tool), "the opened file's diagnostic")
+    assert "`run`" in opened.message
+
+
+FILES = '''class FileType:
+    class __call__:  # @kind_class
+        pass
+
+    def mode(self):  # @kind_method
+        return "r"
+
+
+def opener(path):  # @kind_function
+    return open(path)
+'''
+
+
+async def test_a_definition_of_another_kind_is_never_sent_to_the_process(editor: Editor, workspace: Path) -> None:
+    """A method running where the file has a class (or the reverse): no Apply or Revert sends the file's."""
+    path = workspace / "src" / "shop" / "files.py"
+    path.write_text(FILES, encoding="utf-8")
+    uri = editor.open(path)
+    editor.generation_applied(running_body(4, [
+        source("shop.files", path, "FileType.__call__", "def __call__(self, name):\n    return open(name)\n"),
+        source("shop.files", path, "opener", "class opener:\n    pass\n"),
+        source("shop.files", path, "FileType.mode", "def mode(self):\n    return 'w'\n"),
+    ]))
+    shown = await editor.wait_until(lambda: len(editor.diagnostics.get(uri) or []) == 3 and editor.diagnostics[uri], "three diagnostics")
+    assert sorted(d.message for d in shown) == [
+        "running process has generation 4 of `FileType.__call__`; not in this file (it runs as a function; this file defines a class)",
+        "running process has generation 4 of `FileType.mode`; not in this file",
+        "running process has generation 4 of `opener`; not in this file (it runs as a class; this file defines a function)",
+    ]
+    reload = "Reload `shop.files` in running process"
+    persist = "Persist running definition to source"
+    for marker in ("kind_class", "kind_function"):
+        line = find_marker(FILES, marker)
+        for at in (line, line + 1):
+            actions = await editor.code_actions(uri, at, 8)
+            assert [a.title for a in actions] == [persist, reload], (marker, at)
+            assert all(a.command and a.command.command != "livefix.applyDefinition" for a in actions)
+    # The same kind on both sides: reverting is offered, with the file's method.
+    actions = await editor.code_actions(uri, find_marker(FILES, "kind_method") + 1, 8)
+    assert [a.title for a in actions] == [persist, "Revert process to this file's definition", "Apply `FileType.mode` to running process", reload]
+    assert actions[1].command.arguments[0]["source"] == '    def mode(self):  # @kind_method\n        return "r"'  # type: ignore[union-attr]

@@ -65,3 +65,35 @@ async def test_incremental_reindex_matches_full_parse(editor: Editor, workspace:
         expected = await answers(editor, fresh, lines)
         assert sum(map(bool, expected)) > lines // 3, f"{what}: the edited text should still parse"
         assert await answers(editor, uri, lines) == expected, what
+
+
+# Typed into a method body a few characters at a time: the statement is broken for
+# most of the way (no colon yet, a block still empty, an open bracket, open quotes).
+TYPING = [
+    ["        if", " ready", ":", "\n            pass"],
+    ["        total = compute(", "a, [b", "]", ")"],
+    ['        """', "doc", '"""'],
+]
+
+
+async def test_while_a_statement_is_broken_incremental_answers_match_a_fresh_parse(editor: Editor, workspace: Path) -> None:
+    path = workspace / PRICING
+    uri = editor.open(path)
+    text = editor.texts[uri]
+    lines = text.count("\n") + 1
+    number = 0
+    for pieces in TYPING:
+        body = find_marker(editor.texts[uri], "method") + 1
+        position = at(body)
+        for piece in pieces:
+            editor.change(uri, types.Range(start=position, end=position), piece)
+            *_, last = piece.split("\n")
+            position = at(position.line + piece.count("\n"), (position.character if "\n" not in piece else 0) + len(last))
+            now = editor.texts[uri]
+            number += 1
+            fresh = editor.open(path.with_name(f"typed_{number}.py"), now)
+            expected = await answers(editor, fresh, now.count("\n") + 1)
+            assert sum(map(bool, expected)) > lines // 4, f"{piece!r}: the other definitions keep their actions"
+            assert await answers(editor, uri, now.count("\n") + 1) == expected, repr(piece)
+        # The typed line goes again: the document is the file's again.
+        editor.replace_all(uri, text)

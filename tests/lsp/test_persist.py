@@ -260,3 +260,21 @@ async def test_insertion_at_an_end_of_file_without_line_break_counts_utf16(edito
     assert editor.texts[uri] == text + "\n\n\ndef b():\n    return 2\n"
     end = {"line": 4, "character": len('MARK = "😀 ünï"') + 1}  # +1: the emoji is a surrogate pair
     assert result == {"applied": True, "range": {"start": end, "end": end}}
+
+
+async def test_first_persist_races_the_warm_up(start_editor, module_path: Path) -> None:
+    """The server loads libcst in the background after `initialized`; a persist sent at
+    once shares that import (Python's import lock) and works, and the warm-up reports
+    to the editor's log when persisting is ready."""
+    editor = await start_editor()
+    uri = await open_file(editor, module_path, "def f():\n    return 1\n")
+    assert await persist(editor, uri, "f", "def f():\n    return 2\n") == {
+        "applied": True,
+        "range": {"start": {"line": 1, "character": 0}, "end": {"line": 2, "character": 0}},
+    }
+    assert editor.texts[uri] == "def f():\n    return 2\n"
+    [ready] = await editor.wait_until(
+        lambda: [m for m in editor.log_messages if m.message.startswith("livefix: ready to persist")], "the warm-up's report"
+    )
+    assert ready.type == types.MessageType.Log
+    assert editor.messages == []  # nothing shown to the user
