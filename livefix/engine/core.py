@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+import textwrap
 import threading
 import time
 import types
@@ -186,6 +187,7 @@ class Engine:
                         f"assumed it matches {path} apart from {change.qualname}"
                     )
                 current = _check_qualname(change.qualname, module)
+                _refuse_change_of_kind(module.__name__, change, current, path)
                 # Where the running code starts is where the running text has it, unless a
                 # change earlier in this request moved things or the text is not exact.
                 running_line = None
@@ -794,6 +796,34 @@ def _watch_target(target: Any) -> tuple[str, types.FunctionType]:
     if function is None:
         raise LivefixError("unsupported", f"{target!r} is not a Python function livefix can watch", qualname=str(target))
     return f"{function.__module__}.{function.__qualname__}", function
+
+
+def _refuse_change_of_kind(module: str, change: Change, current: Any, path: str) -> None:
+    """A method replaced by a class (or a class by a function) is not a fix: refused, since
+    everything that holds the running object would go on holding the other kind."""
+    if current is None or change.qualname is None:
+        return
+    name = change.qualname.rsplit(".", 1)[-1]
+    if isinstance(current, type):
+        running = "class"
+    elif isinstance(current, (staticmethod, classmethod, property)) or codeutil.unwrap_function(current, name) is not None:
+        running = "function"
+    else:
+        return  # a value, or something livefix cannot classify: the planner decides
+    try:  # a source that does not parse is named later, at the file's line
+        body = ast.parse(textwrap.dedent(change.source)).body
+    except SyntaxError:
+        return
+    if len(body) != 1 or not isinstance(body[0], (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return  # refused later, with what it contains
+    sent = "class" if isinstance(body[0], ast.ClassDef) else "function"
+    if sent != running:
+        raise LivefixError(
+            "invalid",
+            f"{module}.{change.qualname} is a {running} in the running process; the new source defines a {sent}: "
+            "a change of kind is not applied (reload the module instead)",
+            module=module, qualname=change.qualname, reason="kindChanged",
+        )
 
 
 def _check_qualname(qualname: str, module: types.ModuleType) -> Any:

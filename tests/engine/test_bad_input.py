@@ -220,3 +220,20 @@ def test_whole_module_apply_is_risky_and_reload_is_not(ws, engine, target, state
     assert engine.prepare([{"module": target.__name__, "qualname": "price", "source": "def price(x):\n    return x * 5\n"}]).risks() == []
     ws.edit(target, "return x * 2", "return x * 5")
     assert engine.prepare_reload(modules=[target.__name__]).risks() == []
+
+
+@pytest.mark.parametrize(
+    "qualname, source",
+    [
+        ("Shape.area", "class area:\n    pass\n"),  # a method replaced by a class
+        ("Shape", "def Shape():\n    return 1\n"),  # a class replaced by a function
+    ],
+)
+def test_a_change_of_kind_is_refused_and_changes_nothing(ws, engine, state_of, qualname, source):
+    module = ws.module("class Shape:\n    def area(self):\n        return 1\n")
+    before = state_of(module)
+    method = module.Shape.area
+    with pytest.raises(LivefixError) as raised:
+        engine.apply([{"module": module.__name__, "qualname": qualname, "source": source}])
+    assert raised.value.kind == "invalid" and raised.value.details["reason"] == "kindChanged"
+    assert state_of(module) == before and module.Shape.area is method and module.Shape().area() == 1
