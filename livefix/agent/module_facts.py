@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livefix.engine import locate
-from livefix.engine.pending import importable
+from livefix.engine.pending import importable, importing
 from livefix.errors import LivefixError
 
 
@@ -42,7 +42,7 @@ def split(changes: list[dict[str, Any]], keep_for_import: bool) -> Split:
     for change in changes:
         module = change.get("module")
         path = change.get("path")
-        if module and module in sys.modules:
+        if module and module in sys.modules and not (keep_for_import and importing(module)):
             result.loaded.append(change)
             continue
         if path and not module:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from livefix import protocol
 from livefix.agent import module_facts
+from livefix.engine.pending import importing
 from livefix.engine import Engine, Plan
 from livefix.errors import LivefixError
 from livefix.service import EmitEvent, Service, ServiceOptions, migrations, module_names
@@ -155,10 +156,19 @@ class AgentService(Service):
         if action == "apply":
             # A fleet's change is a fact about a module: resolved here, and kept for the import
             # of a module this worker has not imported yet (`keepForImport`, from a fleet).
-            parts = module_facts.split(protocol.as_change_args(args.get("changes")), bool(args.get("keepForImport")))
+            changes = protocol.as_change_args(args.get("changes"))
+            parts = module_facts.split(changes, bool(args.get("keepForImport")))
+            try:
+                if parts.later:
+                    self.engine.pending.check(parts.later)
+            except LivefixError as error:
+                if error.details.get("reason") != "alreadyImported":
+                    raise
+                # The worker's app finished importing the module just now: it is loaded.
+                parts = module_facts.split(changes, bool(args.get("keepForImport")))
+                if parts.later:
+                    self.engine.pending.check(parts.later)
             later, facts = parts.later, parts.facts
-            if later:
-                self.engine.pending.check(later)
             plan = self.engine.prepare(
                 parts.loaded, action="apply", migrate=migrations(args), canary=args.get("canary"),
             ) if parts.loaded else None
@@ -225,8 +235,8 @@ class AgentService(Service):
     def keep_for_import(self, changes: list[dict[str, Any]], label: str, migrate: Any, verify: str | None,
                         on_done: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
         """Keep changes until their modules' import; one imported meanwhile is applied now."""
-        now = [c for c in changes if c["module"] in sys.modules]
-        later = [c for c in changes if c["module"] not in sys.modules]
+        now = [c for c in changes if c["module"] in sys.modules and not importing(c["module"])]
+        later = [c for c in changes if c not in now]
         if now:
             self.engine.apply(now, verify=verify, migrate=migrate)
         def done(outcome: dict[str, Any]) -> None:
@@ -238,7 +248,12 @@ class AgentService(Service):
                           label, outcome["module"], outcome.get("error", {}).get("message"))
             if on_done is not None:
                 on_done(outcome)
-        return self.engine.pending.defer(later, label, migrate=migrate, verify=verify, on_done=done) if later else []
+        kept = self.engine.pending.defer(later, label, migrate=migrate, verify=verify, on_done=done) if later else []
+        for name in kept:  # its import finished while this was kept: the hook has run, so apply here
+            module = sys.modules.get(name)
+            if module is not None and not importing(name):
+                self.engine.pending.imported(module)
+        return kept
 
     def _fleet_rollback(self, args: dict[str, Any]) -> dict[str, Any]:
         """`livefix/rollback` with `fleetTo`: back to what this worker ran at that fleet generation."""

@@ -812,7 +812,7 @@ def _refuse_change_of_kind(module: str, change: Change, current: Any, path: str)
         return  # a value, or something livefix cannot classify: the planner decides
     try:  # a source that does not parse is named later, at the file's line
         body = ast.parse(textwrap.dedent(change.source)).body
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: null bytes, before 3.12
         return
     if len(body) != 1 or not isinstance(body[0], (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return  # refused later, with what it contains

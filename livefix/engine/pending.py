@@ -102,8 +102,9 @@ class PendingChanges:
             name = change.get("module")
             if not isinstance(name, str) or not name:
                 raise LivefixError("invalid", "a change kept until its module's import must name the module")
-            if name in sys.modules:
-                raise LivefixError("invalid", f"module {name} is already imported: apply the change instead", module=name)
+            if name in sys.modules and not importing(name):
+                raise LivefixError("invalid", f"module {name} is already imported: apply the change instead",
+                                   module=name, reason="alreadyImported")
             if not importable(name):
                 raise LivefixError("notFound", f"module {name!r} cannot be imported in this process", module=name)
             try:
@@ -154,6 +155,13 @@ class PendingChanges:
                 entry.on_done(outcome)
             except Exception:  # the listener's failure is its own
                 pass
+
+
+def importing(name: str) -> bool:
+    """Is `name` in `sys.modules` but still executing its import (its code not all run yet)?
+    The import hook applies kept changes once it completes."""
+    spec = getattr(sys.modules.get(name), "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
 
 
 def importable(name: str) -> bool:
