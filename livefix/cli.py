@@ -98,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
     apply.add_argument("--migrate", action="append", metavar="CLASS=SPEC", help=MIGRATE_HELP)
     _canary_options(apply)
+    _fleet_options(apply)
     apply.set_defaults(run=run_apply)
 
     reload = sub.add_parser("reload", parents=[common], help="reload modules whose file changed, as one generation")
@@ -107,11 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     reload.add_argument("--dry-run", action="store_true")
     reload.add_argument("--migrate", action="append", metavar="CLASS=SPEC", help=MIGRATE_HELP)
     _canary_options(reload)
+    _fleet_options(reload)
     reload.set_defaults(run=run_reload)
 
     rollback = sub.add_parser("rollback", parents=[common], help="undo the latest change (or return to --to N)")
     rollback.add_argument("items", nargs="*", metavar="TARGET")
     rollback.add_argument("--to", type=int, metavar="N", help="the generation to return to (0 = as loaded)")
+    _fleet_options(rollback)
     rollback.set_defaults(run=run_rollback)
 
     watch = sub.add_parser(
@@ -133,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "frames":
             query.add_argument("--locals", action="store_true", help="include local variables (repr)")
             query.add_argument("--max-frames", type=int, metavar="N")
+        else:
+            _fleet_options(query)
         query.set_defaults(run=run_query, command=name)
     return parser
 
@@ -155,6 +160,28 @@ def _canary_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-wait", action="store_true", help="do not wait for the canary's verdict")
 
 
+def _fleet_options(parser: argparse.ArgumentParser) -> None:
+    """Fleets run by other tools (livefix/integrations/dask.py and celery.py), instead of TARGET."""
+    parser.add_argument("--dask", metavar="ADDRESS", help="every worker of the Dask cluster whose scheduler is at "
+                        "ADDRESS (tcp://host:8786), two-phase")
+    parser.add_argument("--celery", metavar="BROKER_URL", help="every process of the Celery workers on BROKER_URL "
+                        "(pool processes included), two-phase")
+
+
+def _fleet(args: argparse.Namespace) -> Any:
+    """The fleet a command names: a livefix service, a Dask cluster or a Celery fleet (the
+    integration imported only then); each has Fleet's apply, rollback and each."""
+    if getattr(args, "dask", None):
+        from livefix.integrations.dask import DaskFleet
+
+        return DaskFleet(args.dask, timeout=args.timeout)
+    if getattr(args, "celery", None):
+        from livefix.integrations.celery import CeleryFleet
+
+        return CeleryFleet(args.celery, timeout=args.timeout)
+    return Fleet(args.service, _token(args), timeout=args.timeout)
+
+
 def canary_request(args: argparse.Namespace) -> dict[str, Any] | None:
     """The request's `canary` object from the command line (None: no canary asked for)."""
     terms = {
@@ -170,7 +197,10 @@ def canary_request(args: argparse.Namespace) -> dict[str, Any] | None:
 def split_target(args: argparse.Namespace, minimum: int) -> tuple[Address | None, list[str]]:
     """(agent address or None for a fleet, the remaining positional arguments)."""
     items = list(args.items)
-    if args.service:
+    fleets = [name for name in ("service", "dask", "celery") if getattr(args, name, None)]
+    if len(fleets) > 1:
+        raise Usage(f"give one of --{' or --'.join(fleets)}")
+    if fleets:
         return None, items
     if not items:
         raise Usage("give a TARGET (pid, unix:PATH, HOST:PORT or service:NAME) or --service NAME")
@@ -259,7 +289,7 @@ def _change(args: argparse.Namespace, out: "Output", address: Address | None, co
     if canary is not None:
         request["canary"] = canary
     if address is None:
-        fleet = Fleet(args.service, _token(args), timeout=args.timeout)
+        fleet = _fleet(args)
         verify = request.pop("verify", None)
         # A dry run asks for no approval: it changes nothing, and its report shows the risks.
         approved = args.yes or args.dry_run
@@ -340,7 +370,7 @@ def run_watch(args: argparse.Namespace, out: "Output") -> int:
 def run_rollback(args: argparse.Namespace, out: "Output") -> int:
     address, _ = split_target(args, minimum=0)
     if address is None:
-        fleet = Fleet(args.service, _token(args), timeout=args.timeout)
+        fleet = _fleet(args)
         result = fleet.rollback(to=args.to, approved=args.yes)
         if result.error is not None and result.error.kind == "approvalRequired" and out.confirm(
             result.error, "Roll back anyway?"
@@ -380,7 +410,7 @@ def run_query(args: argparse.Namespace, out: "Output") -> int:
             request["maxFrames"] = args.max_frames
     render = {"history": render_history, "frames": render_frames, "status": render_status}[args.command]
     if address is None:
-        workers = Fleet(args.service, _token(args), timeout=args.timeout).each(_QUERIES[args.command], request)
+        workers = _fleet(args).each(_QUERIES[args.command], request)
         return out.per_worker(workers, render)
     with _connect(args, address, out) as client:
         return out.body(client.request(_QUERIES[args.command], request), render)

@@ -18,6 +18,14 @@ if ! command -v nvim >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ 
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends neovim >/dev/null; } \
     || echo "could not install neovim: tests/lsp/test_neovim.py will try again"
 fi
+# Debian's redis-server, which the Celery fleet tests start and stop themselves (they skip,
+# saying why, when it cannot be installed).
+if ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 \
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1; } \
+    || echo "could not install redis-server: the Celery fleet tests will be skipped"
+fi
 status=0
 .venv/bin/python -m pytest -p no:cacheprovider -rs "$@" tests || status=$?
 
