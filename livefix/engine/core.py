@@ -997,6 +997,23 @@ _default: Engine | None = None
 _default_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (a pre-fork server's worker, a Celery pool process) inherits the
+    engine but not the threads: a lock another thread held at the fork would stay held for
+    good in the child, and its next fix would hang. Fresh locks, and no evidence scheduler."""
+    engine = _default
+    if engine is None:
+        return
+    engine._lock = threading.Lock()
+    engine.sources._lock = threading.Lock()
+    engine.pending._lock = threading.Lock()
+    engine.watches.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def default_engine() -> Engine:
     """The process's engine (created on first use)."""
     global _default

@@ -181,6 +181,14 @@ class Watches:
 
     # -- fixes -------------------------------------------------------------------------
 
+    def after_fork(self) -> None:
+        """In a forked child: fresh locks; the windows' thread did not come along (the next
+        window starts one)."""
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._scheduler = None
+        self.recorder._lock = threading.Lock()
+
     def prepared(self, plan: "Plan") -> None:
         """Count the old code of every function the plan replaces, from now until the plan is
         committed (then its window owns it) or dropped."""

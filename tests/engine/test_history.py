@@ -126,3 +126,38 @@ def test_evidence_window_is_set_by_install_and_checked(monkeypatch):
     finally:
         engine.watches.close()
         engine.sources.uninstall()
+
+
+def test_a_forked_child_can_fix_even_if_a_thread_held_the_engine_at_the_fork(tmp_path):
+    """Pre-fork servers and Celery pools fork while other threads run: the child's engine
+    must not inherit a lock that no thread of the child will ever release."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    if not hasattr(os, "fork"):
+        import pytest
+
+        pytest.skip("no fork on this platform")
+    (tmp_path / "forked_mod.py").write_text("def f():\n    return 1\n")
+    script = textwrap.dedent(f"""
+        import os, sys, threading
+        sys.path.insert(0, {str(tmp_path)!r})
+        import livefix
+        livefix.install()
+        import forked_mod
+        engine = livefix.default_engine()
+        engine._lock.acquire()  # a thread in the middle of a fix at the moment of the fork
+        pid = os.fork()
+        if pid == 0:
+            livefix.apply([{{"module": "forked_mod", "qualname": "f", "source": "def f():\\n    return 2\\n"}}])
+            os._exit(0 if forked_mod.f() == 2 else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.stdout.strip() == "0", done.stderr
