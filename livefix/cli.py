@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from livefix import evidence_view, protocol
+from livefix.agent import host_os
 from livefix.agent.client import AgentClient, default_token
 from livefix.agent.fleet import Fleet, FleetResult
 from livefix.agent.transport import Address, parse_address, runtime_dir
@@ -217,10 +218,16 @@ def resolve_target(target: str) -> Address:
     """A pid names the agent's default socket (alone, or in a fleet registry)."""
     if target.isdigit():
         root = runtime_dir(create=False)
-        candidates = [root / "agents" / f"{target}.sock", *sorted((root / "services").glob(f"*/{target}.sock"))]
-        for path in candidates:
-            if path.exists():
-                return Address("unix", path=str(path))
+        try:
+            for suffix in (".sock", host_os.ADDRESS_FILE):  # a Unix socket, or a TCP agent's address (Windows)
+                candidates = [root / "agents" / f"{target}{suffix}", *sorted((root / "services").glob(f"*/{target}{suffix}"))]
+                for path in candidates:
+                    if path.exists():
+                        published = host_os.read_address(str(path)) if suffix != ".sock" else None
+                        return parse_address(published) if published else Address("unix", path=str(path))
+        except OSError as error:  # an unreadable runtime directory: said, not a traceback
+            raise LivefixError("notFound", f"cannot look for the agent of pid {target} under {root}: "
+                               f"{error.strerror or error}", reason="noAgent") from None
         raise LivefixError("notFound", f"no livefix agent for pid {target} under {root} "
                            "(did the process call livefix.listen()? is it another user's?)", reason="noAgent")
     return parse_address(target)
@@ -411,7 +418,10 @@ def run_query(args: argparse.Namespace, out: "Output") -> int:
     render = {"history": render_history, "frames": render_frames, "status": render_status}[args.command]
     if address is None:
         workers = _fleet(args).each(_QUERIES[args.command], request)
-        return out.per_worker(workers, render)
+        code = out.per_worker(workers, render)
+        if args.command == "status" and args.service and code == EXIT_OK:
+            return out.fleet_agreement(args.service, workers)
+        return code
     with _connect(args, address, out) as client:
         return out.body(client.request(_QUERIES[args.command], request), render)
 
@@ -523,6 +533,20 @@ class Output:
             return self.failure(LivefixError("notFound", "no worker is registered under that service"))
         return EXIT_UNREACHABLE if failed else EXIT_OK
 
+    def fleet_agreement(self, service: str, workers: list[Any]) -> int:
+        """After a fleet's status: 6 while a worker does not run the fleet's generation (a
+        failed catch-up), 0 otherwise; changes kept for an import do not count as differing
+        (the module is not loaded there, so nothing runs the old code)."""
+        from livefix.agent.registry import Registry
+
+        fleet_now = int(Registry(service).read_journal().get("generation", 0))
+        behind = [w for w in workers if ((w.body or {}).get("agent") or {}).get("fleetGeneration") != fleet_now]
+        if not self.as_json:
+            for worker in behind:
+                at = ((worker.body or {}).get("agent") or {}).get("fleetGeneration")
+                print(f"worker {worker.pid} runs fleet generation {at}, not {fleet_now}: its catch-up failed")
+        return EXIT_PARTIAL if behind else EXIT_OK
+
     def verdict(self, body: dict[str, Any]) -> int:
         """The canary's verdict: 0 when the change stays, 4 when the canary rolled it back."""
         if self.as_json:
@@ -611,6 +635,13 @@ def render_status(body: dict[str, Any]) -> str:
     lines = [f"pid {agent.get('pid', '?')}, generation {body.get('generation', 0)}"
              + (f", service {agent['service']} at fleet generation {agent.get('fleetGeneration')}"
                 if agent.get("service") else "")]
+    for entry in agent.get("catchUp") or []:
+        if entry.get("status") == "failed":
+            lines.append(f"catch-up of fleet generation {entry.get('generation')} FAILED: "
+                         f"{(entry.get('error') or {}).get('message', '')}")
+    for kept in agent.get("pending") or []:
+        lines.append(f"kept until this process imports {kept.get('module')}: {', '.join(kept.get('qualnames', []))} "
+                     f"({kept.get('label')})")
     modules = body.get("modules", [])
     if not modules:
         lines.append("no loaded module differs from its file")

@@ -255,6 +255,9 @@ def test_a_worker_that_has_not_imported_the_module_keeps_a_fleet_apply_for_its_i
     assert result.outcome == "applied", result.report  # the whole fleet: not aborted by the lazy worker
     assert f"worker {lazy.pid}: committed, generation 0; kept until it imports shop (applied then)" in result.report
     assert fleet_status(lazy, runtime)["pending"][0]["module"] == "shop"
+    status = cli("status", "--service", "shop")
+    assert status.returncode == 0, status.stdout + status.stderr  # kept for an import: nothing runs old code
+    assert "kept until this process imports shop: price (fleet generation 1)" in status.stdout
     imported = lazy.ask("import")
     assert imported["pending"] == []
     assert outputs(workers + [lazy]) == [201, 201, 201]
@@ -280,6 +283,10 @@ def test_a_fix_that_fails_at_the_import_says_so_in_status_and_the_fleet_warns(
     assert outcome["status"] == "failed" and outcome["error"]["kind"] == "verifyFailed"
     assert lazy.call() == 22  # its file's code: the fix was rolled back there
     assert fleet_status(lazy, runtime)["fleetGeneration"] == 0
+    status = cli("status", "--service", "shop")
+    assert status.returncode == 6, status.stdout + status.stderr  # a worker differs from the fleet
+    assert "catch-up of fleet generation 1 FAILED: verify total(2) == 201 was false" in status.stdout
+    assert f"worker {lazy.pid} runs fleet generation 0, not 1: its catch-up failed" in status.stdout
     result = fleet.apply({"action": "apply", "changes": [CHANGE]}, dry_run=True)
     assert result.warnings == [
         f"worker {lazy.pid} runs fleet generation 0, not 1: its catch-up failed (see `livefix status`)"

@@ -6,7 +6,10 @@ real system, whose Windows calls (msvcrt.locking, OpenProcess) exist only on Win
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,10 @@ def test_a_single_agent_publishes_its_address_for_the_command_line(windows: None
     assert published.read_text() == worker.address and worker.address.startswith("tcp:127.0.0.1:")
     assert not any(p.suffix == ".sock" for p in (runtime / "agents").iterdir())
     assert os.stat(published).st_mode & 0o077 == 0
+    done = subprocess.run([sys.executable, "-m", "livefix.cli", "status", str(worker.pid), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr  # the command line finds it by pid, through the address file
+    assert json.loads(done.stdout)["agent"]["pid"] == worker.pid
 
 
 def test_a_clean_exit_leaves_no_socket_file_behind(spawn: Any, runtime: Path) -> None:
