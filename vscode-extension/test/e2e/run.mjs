@@ -232,7 +232,7 @@ async function main() {
 
   // -- chromium -------------------------------------------------------------------------
   const context = await chromium.launchPersistentContext(join(scratch, 'chromium-profile'), {
-    executablePath: '/usr/bin/chromium',
+    executablePath: chromiumPath(),
     headless: true,
     env: { ...process.env, ...xdg },
     viewport: { width: 1400, height: 900 },
@@ -297,3 +297,14 @@ try {
   await cleanup();
 }
 process.exit(status);
+
+
+// Debian's chromium on x86-64 (what CI runs); elsewhere $LIVEFIX_E2E_CHROMIUM, or a clear failure.
+function chromiumPath() {
+  const wanted = process.env.LIVEFIX_E2E_CHROMIUM || '/usr/bin/chromium';
+  if (!existsSync(wanted)) {
+    throw new Error(`e2e: no chromium at ${wanted}: install Debian's chromium (apt-get install chromium) ` +
+      'or set LIVEFIX_E2E_CHROMIUM to a chromium or chrome binary');
+  }
+  return wanted;
+}
