@@ -42,6 +42,8 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from bench_common import parse_list
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 WORKER = os.path.join(HERE, "reload_worker.py")
@@ -463,14 +465,6 @@ def print_profile(path: str, limit: int = 15) -> None:
     stats = pstats.Stats(path)
     stats.sort_stats("cumulative").print_stats(limit)
     stats.sort_stats("tottime").print_stats(limit)
-
-
-def parse_list(text: str | None, known: tuple[str, ...], what: str, parser: argparse.ArgumentParser) -> list[str]:
-    chosen = [t.strip() for t in (text or ",".join(known)).split(",") if t.strip()]
-    unknown = [t for t in chosen if t not in known]
-    if unknown:
-        parser.error(f"unknown {what} {unknown}; choose from {','.join(known)}")
-    return [t for t in known if t in chosen]  # fixed order
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from bench_common import checkout, parse_list
+
 HERE = os.path.abspath(__file__)
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -756,24 +758,6 @@ def versions() -> str:
     return ", ".join([f"Python {platform.python_version()}", *found])
 
 
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True).stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "livefix")
-    return head + ("+uncommitted changes under livefix/" if dirty else "")
-
-
-def parse_list(text: str | None, known: tuple[str, ...], default: tuple[str, ...], what: str,
-               parser: argparse.ArgumentParser) -> list[str]:
-    chosen = [t.strip() for t in (text or ",".join(default)).split(",") if t.strip()]
-    unknown = [t for t in chosen if t not in known]
-    if unknown:
-        parser.error(f"unknown {what} {unknown}; choose from {','.join(known)}")
-    return [t for t in known if t in chosen]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("correctness", "overhead"), help="run one half only")
@@ -799,12 +783,12 @@ def main(argv: list[str] | None = None) -> int:
         worker_overhead(args)
         return 0
 
-    tools = parse_list(args.tools, TOOLS, TOOLS, "tools", parser)
-    layouts = parse_list(args.layouts, LAYOUTS, LAYOUTS, "layouts", parser)
+    tools = parse_list(args.tools, TOOLS, "tools", parser)
+    layouts = parse_list(args.layouts, LAYOUTS, "layouts", parser)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     started = time.monotonic()
     print(f"# notebook benchmark: {versions()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}")
-    print(f"# livefix from {REPO} at commit {git_commit()}", flush=True)
+    print(f"# livefix from {REPO} at commit {checkout()}", flush=True)
     raw: dict[str, Any] = {}
     if args.only != "overhead":
         chosen = [t for t in tools if t in CORRECTNESS_TOOLS]

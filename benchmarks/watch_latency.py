@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable
 
+from bench_common import checkout, parse_list
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TOOLS = ("livefix-watchfiles", "livefix-inotify", "livefix-stat", "jurigged")
@@ -521,22 +523,6 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True).stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+uncommitted changes under livefix/" if git("status", "--porcelain", "--", "livefix") else "")
-
-
-def parse_list(text: str | None, known: tuple[str, ...], what: str, parser: argparse.ArgumentParser) -> list[str]:
-    chosen = [t.strip() for t in (text or ",".join(known)).split(",") if t.strip()]
-    unknown = [t for t in chosen if t not in known]
-    if unknown:
-        parser.error(f"unknown {what} {unknown}; choose from {','.join(known)}")
-    return [t for t in known if t in chosen]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tools", help=f"comma list from {','.join(TOOLS)} (default: all)")
@@ -556,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     print(f"# watch benchmark: {versions()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}")
-    print(f"# livefix from {REPO} at commit {git_commit()}")
+    print(f"# livefix from {REPO} at commit {checkout()}")
     print(f"# {args.reps} saves per edit, a question every {POLL_SECONDS * 1000:g} ms, "
           f"{args.settle:g} s between saves, not live after {args.timeout:g} s", flush=True)
     results: dict[tuple[str, str], Result] = {}

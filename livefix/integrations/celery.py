@@ -544,7 +544,7 @@ def _safe(url: str | None) -> str:
     return url
 
 
-class CeleryFleet:
+class CeleryFleet(two_phase.CoordinatedFleet):
     """A `livefix.agent.fleet.Fleet` look-alike for one broker: the command line's `--celery`."""
 
     def __init__(self, broker: Any, fleet: str = "celery", journal_url: str | None = None,
@@ -569,21 +569,6 @@ class CeleryFleet:
         finally:
             transport.close()
 
-    def apply(self, prepare: dict[str, Any], **options: Any) -> FleetResult:
-        with self._coordinator() as coordinator:
-            return coordinator.apply(prepare, **options)
-
-    def rollback(self, to: int | None = None, approved: bool = False, lock_timeout: float = 30.0) -> FleetResult:
-        with self._coordinator() as coordinator:
-            return coordinator.rollback(to=to, approved=approved, lock_timeout=lock_timeout)
-
-    def each(self, command: str, arguments: dict[str, Any] | None = None) -> list[WorkerOutcome]:
-        with self._coordinator() as coordinator:
-            return coordinator.each(command, arguments)
-
-    def journal(self) -> Journal:
-        with self._coordinator() as coordinator:
-            return coordinator.journal()
 
 
 # -- the Python API --------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def _failure(name: str, reason: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"kind": "failed", "reason": reason, "address": name, "message": message}}
 
 
-class DaskFleet:
+class DaskFleet(two_phase.CoordinatedFleet):
     """A `livefix.agent.fleet.Fleet` look-alike for one cluster: the command line's `--dask`.
 
     Given an address, it connects a Client for each operation and closes it after."""
@@ -229,17 +229,6 @@ class DaskFleet:
         finally:
             client.close()
 
-    def apply(self, prepare: dict[str, Any], **options: Any) -> FleetResult:
-        with self._coordinator() as coordinator:
-            return coordinator.apply(prepare, **options)
-
-    def rollback(self, to: int | None = None, approved: bool = False, lock_timeout: float = 30.0) -> FleetResult:
-        with self._coordinator() as coordinator:
-            return coordinator.rollback(to=to, approved=approved, lock_timeout=lock_timeout)
-
-    def each(self, command: str, arguments: dict[str, Any] | None = None) -> list[WorkerOutcome]:
-        with self._coordinator() as coordinator:
-            return coordinator.each(command, arguments)
 
 
 # -- the Python API ------------------------------------------------------------------------

@@ -511,6 +511,30 @@ class Coordinator:
                 worker.status = status
 
 
+class CoordinatedFleet:
+    """A `livefix.agent.fleet.Fleet` look-alike over a transport opened per operation:
+    subclasses say how (`_coordinator`, a context manager yielding a Coordinator)."""
+
+    def _coordinator(self) -> AbstractContextManager[Coordinator]:
+        raise NotImplementedError
+
+    def apply(self, prepare: dict[str, Any], **options: Any) -> FleetResult:
+        with self._coordinator() as coordinator:
+            return coordinator.apply(prepare, **options)
+
+    def rollback(self, to: int | None = None, approved: bool = False, lock_timeout: float = 30.0) -> FleetResult:
+        with self._coordinator() as coordinator:
+            return coordinator.rollback(to=to, approved=approved, lock_timeout=lock_timeout)
+
+    def each(self, command: str, arguments: dict[str, Any] | None = None) -> list[WorkerOutcome]:
+        with self._coordinator() as coordinator:
+            return coordinator.each(command, arguments)
+
+    def journal(self) -> Journal:
+        with self._coordinator() as coordinator:
+            return coordinator.journal()
+
+
 def _outcome(name: str, reply: dict[str, Any] | None, success: str) -> WorkerOutcome:
     worker = WorkerOutcome(pid=int((reply or {}).get("pid") or 0), address=name)
     _update(worker, reply, success)

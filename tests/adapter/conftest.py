@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import venv
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -64,3 +65,14 @@ def processes() -> Iterator[list[subprocess.Popen[Any]]]:
         if process.poll() is None:
             process.kill()
         process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory) -> str:
+    """An interpreter whose environment has neither livefix nor debugpy (debugpy is run by path)."""
+    bare = tmp_path_factory.mktemp("bare-venv")
+    venv.EnvBuilder(with_pip=False).create(bare)
+    python = str(bare / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import livefix"], capture_output=True, cwd=str(bare), env=clean_env())
+    assert probe.returncode != 0, "the bare environment must not see livefix"
+    return python

@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -82,17 +81,6 @@ def test_livefix_request_before_launch_is_refused(adapter) -> None:
     dap.initialize()
     response = dap.fail("livefix/history")
     assert response["body"]["livefix"]["kind"] == "invalid"
-
-
-@pytest.fixture(scope="module")
-def bare_python(tmp_path_factory) -> str:
-    """An interpreter whose environment has neither livefix nor debugpy (debugpy is run by path)."""
-    bare = tmp_path_factory.mktemp("bare-venv")
-    venv.EnvBuilder(with_pip=False).create(bare)
-    python = str(bare / "bin" / "python")
-    probe = subprocess.run([python, "-c", "import livefix"], capture_output=True, cwd=str(bare), env=clean_env())
-    assert probe.returncode != 0, "the bare environment must not see livefix"
-    return python
 
 
 NEW_PRICE = {"module": "shop", "qualname": "price", "line": 6, "source": "def price(qty):\n    return qty * 7\n"}

@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 from typing import Any
 
@@ -443,17 +442,6 @@ def test_restart_is_refused_at_an_exception_stop(adapter, programs: Path) -> Non
     dap.call("setExceptionBreakpoints", {"filters": []})
     dap.call("continue", {"threadId": thread_id})
     dap.wait_output(r"^checked=checked$")
-
-
-@pytest.fixture(scope="module")
-def bare_python(tmp_path_factory) -> str:
-    """An interpreter whose environment has neither livefix nor debugpy (debugpy is run by path)."""
-    bare = tmp_path_factory.mktemp("bare-venv")
-    venv.EnvBuilder(with_pip=False).create(bare)
-    python = str(bare / "bin" / "python")
-    probe = subprocess.run([python, "-c", "import livefix"], capture_output=True, cwd=str(bare), env=clean_env())
-    assert probe.returncode != 0, "the bare environment must not see livefix"
-    return python
 
 
 def test_without_livefix_in_the_debuggee_restart_is_never_offered(adapter, programs: Path, bare_python: str) -> None:
