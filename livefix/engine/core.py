@@ -579,16 +579,17 @@ class Engine:
             raise LivefixError("busy", "another livefix operation is in progress in this process; try again")
         try:
             # Changes kept for a module's import on top of the generation returned to are
-            # withdrawn too: they would otherwise land at the import after the rollback.
-            active = [g.number for g in self._generations if g.status == "active"]
-            target = to if to is not None else (active[-2] if len(active) > 1 else 0) if active else self.generation
-            withdrawn = self.pending.withdraw(target)
+            # withdrawn too (they would otherwise land at the import after the rollback):
+            # once the rollback is done, or when it had no generation to undo.
             try:
                 result = self._rollback_locked(to, thread_id)
             except LivefixError as error:
-                if error.kind == "nothingToRollBack" and withdrawn:
-                    return self._withdrawn_result(withdrawn)
-                raise
+                withdrawn = self.pending.withdraw(self.generation if to is None else to) \
+                    if error.kind == "nothingToRollBack" else []
+                if not withdrawn:
+                    raise
+                return self._withdrawn_result(withdrawn)
+            withdrawn = self.pending.withdraw(result.generation)
             if withdrawn:
                 result.report += "\n" + self._withdrawn_result(withdrawn).report
             return result

@@ -122,3 +122,12 @@ def test_a_rollback_keeps_what_was_kept_before_the_generation_it_returns_to(ws, 
     engine.rollback(to=1)  # a rollback to N withdraws what was kept since N
     assert engine.pending.pending() == []
     assert importlib.import_module("pend_f").total(1) == 2 and other.f() == 2
+
+
+def test_a_rollback_to_a_generation_that_never_was_withdraws_nothing(ws, engine):
+    write(ws, "pend_g")
+    engine.pending.defer([{"module": "pend_g", "qualname": "total", "source": FIX}], "fleet generation 7")
+    with pytest.raises(LivefixError) as raised:
+        engine.rollback(to=-1)
+    assert raised.value.kind == "notFound"
+    assert [entry["module"] for entry in engine.pending.pending()] == ["pend_g"]  # bad input changed nothing
