@@ -18,21 +18,24 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import ssl
 import sys
 import textwrap
 import threading
 import time
-import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from livefix import evidence_view, protocol
+from livefix import protocol
 from livefix.agent import host_os
 from livefix.agent.client import AgentClient, default_token
-from livefix.agent.fleet import Fleet, FleetResult
 from livefix.agent.transport import Address, parse_address, runtime_dir
 from livefix.errors import LivefixError
+
+if TYPE_CHECKING:
+    from livefix.agent.fleet import FleetResult
+
+# What only some commands need (the fleet coordinator, TLS, the evidence tables) is imported
+# where it is used: a command's start-up is most of its time (benchmarks/cli_apply.py).
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_APPROVAL, EXIT_VERIFY, EXIT_UNREACHABLE, EXIT_PARTIAL = range(7)
 
@@ -63,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_FAILED
     except Exception:  # a bug of ours: say so, with what a bug report needs
+        import traceback
+
         traceback.print_exc()
         print("livefix: internal error (the traceback above); nothing more was attempted", file=sys.stderr)
         return EXIT_FAILED
@@ -180,6 +185,8 @@ def _fleet(args: argparse.Namespace) -> Any:
         from livefix.integrations.celery import CeleryFleet
 
         return CeleryFleet(args.celery, timeout=args.timeout)
+    from livefix.agent.fleet import Fleet
+
     return Fleet(args.service, _token(args), timeout=args.timeout)
 
 
@@ -322,7 +329,7 @@ def _await_verdict(client: AgentClient, generation: int, out: "Output") -> dict[
         if body.get("state") == "final":
             return body
         if out.interactive:
-            print(evidence_view.render_evidence(body), file=sys.stderr)
+            print(_evidence_view().render_evidence(body), file=sys.stderr)
         # The agent's figures change continuously; one look a second is what a person reads.
         waiting.wait(min(1.0, max(float(body.get("until", 0)) - time.time(), 0.05)))
 
@@ -352,11 +359,11 @@ def run_watch(args: argparse.Namespace, out: "Output") -> int:
                     body = client.request(protocol.WATCH, {})
                     body = {"functions": {k: v for k, v in body.get("functions", {}).items()
                                           if any(k == t.replace(":", ".", 1) for t in targets)}}
-                    render = evidence_view.render_watched
+                    render = _evidence_view().render_watched
                 else:
                     request = {"generation": int(generations[0])} if generations else {}
                     body = client.request(protocol.EVIDENCE, request)
-                    render = evidence_view.render_evidence
+                    render = _evidence_view().render_evidence
                 if args.once or args.json:
                     return out.body(body, render)
                 print("\x1b[H\x1b[J" if out.interactive else "", end="")
@@ -437,6 +444,8 @@ def _token(args: argparse.Namespace) -> str:
 def _connect(args: argparse.Namespace, address: Address, out: "Output") -> AgentClient:
     context = None
     if args.cafile or args.tls:
+        import ssl
+
         context = ssl.create_default_context(cafile=args.cafile)
     return AgentClient(address, _token(args), timeout=args.timeout, ssl_context=context,
                        on_event=out.event)
@@ -552,7 +561,7 @@ class Output:
         if self.as_json:
             _print_json(body)
         else:
-            print(evidence_view.render_evidence(body))
+            print(_evidence_view().render_evidence(body))
         verdict = (body.get("canary") or {}).get("verdict") or {}
         return EXIT_VERIFY if verdict.get("outcome") in ("rolledBack", "failed") else EXIT_OK
 
@@ -565,7 +574,12 @@ class Output:
             return EXIT_OK
         if result.outcome == "partial":
             return EXIT_PARTIAL
-        return exit_code(result.error) if result.error is not None else EXIT_FAILED
+        if result.error is None:
+            return EXIT_FAILED
+        code = exit_code(result.error)
+        # A worker that died or stopped answering aborts the apply: the fleet was reached and
+        # nothing was changed, so that is a refusal (1), not an unreachable agent (5).
+        return EXIT_FAILED if code == EXIT_UNREACHABLE and result.outcome in ("aborted", "rolledBack") else code
 
     def confirm(self, error: LivefixError, question: str = "Apply anyway?") -> bool:
         """Show what needs approval and ask; False when nobody can answer."""
@@ -658,6 +672,12 @@ def render_status(body: dict[str, Any]) -> str:
             lines.append("    (livefix arrived after this module was loaded: its definitions were checked against the "
                          "running code; module-level statements cannot be)")
     return "\n".join(lines)
+
+
+def _evidence_view() -> Any:
+    from livefix import evidence_view
+
+    return evidence_view
 
 
 def _print_json(value: Any) -> None:

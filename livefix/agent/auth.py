@@ -9,9 +9,7 @@ Standard library only.
 
 from __future__ import annotations
 
-import hmac
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -25,6 +23,8 @@ MAX_TOKEN_CHARS = 512
 
 def generate_token() -> str:
     """A fresh random token (256 bits, URL-safe text)."""
+    import secrets  # only a service creating the token needs it
+
     return secrets.token_urlsafe(32)
 
 
@@ -64,6 +64,8 @@ def write_token_file(path: str | os.PathLike[str], token: str) -> Path:
     see a half-written file, and of two processes creating it at once exactly one
     wins (os.replace would let the second silently change the token under the first)."""
     path = Path(path)
+    import secrets
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -99,4 +101,6 @@ def token_matches(presented: object, expected: str) -> bool:
     """Constant-time comparison; anything that is not a short string never matches."""
     if not isinstance(presented, str) or len(presented) > MAX_TOKEN_CHARS:
         return False
+    import hmac  # only the serving side compares; the command line starts faster without it
+
     return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))

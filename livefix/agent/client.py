@@ -9,14 +9,16 @@ A failed response is raised as the LivefixError it carries. Standard library onl
 from __future__ import annotations
 
 import socket
-import ssl
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from livefix import protocol
 from livefix.agent import auth, wire
 from livefix.agent.framing import DEFAULT_MAX_MESSAGE_BYTES, FramingError, MessageReader, encode, set_io_timeouts
 from livefix.agent.transport import Address, connect, parse_address, runtime_dir
 from livefix.errors import LivefixError
+
+if TYPE_CHECKING:  # `ssl` costs ~15 ms at start-up and only TLS users need it
+    import ssl
 
 EventHandler = Callable[[str, dict[str, Any]], None]
 

@@ -10,28 +10,24 @@ the token would otherwise cross the network in clear. Standard library only.
 from __future__ import annotations
 
 import errno
-import ipaddress
-import logging
 import os
 import socket
-import ssl
 import stat
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from livefix.agent import host_os
 from livefix.errors import LivefixError
 
-log = logging.getLogger("livefix.agent")
+if TYPE_CHECKING:  # `ssl` costs ~15 ms at start-up and only TLS users need it
+    import ssl
 
 RUNTIME_DIR_ENV = "LIVEFIX_RUNTIME_DIR"
 # sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS: fail early and clearly.
 MAX_UNIX_PATH = 100
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(NamedTuple):  # a NamedTuple, not a dataclass: `dataclasses` is 5 ms of every command's start-up
     """A parsed agent address: `unix` with a path, or `tcp` with host and port."""
 
     kind: str  # "unix" | "tcp"
@@ -69,7 +65,9 @@ def runtime_dir(create: bool = True) -> Path:
             reasons.append(error.message)
             continue
         if reasons:
-            log.warning("livefix: %s; using %s instead", "; ".join(reasons), path)
+            import logging  # only a service creating its directory warns; commands start faster without it
+
+            logging.getLogger("livefix.agent").warning("livefix: %s; using %s instead", "; ".join(reasons), path)
         return path
     raise LivefixError("invalid", "no usable livefix runtime directory: " + "; ".join(reasons))
 
@@ -80,6 +78,8 @@ def runtime_dir_candidates() -> list[Path]:
         candidates.append(Path(os.environ[RUNTIME_DIR_ENV]))
     if os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
         candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "livefix")
+    import tempfile
+
     candidates.append(Path(tempfile.gettempdir()) / f"livefix-{host_os.user_tag()}")
     candidates.append(Path.home() / ".cache" / "livefix" / "run")
     return candidates
@@ -144,6 +144,8 @@ def _port(value: object) -> int:
 
 def is_loopback(host: str) -> bool:
     """True when every address `host` resolves to is a loopback address."""
+    import ipaddress  # here: only TCP addresses need it, and every command's start-up counts
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -205,6 +205,24 @@ def _wait_until_stopped(pid: int) -> None:
     raise AssertionError(f"process {pid} did not stop")
 
 
+def test_a_stopped_worker_aborts_a_command_line_apply_with_exit_1(spawn: Any, runtime: Path, tmp_path: Path) -> None:
+    """docs/agent.md: an aborted fleet apply exits 1 (refused, nothing changed), even when a
+    worker that stopped answering caused it; 5 is for an agent that cannot be reached at all."""
+    workers = start_fleet(spawn, 3)
+    victim = workers[1]
+    fix = tmp_path / "fix.py"
+    fix.write_text(PRICE_FIX)
+    os.kill(victim.pid, signal.SIGSTOP)
+    try:
+        _wait_until_stopped(victim.pid)
+        done = cli("apply", "--service", "shop", f"{fix}::price", "--module", "shop", "--timeout", "2")
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "not applied" in done.stdout, done.stdout
+    assert outputs(workers) == [21] * 3
+
+
 def test_a_stalled_worker_does_not_commit_after_the_coordinator_gave_up(spawn: Any, runtime: Path) -> None:
     workers = start_fleet(spawn, 4)
     victim = workers[2]
