@@ -57,13 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     out = Output(args.json)
     try:
-        return int(args.run(args, out))
+        code = int(args.run(args, out))
+        sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
+        return code
     except Usage as exc:
         parser.error(str(exc))  # exits with 2
         return EXIT_USAGE
     except LivefixError as error:
         return out.failure(error)
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`livefix status --json | head`): what was asked was done or
+        # not as the output said; stop writing, quietly (Python's documented way to do so).
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except Exception:  # a bug of ours: say so, with what a bug report needs
         import traceback
@@ -145,7 +154,21 @@ def _parser() -> argparse.ArgumentParser:
         else:
             _fleet_options(query)
         query.set_defaults(run=run_query, command=name)
+
+    persist = sub.add_parser("persist", parents=[common], help="write what the process (or every worker of "
+                             "--service) runs and its files do not say yet into those files, on this machine")
+    persist.add_argument("items", nargs="*", metavar="[TARGET] [QUALNAME ...]")
+    persist.add_argument("--dry-run", action="store_true", help="print the unified diff; write nothing")
+    persist.set_defaults(run=_persist)
     return parser
+
+
+def _persist(args: argparse.Namespace, out: "Output") -> int:
+    # Its own module, imported when it runs; given this module, which is `__main__` under
+    # `python -m livefix.cli` (a second copy's `Usage` would not be caught by main()).
+    from livefix.persist_command import run_persist
+
+    return run_persist(args, out, sys.modules[__name__])
 
 
 MIGRATE_HELP = (
@@ -209,6 +232,8 @@ def split_target(args: argparse.Namespace, minimum: int) -> tuple[Address | None
     if len(fleets) > 1:
         raise Usage(f"give one of --{' or --'.join(fleets)}")
     if fleets:
+        if items and _looks_like_target(items[0]):
+            raise Usage(f"give a TARGET ({items[0]}) or --{fleets[0]}, not both")
         return None, items
     if not items:
         raise Usage("give a TARGET (pid, unix:PATH, HOST:PORT or service:NAME) or --service NAME")
@@ -219,6 +244,16 @@ def split_target(args: argparse.Namespace, minimum: int) -> tuple[Address | None
     if len(rest) < minimum:
         raise Usage("missing arguments after TARGET")
     return resolve_target(target), rest
+
+
+def _looks_like_target(word: str) -> bool:
+    """A pid or an address (what a command takes first without a fleet option)."""
+    return word.isdigit() or word.startswith(("unix:", "service:", "tcp:"))
+
+
+def _no_more(rest: list[str], command: str) -> None:
+    if rest:
+        raise Usage(f"`livefix {command}` takes no arguments after its TARGET; not {' '.join(rest)}")
 
 
 def resolve_target(target: str) -> Address:
@@ -382,7 +417,8 @@ def run_watch(args: argparse.Namespace, out: "Output") -> int:
 
 
 def run_rollback(args: argparse.Namespace, out: "Output") -> int:
-    address, _ = split_target(args, minimum=0)
+    address, rest = split_target(args, minimum=0)
+    _no_more(rest, "rollback")
     if address is None:
         fleet = _fleet(args)
         result = fleet.rollback(to=args.to, approved=args.yes)
@@ -416,7 +452,8 @@ _QUERIES = {"history": protocol.HISTORY, "frames": protocol.CAPTURE_FRAMES, "sta
 
 
 def run_query(args: argparse.Namespace, out: "Output") -> int:
-    address, _ = split_target(args, minimum=0)
+    address, rest = split_target(args, minimum=0)
+    _no_more(rest, args.command)
     request: dict[str, Any] = {}
     if args.command == "frames":
         request["locals"] = bool(args.locals)
@@ -424,8 +461,14 @@ def run_query(args: argparse.Namespace, out: "Output") -> int:
             request["maxFrames"] = args.max_frames
     render = {"history": render_history, "frames": render_frames, "status": render_status}[args.command]
     if address is None:
-        workers = _fleet(args).each(_QUERIES[args.command], request)
-        code = out.per_worker(workers, render)
+        fleet = _fleet(args)
+        workers = fleet.each(_QUERIES[args.command], request)
+        # A fleet's history starts with the fleet's own: the journal later workers replay.
+        journal = fleet.journal() if args.command == "history" and workers else None
+        if journal is not None and not out.as_json:
+            print(render_journal(journal))
+        code = out.per_worker(workers, render, args.service or getattr(args, "dask", None) or
+                              getattr(args, "celery", None) or "", extra={"journal": journal} if journal else None)
         if args.command == "status" and args.service and code == EXIT_OK:
             return out.fleet_agreement(args.service, workers)
         return code
@@ -527,10 +570,11 @@ class Output:
             print(render(body))
         return EXIT_OK
 
-    def per_worker(self, workers: list[Any], render: Callable[[dict[str, Any]], str]) -> int:
+    def per_worker(self, workers: list[Any], render: Callable[[dict[str, Any]], str], fleet: str = "",
+                   extra: dict[str, Any] | None = None) -> int:
         failed = [w for w in workers if w.status != "ok"]
         if self.as_json:
-            _print_json({"workers": [{**w.to_dict(), "body": w.body} for w in workers]})
+            _print_json({**(extra or {}), "workers": [{**w.to_dict(), "body": w.body} for w in workers]})
         else:
             for worker in workers:
                 print(f"== worker {worker.pid} ({worker.address}) ==")
@@ -539,7 +583,8 @@ class Output:
                 else:
                     print(f"  {worker.status}: {(worker.error or {}).get('message', '')}")
         if not workers:
-            return self.failure(LivefixError("notFound", "no worker is registered under that service"))
+            where = f" {fleet!r}" if fleet else ""
+            return self.failure(LivefixError("notFound", f"no worker is registered under service{where}"))
         return EXIT_UNREACHABLE if failed else EXIT_OK
 
     def fleet_agreement(self, service: str, workers: list[Any]) -> int:
@@ -550,11 +595,21 @@ class Output:
 
         fleet_now = int(Registry(service).read_journal().get("generation", 0))
         behind = [w for w in workers if ((w.body or {}).get("agent") or {}).get("fleetGeneration") != fleet_now]
+        # A change kept for an import that belongs to an undone fleet generation would land
+        # at that import: the worker would then run what the fleet no longer runs.
+        stray = {id(w): sorted({p["module"] for p in ((w.body or {}).get("agent") or {}).get("pending", [])
+                                if isinstance(p.get("fleetGeneration"), int) and p["fleetGeneration"] > fleet_now})
+                 for w in workers}
         if not self.as_json:
             for worker in behind:
                 at = ((worker.body or {}).get("agent") or {}).get("fleetGeneration")
                 print(f"worker {worker.pid} runs fleet generation {at}, not {fleet_now}: its catch-up failed")
-        return EXIT_PARTIAL if behind else EXIT_OK
+            for worker in workers:
+                if stray[id(worker)] and worker not in behind:
+                    print(f"worker {worker.pid} still keeps a change of an undone fleet generation for its import of "
+                          f"{', '.join(stray[id(worker)])}: `livefix rollback --service {service} --to {fleet_now}` "
+                          "withdraws it")
+        return EXIT_PARTIAL if behind or any(stray.values()) else EXIT_OK
 
     def verdict(self, body: dict[str, Any]) -> int:
         """The canary's verdict: 0 when the change stays, 4 when the canary rolled it back."""
@@ -570,7 +625,9 @@ class Output:
             _print_json(result.to_dict())
         else:
             print(result.report)
-        if result.outcome in ("applied", "checked"):
+            if result.error is not None and result.error.kind == "approvalRequired":
+                print("livefix: re-run with --yes to approve", file=sys.stderr)
+        if result.outcome in ("applied", "checked", "unchanged"):
             return EXIT_OK
         if result.outcome == "partial":
             return EXIT_PARTIAL
@@ -622,6 +679,16 @@ def exit_code(error: LivefixError) -> int:
     return EXIT_FAILED
 
 
+def render_journal(journal: dict[str, Any]) -> str:
+    """The fleet's generations, as its journal records them (what a worker starting now runs)."""
+    lines = [f"fleet generation {journal.get('generation', 0)}"]
+    for entry in journal.get("entries", []):
+        changes = ", ".join(f"{c.get('module') or c.get('path')}.{c.get('qualname') or '<module>'}"
+                            for c in entry.get("changes", [])) or ", ".join(entry.get("modules") or []) or "(reload)"
+        lines.append(f"  {entry.get('generation', '?'):>3}  {entry.get('action', ''):<7} {changes}")
+    return "\n".join(lines)
+
+
 def render_history(body: dict[str, Any]) -> str:
     lines = [f"running generation {body.get('generation', 0)}"]
     for entry in body.get("generations", []):
@@ -653,6 +720,8 @@ def render_status(body: dict[str, Any]) -> str:
         if entry.get("status") == "failed":
             lines.append(f"catch-up of fleet generation {entry.get('generation')} FAILED: "
                          f"{(entry.get('error') or {}).get('message', '')}")
+        elif entry.get("status") == "superseded":
+            lines.append(f"fleet generation {entry.get('generation')} not replayed: {entry.get('reason', '')}")
     for kept in agent.get("pending") or []:
         lines.append(f"kept until this process imports {kept.get('module')}: {', '.join(kept.get('qualnames', []))} "
                      f"({kept.get('label')})")
@@ -671,7 +740,26 @@ def render_status(body: dict[str, Any]) -> str:
         if module.get("baseline") == "derived":
             lines.append("    (livefix arrived after this module was loaded: its definitions were checked against the "
                          "running code; module-level statements cannot be)")
+    lines.extend(render_unpersisted(body.get("unpersisted") or [], agent))
     return "\n".join(lines)
+
+
+def render_unpersisted(entries: list[dict[str, Any]], agent: dict[str, Any]) -> list[str]:
+    """Status's lines for what runs but no file says yet, with the command that writes it."""
+    if not entries:
+        return []
+    command = (f"livefix persist --service {agent['service']}" if agent.get("service")
+               else f"livefix persist {agent['pid']}" if agent.get("pid") else "livefix persist")
+    count = len(entries)
+    lines = [f"unpersisted: {count} definition{'s' if count != 1 else ''} run{'s' if count == 1 else ''} that "
+             f"{'its file does' if count == 1 else 'their files do'} not say yet; `{command}` writes "
+             f"{'it' if count == 1 else 'them'} there"]
+    for entry in entries:
+        why = (" (removed from the process; the file still defines it)" if entry.get("removed") else "") + (
+            f" ({entry['fileError']})" if entry.get("fileError") else "")
+        lines.append(f"  {entry.get('module')}.{entry.get('qualname')} (generation {entry.get('generation')}) "
+                     f"-> {entry.get('path')}{why}")
+    return lines
 
 
 def _evidence_view() -> Any:

@@ -30,6 +30,8 @@ RELOAD = "livefix/reload"
 # Live evidence: a fix's before/after figures, and functions watched on request.
 EVIDENCE = "livefix/evidence"
 WATCH = "livefix/watch"
+# The running source of every definition the files do not say yet (`livefix persist`).
+RUNNING_SOURCES = "livefix/runningSources"
 # Two-phase (fleet) operations served by the agent: prepare everywhere, then commit.
 PREPARE = "livefix/prepare"
 COMMIT = "livefix/commit"
@@ -37,7 +39,9 @@ ABORT = "livefix/abort"
 # Agent handshake: the first request on an agent connection must carry the token.
 AUTHENTICATE = "livefix/authenticate"
 
-COMMANDS: tuple[str, ...] = (APPLY, ROLLBACK, HISTORY, CAPTURE_FRAMES, STATUS, RELOAD, EVIDENCE, WATCH)
+COMMANDS: tuple[str, ...] = (
+    APPLY, ROLLBACK, HISTORY, CAPTURE_FRAMES, STATUS, RELOAD, EVIDENCE, WATCH, RUNNING_SOURCES,
+)
 
 APPLIED_EVENT = "livefix/applied"
 # A canary's verdict (passed, rolledBack, inconclusive, failed): body `CanaryVerdict`.
@@ -126,6 +130,10 @@ class ReloadArguments(TypedDict):
 class StatusArguments(TypedDict):
     modules: NotRequired[list[str]]
     includeLibraries: NotRequired[bool]
+
+
+class RunningSourcesArguments(TypedDict):
+    modules: NotRequired[list[str]]  # default: every module
 
 
 # -- response bodies ---------------------------------------------------------------
@@ -314,10 +322,36 @@ class ModuleStatus(TypedDict):
     baseline: NotRequired[Literal["derived"]]
 
 
+class UnpersistedDefinition(TypedDict):
+    """A definition an active generation changed (not from its file) that its file does not
+    have as it runs: absent, different, or not known (`fileError`)."""
+
+    generation: int  # the newest active generation that changed it
+    module: str
+    qualname: str
+    path: str | None  # the module's file, as the process names it
+    removed: NotRequired[bool]  # the generation removed it and the file still defines it
+    fileError: NotRequired[str]  # the file cannot be read or does not parse
+
+
+class UnpersistedSource(UnpersistedDefinition):
+    source: str | None  # the running definition, dedented, decorators included (None: removed)
+
+
 class StatusBody(TypedDict):
     generation: int
     modules: list[ModuleStatus]
+    # What runs that the files do not say yet (`livefix persist` writes it), oldest first.
+    unpersisted: NotRequired[list[UnpersistedDefinition]]
     agent: NotRequired[AgentInfo]  # when served by the agent (livefix.listen())
+
+
+class RunningSourcesBody(TypedDict):
+    """Body of `livefix/runningSources`: one entry per running text (a property's getter and
+    setter are two), for the definitions `unpersisted` lists."""
+
+    generation: int
+    sources: list[UnpersistedSource]
 
 
 # -- agent-only requests (livefix.listen(); see docs/agent.md) -----------------------

@@ -76,6 +76,7 @@ class Service:
             protocol.STATUS: self.status_request,
             protocol.EVIDENCE: self.evidence_request,
             protocol.WATCH: self.watch_request,
+            protocol.RUNNING_SOURCES: self.running_sources_request,
         }
         # The canary's verdicts reach this transport's clients as they happen.
         engine.watches.listeners.append(self._canary_verdict)
@@ -169,6 +170,14 @@ class Service:
             "modules": self.engine.modified_modules(
                 modules=modules, include_libraries=bool(args.get("includeLibraries", False))
             ),
+            "unpersisted": [entry.to_wire() for entry in self.engine.unpersisted(modules)],
+        }
+
+    def running_sources_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        modules = module_names(args)
+        return {
+            "generation": self.engine.generation,
+            "sources": [source for entry in self.engine.unpersisted(modules) for source in entry.sources_to_wire()],
         }
 
     def evidence_request(self, args: dict[str, Any]) -> dict[str, Any]:

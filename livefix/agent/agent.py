@@ -119,6 +119,12 @@ class Agent:
                 outcome["status"] = "skipped"
                 self.service.fleet.reached(generation, before)
                 continue
+            stale = module_facts.superseded(entry.get("changes") or [])
+            if stale:
+                log.warning("livefix agent: fleet generation %s not replayed: %s", generation, stale)
+                outcome.update(status="superseded", reason=stale)
+                self.service.fleet.reached(generation, before, before=before)
+                continue
             try:
                 # Changes to modules this worker has not imported yet (its app loads after
                 # listen(), in a pre-fork server) are kept and applied at their import.
@@ -129,6 +135,7 @@ class Agent:
                 waiting = self.service.keep_for_import(
                     parts.later, f"fleet generation {generation}", entry.get("migrate"), entry.get("verify"),
                     on_done=lambda done, o=outcome, g=generation: self._applied_at_import(o, g, done),
+                    fleet_generation=generation,
                 ) if parts.later else []
             except LivefixError as error:
                 log.error("livefix agent: could not replay fleet generation %s: %s", generation, error)
@@ -148,6 +155,8 @@ class Agent:
             if not waiting and outcome.get("status") == "pending":
                 outcome["status"] = "applied"
             outcome["workerGeneration"] = done["generation"]
+        elif done["status"] == "superseded":  # the module's file changed since: it runs the file
+            outcome.update(status="superseded", reason=done.get("reason"))
         else:
             outcome.update(status="failed", error=done.get("error"))
             if self.service.fleet.current is not None and self.service.fleet.current >= fleet_generation:

@@ -66,7 +66,8 @@ class WorkerOutcome:
 @dataclass
 class FleetResult:
     """The fleet outcome: `applied` (every worker), `checked` (a dry run that every worker
-    passed), `aborted` (none changed), `rolledBack`
+    passed), `unchanged` (every worker already ran that code: nothing changed, nothing
+    recorded), `aborted` (none changed), `rolledBack`
     (commits undone), `canaryRolledBack` (the canary worker's change was judged worse and
     undone; no other worker ran it), `partial` (a rollback failed too: workers differ; see
     each one)."""
@@ -177,6 +178,25 @@ class Fleet:
             # The most telling failure: one a worker reported, before "unreachable".
             first = next((w for w in failed if w.status == "failed"), failed[0])
             result.error = LivefixError.from_dict(first.error or {"kind": "failed", "message": "prepare failed"})
+            return self._finish(result)
+        if all_unchanged(workers):
+            self._abort(workers)
+            for worker in workers:
+                worker.status = "unchanged"
+            result.outcome = "unchanged"
+            if verify is not None:
+                result.warnings.append(f"verify {verify} was not run: nothing changed")
+            return self._finish(result)
+        result.warnings.extend(added_warnings(workers))
+        unclaimed = _unclaimed_paths(workers) if action == "apply" else []
+        if unclaimed:
+            self._abort(workers)
+            result.error = LivefixError(
+                "notFound",
+                f"no worker runs a module from {', '.join(unclaimed)}; if it holds a fix for a module, name the module "
+                "with --module MODULE (workers that have not imported that module yet then keep the fix for its import)",
+                path=unclaimed[0], reason="noModule",
+            )
             return self._finish(result)
         # The changes as facts about modules (as a worker resolved them), not paths of this machine.
         facts = next((w.body.get("changes") for w in workers if w.body and w.body.get("changes")), None) \
@@ -384,6 +404,10 @@ class Fleet:
 
     # -- other fleet requests ------------------------------------------------------------
 
+    def journal(self) -> dict[str, Any]:
+        """The fleet's generations: what a worker that starts now replays."""
+        return self.registry.read_journal()
+
     def rollback(self, to: int | None = None, approved: bool = False, lock_timeout: float = 30.0) -> FleetResult:
         """Roll every worker back (`to`: a fleet generation; default: the latest fleet apply).
 
@@ -393,7 +417,9 @@ class Fleet:
             journal = self.registry.read_journal()
             fleet_now = int(journal.get("generation", 0))
             target = fleet_now - 1 if to is None else to
-            if target < 0 or target >= fleet_now:
+            # `to` = the current generation is allowed: it brings back in line a worker that
+            # still keeps a change of an undone generation for an import (nothing else moves).
+            if target < 0 or target > fleet_now or (to is None and target >= fleet_now):
                 raise LivefixError("nothingToRollBack", f"service {self.service!r} runs fleet generation {fleet_now}; "
                                    f"nothing to roll back to {max(target, 0)}", generation=fleet_now)
             workers = self._connect_all()
@@ -538,6 +564,37 @@ def _before(canary: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 0.0
 
 
+def all_unchanged(workers: list[WorkerOutcome]) -> bool:
+    """Every worker that prepared already runs exactly that code: the fleet records no
+    generation for it (a rollback would then undo the fix before it, not this no-op)."""
+    prepared = [w for w in workers if w.status == "prepared"]
+    return bool(prepared) and all((w.body or {}).get("unchanged") for w in prepared)
+
+
+def added_definitions(workers: list[WorkerOutcome]) -> list[str]:
+    """Definitions a change adds (in any worker): a misspelled name adds one nobody calls."""
+    found = {f"{e.get('module')}.{e.get('qualname')}" for w in workers
+             for e in (w.body or {}).get("planned", []) if e.get("kind") == "added"}
+    return sorted(found)
+
+
+def added_warnings(workers: list[WorkerOutcome]) -> list[str]:
+    added = added_definitions(workers)
+    if not added:
+        return []
+    names = ", ".join(added)
+    one = len(added) == 1
+    return [f"{names} {'is' if one else 'are'} new: the change adds {'it' if one else 'them'} and no code calls "
+            f"{'it' if one else 'them'} yet (a misspelled name?)"]
+
+
+def _unclaimed_paths(workers: list[WorkerOutcome]) -> list[str]:
+    """Files sent without a module that every worker kept for an import: no worker runs a
+    module from them, so they name no module anyone can tell (a fix file beside the app)."""
+    kept = [set((w.body or {}).get("pendingFromPath") or []) for w in workers if w.status == "prepared"]
+    return sorted(set.intersection(*kept)) if kept else []
+
+
 def _remaining(deadline: float) -> float:
     """What is left of a shared deadline; never zero, so answers already here are still read."""
     return max(deadline - time.monotonic(), 0.05)
@@ -553,7 +610,9 @@ def fleet_report(result: FleetResult) -> str:
     head = {
         "applied": f"Fleet {result.service}: {result.action} done on all {n} workers"
         + (f" (fleet generation {result.fleet_generation})" if result.fleet_generation is not None else ""),
-        "aborted": f"Fleet {result.service}: {result.action} not applied: no worker was changed",
+        "aborted": f"Fleet {result.service}: {result.action} not done: no worker was changed",
+        "unchanged": f"Fleet {result.service}: nothing to {result.action}: every worker already runs this code; "
+        "nothing changed and no fleet generation was recorded",
         "checked": f"Fleet {result.service}: dry run: {result.action} would apply on all {n} workers; nothing changed",
         "rolledBack": f"Fleet {result.service}: a commit failed; every worker that committed was rolled back",
         "partial": f"Fleet {result.service}: {result.action} FAILED and could not be fully undone: workers differ",

@@ -37,6 +37,28 @@ def user_tag() -> str:
     return "".join(c for c in getpass.getuser() if c.isalnum() or c in "-_") or "user"
 
 
+def temp_root() -> str:
+    """The system's directory for temporary files, as `tempfile.gettempdir()` picks it.
+
+    On POSIX: the first of $TMPDIR, $TEMP, $TMP that is a directory, else /tmp, /var/tmp,
+    /usr/tmp. Without `tempfile`'s probe file: importing `tempfile` and writing that probe were
+    a tenth of every command's time, and an unwritable directory is caught anyway when the
+    runtime directory is created in it (the next candidate is used). Windows keeps `tempfile`,
+    whose list there (%TEMP%, the profile's AppData\\Local\\Temp...) is not worth repeating."""
+    if REAL_WINDOWS:
+        import tempfile
+
+        return tempfile.gettempdir()
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = os.environ.get(name)
+        if value and os.path.isdir(value):
+            return os.path.abspath(value)
+    for path in ("/tmp", "/var/tmp", "/usr/tmp"):
+        if os.path.isdir(path):
+            return path
+    return os.getcwd()
+
+
 def owned_by_me(info: os.stat_result) -> bool:
     """Is this file ours? (On Windows a file's owner is an ACL matter: the per-user profile
     directory the runtime directory lives in already keeps other users out.)"""

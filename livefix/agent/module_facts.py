@@ -9,6 +9,7 @@ change until it does (`engine.pending`). Standard library only.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from livefix.engine import locate
 from livefix.engine.pending import importable, importing
+from livefix.engine.sources import file_digest
 from livefix.errors import LivefixError
 
 
@@ -25,11 +27,25 @@ class Split:
 
     loaded: list[dict[str, Any]] = field(default_factory=list)
     later: list[dict[str, Any]] = field(default_factory=list)
+    # The paths of changes sent with a file only, kept for the import of the module that file
+    # would be: a fleet refuses them when no worker runs that module (a fix file like fix.py
+    # beside the app would otherwise wait for an import of `fix` that never comes).
+    later_from_path: list[str] = field(default_factory=list)
 
     @property
     def facts(self) -> list[dict[str, Any]]:
-        """Every change as module + qualname + source: what the journal keeps."""
-        return [_fact(change) for change in (*self.loaded, *self.later)]
+        """Every change as module + qualname + source, and the digest of the module's file it
+        was made against (`fileHash`, when this process can read that file): what the journal
+        keeps. A worker replaying it later checks the digest: after a deploy the file differs
+        and the old fix is not replayed over the new code."""
+        facts = []
+        for change in (*self.loaded, *self.later):
+            fact = _fact(change)
+            digest = file_digest(module_path(fact["module"])) if fact.get("module") else None
+            if digest is not None:
+                fact["fileHash"] = digest
+            facts.append(fact)
+        return facts
 
     def later_modules(self) -> list[str]:
         return sorted({change["module"] for change in self.later})
@@ -58,6 +74,8 @@ def split(changes: list[dict[str, Any]], keep_for_import: bool) -> Split:
             result.loaded.append(change)  # the engine says what is wrong (notFound, with its hint)
             continue
         result.later.append({**_fact(change), "module": module})
+        if path and not change.get("module"):
+            result.later_from_path.append(str(path))
     return result
 
 
@@ -78,6 +96,38 @@ def module_on_path(path: str) -> str | None:
     return None
 
 
+def module_path(name: str) -> str | None:
+    """The file `name` runs from, or would be imported from; None when that cannot be told
+    without importing something (a package not imported yet: its `__init__` would run)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return getattr(module, "__file__", None)
+    parent = name.rpartition(".")[0]
+    if parent and parent not in sys.modules:
+        return None
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.has_location else None
+
+
+def superseded(changes: list[dict[str, Any]]) -> str | None:
+    """Why a journal entry must not be replayed here: a module it changes comes from a file
+    that differs from the one the change was made against (a deploy, an edit). Modules not
+    imported yet are checked at their import (`engine.pending`)."""
+    for change in changes:
+        name, recorded = change.get("module"), change.get("fileHash")
+        if not name or not recorded:
+            continue
+        path = module_path(name)
+        now = file_digest(path)
+        if now is not None and now != recorded:
+            return (f"{path} changed since this change was made against it (a deploy or an edit): this process runs "
+                    "the file, not the change")
+    return None
+
+
 def _fact(change: dict[str, Any]) -> dict[str, Any]:
-    fact = {key: change[key] for key in ("module", "qualname", "source") if change.get(key) is not None}
+    fact = {key: change[key] for key in ("module", "qualname", "source", "fileHash") if change.get(key) is not None}
     return fact

@@ -151,6 +151,7 @@ class AgentService(Service):
         if verify is not None and not isinstance(verify, str):
             raise LivefixError("invalid", "`verify` must be a string")
         later: list[dict[str, Any]] = []
+        later_from_path: list[str] = []
         facts: list[dict[str, Any]] | None = None
         plan: Plan | None
         if action == "apply":
@@ -168,7 +169,7 @@ class AgentService(Service):
                 parts = module_facts.split(changes, bool(args.get("keepForImport")))
                 if parts.later:
                     self.engine.pending.check(parts.later)
-            later, facts = parts.later, parts.facts
+            later, facts, later_from_path = parts.later, parts.facts, parts.later_from_path
             plan = self.engine.prepare(
                 parts.loaded, action="apply", migrate=migrations(args), canary=args.get("canary"),
             ) if parts.loaded else None
@@ -208,6 +209,10 @@ class AgentService(Service):
             body["changes"] = facts  # what the fleet journal records
         if waiting:
             body["pending"] = waiting
+        if later_from_path:
+            body["pendingFromPath"] = later_from_path
+        if (plan is None or plan.empty) and not later:
+            body["unchanged"] = True  # this worker already runs exactly that code
         return body
 
     def commit_request(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -225,7 +230,8 @@ class AgentService(Service):
                     "impact": {"threads": [], "signatureChanges": [], "removals": []}, "report": ""}
         if entry.later:
             label = f"fleet generation {fleet}" if isinstance(fleet, int) else "a change"
-            body["pending"] = self.keep_for_import(entry.later, label, entry.migrate, verify)
+            body["pending"] = self.keep_for_import(entry.later, label, entry.migrate, verify,
+                                                   fleet_generation=fleet if isinstance(fleet, int) else None)
             body["report"] = (body["report"] + "\n" if body["report"] else "") + (
                 f"Kept until this worker imports {', '.join(body['pending'])}: applied then")
         if isinstance(fleet, int) and not isinstance(fleet, bool):
@@ -233,7 +239,8 @@ class AgentService(Service):
         return body
 
     def keep_for_import(self, changes: list[dict[str, Any]], label: str, migrate: Any, verify: str | None,
-                        on_done: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
+                        on_done: Callable[[dict[str, Any]], None] | None = None,
+                        fleet_generation: int | None = None) -> list[str]:
         """Keep changes until their modules' import; one imported meanwhile is applied now."""
         now = [c for c in changes if c["module"] in sys.modules and not importing(c["module"])]
         later = [c for c in changes if c not in now]
@@ -243,12 +250,16 @@ class AgentService(Service):
             if outcome["status"] == "applied":
                 log.warning("livefix agent: %s applied to %s at its import (generation %s)",
                             label, outcome["module"], outcome.get("generation"))
+            elif outcome["status"] == "superseded":
+                log.warning("livefix agent: %s not applied to %s at its import: %s",
+                            label, outcome["module"], outcome.get("reason"))
             else:
                 log.error("livefix agent: %s could not be applied to %s at its import: %s",
                           label, outcome["module"], outcome.get("error", {}).get("message"))
             if on_done is not None:
                 on_done(outcome)
-        kept = self.engine.pending.defer(later, label, migrate=migrate, verify=verify, on_done=done) if later else []
+        kept = self.engine.pending.defer(later, label, migrate=migrate, verify=verify, on_done=done,
+                                         fleet_generation=fleet_generation) if later else []
         for name in kept:  # its import finished while this was kept: the hook has run, so apply here
             module = sys.modules.get(name)
             if module is not None and not importing(name):
@@ -270,6 +281,15 @@ class AgentService(Service):
             }
         else:
             body = self.handle(protocol.ROLLBACK, {**rest, "to": target})
+        # Changes of later fleet generations still waiting for an import never ran: withdrawn,
+        # or they would land at the import after the fleet went back (even with nothing above).
+        withdrawn = self.engine.pending.withdraw_fleet(fleet)
+        if withdrawn:
+            modules = ", ".join(sorted({entry["module"] for entry in withdrawn}))
+            body = {**body, "withdrawn": withdrawn,
+                    "report": f"Withdrawn the changes kept until this worker imports {modules}"
+                    if body.get("report", "").startswith("Nothing to roll back") else
+                    body.get("report", "") + f"\nWithdrawn the changes kept until this worker imports {modules}"}
         self.fleet.reached(fleet, target)
         return body
 

@@ -78,9 +78,7 @@ def runtime_dir_candidates() -> list[Path]:
         candidates.append(Path(os.environ[RUNTIME_DIR_ENV]))
     if os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
         candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "livefix")
-    import tempfile
-
-    candidates.append(Path(tempfile.gettempdir()) / f"livefix-{host_os.user_tag()}")
+    candidates.append(Path(host_os.temp_root()) / f"livefix-{host_os.user_tag()}")
     candidates.append(Path.home() / ".cache" / "livefix" / "run")
     return candidates
 

@@ -26,6 +26,7 @@ from livefix.engine.planner import Edit, ModulePlan, ModulePlanner, Placement
 from livefix.engine.sources import ModuleSource, SourceStore, module_file, read_source, replace
 from livefix.engine.statements import mangle, pair_statements
 from livefix.engine.textdiff import diff_texts, find_hunks
+from livefix.engine.unpersisted import Unpersisted, UnpersistedFinder
 from livefix.errors import LivefixError
 
 ThreadIdMap = Callable[[int], int]
@@ -75,6 +76,7 @@ class Generation:
     verify: str | None = None
     status: str = "active"
     rolled_back_at: float | None = None
+    from_file: frozenset[str] = frozenset()  # modules whose new text was read from their file
 
     def to_wire(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -112,6 +114,9 @@ class Engine:
         # Changes to modules not imported yet (a fleet worker before its app loads), applied at import.
         self.pending = pending.PendingChanges(self)
         self.sources.import_listeners.append(self.pending.imported)
+        # What the active generations run that the files do not say (status, persist).
+        self._unpersisted = UnpersistedFinder(self.sources)
+        self._touched: tuple[int, dict[tuple[str, str], int]] = (-1, {})
 
     # -- state -----------------------------------------------------------------------
 
@@ -264,12 +269,17 @@ class Engine:
         names = self._reload_targets(modules, package, sources)
         changes = []
         held: list[str] = []
+        from_file: set[str] = set()
         for name in _dependency_order(names):
             module = sys.modules[name]
             path = module_file(module)
             if path is None:
                 raise LivefixError("unsupported", f"module {name} was not loaded from Python source", module=name)
-            text = sources[name] if sources and name in sources else self._disk_text(module, path)
+            if sources and name in sources:
+                text = sources[name]
+            else:
+                text = self._disk_text(module, path)
+                from_file.add(name)
             if name == "__main__":
                 text = self._hold_script_code(module, path, text, held)
             changes.append({"module": name, "source": text})
@@ -279,6 +289,7 @@ class Engine:
             return self._make_plan("reload", [], [], self._state_version, [], thread_id)
         plan = self.prepare(changes, action="reload", thread_id=thread_id, migrate=migrate, canary=canary)
         plan.warnings.extend(held)
+        plan.from_file = frozenset(from_file)
         return plan
 
     def _hold_script_code(self, module: types.ModuleType, path: str, text: str, held: list[str]) -> str:
@@ -455,6 +466,7 @@ class Engine:
                 texts={name: TextChange.between(texts_before[name], texts_after[name].text) for name in texts_before},
                 new_codes=new_codes,
                 verify=check,
+                from_file=plan.from_file,
             )
         )
         self._prune()
@@ -769,6 +781,33 @@ class Engine:
 
     def modified_modules(self, modules: list[str] | None = None, include_libraries: bool = False) -> list[dict[str, Any]]:
         return status.modified_modules(self.sources, modules, include_libraries)
+
+    def unpersisted(self, modules: list[str] | None = None) -> list[Unpersisted]:
+        """The definitions active generations changed that their files do not say (the running
+        sources included, for `livefix persist`): see engine/unpersisted.py."""
+        return self._unpersisted.find(self._touched_definitions(), modules)
+
+    def _touched_definitions(self) -> dict[tuple[str, str], int]:
+        """(module, qualname) -> the newest active generation that changed it other than from
+        its file; computed again only when a generation was applied or rolled back."""
+        current = self._state_version  # read first: a commit meanwhile makes the result stale, not wrong
+        version, touched = self._touched
+        if version == current:
+            return touched
+        touched = {}
+        for generation in list(self._generations):
+            if generation.status != "active":
+                continue
+            for edit in generation.edits:
+                if edit.note == "statement":
+                    continue  # module-level statements: not a definition a file can be given
+                key = (edit.module, edit.qualname)
+                if edit.module in generation.from_file:
+                    touched.pop(key, None)  # it now runs what the file said
+                else:
+                    touched[key] = generation.number
+        self._touched = (current, touched)
+        return touched
 
 
 def _replaced_pairs(mutations: list[Any]) -> list[watches.Pair]:

@@ -21,6 +21,7 @@ import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from livefix.engine.sources import file_digest
 from livefix.errors import LivefixError
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class PendingChange:
     since: float = field(default_factory=time.time)
     on_done: Callable[[Outcome], None] | None = None
     after: int = 0  # the engine generation it was kept at: a rollback to or below it withdraws it
+    fleet_generation: int | None = None  # the fleet generation it belongs to, if a fleet sent it
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class PendingChange:
             "qualnames": [c.get("qualname") or "<module>" for c in self.changes],
             "label": self.label,
             "since": self.since,
+            **({"fleetGeneration": self.fleet_generation} if self.fleet_generation is not None else {}),
         }
 
 
@@ -68,6 +71,7 @@ class PendingChanges:
         migrate: Any = None,
         verify: str | None = None,
         on_done: Callable[[Outcome], None] | None = None,
+        fleet_generation: int | None = None,
     ) -> list[str]:
         """Keep `changes` (each naming a module not imported yet) until their modules are
         imported; the modules. Refused, keeping nothing, when a change names a loaded module,
@@ -77,7 +81,7 @@ class PendingChanges:
             for name, module_changes in by_module.items():
                 self._waiting.setdefault(name, []).append(
                     PendingChange(name, module_changes, label, migrate, verify, on_done=on_done,
-                                  after=self._engine.generation)
+                                  after=self._engine.generation, fleet_generation=fleet_generation)
                 )
         return sorted(by_module)
 
@@ -89,6 +93,24 @@ class PendingChanges:
             for name in list(self._waiting):
                 keep = [entry for entry in self._waiting[name] if entry.after < to]
                 withdrawn += [entry.to_wire() for entry in self._waiting[name] if entry.after >= to]
+                if keep:
+                    self._waiting[name] = keep
+                else:
+                    del self._waiting[name]
+        return withdrawn
+
+    def withdraw_fleet(self, to: int) -> list[dict[str, Any]]:
+        """A fleet rollback to fleet generation `to`: the changes kept for later fleet
+        generations are withdrawn (they never ran). Needed apart from `withdraw`: a worker
+        whose fleet changes all wait for an import has no engine generation to roll back."""
+        withdrawn = []
+        with self._lock:
+            for name in list(self._waiting):
+                later = [e for e in self._waiting[name] if e.fleet_generation is not None and e.fleet_generation > to]
+                if not later:
+                    continue
+                withdrawn += [entry.to_wire() for entry in later]
+                keep = [e for e in self._waiting[name] if e not in later]
                 if keep:
                     self._waiting[name] = keep
                 else:
@@ -126,9 +148,12 @@ class PendingChanges:
         with self._lock:
             entries = self._waiting.pop(module.__name__, [])
         for entry in entries:
-            self._record(entry, self._apply(entry))
+            self._record(entry, self._apply(entry, module))
 
-    def _apply(self, entry: PendingChange) -> Outcome:
+    def _apply(self, entry: PendingChange, module: types.ModuleType | None = None) -> Outcome:
+        changed = superseded_by_file(entry.changes, module)
+        if changed:
+            return {"status": "superseded", "module": entry.module, "label": entry.label, "reason": changed}
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
         pause = threading.Event()
         while True:
@@ -155,6 +180,25 @@ class PendingChanges:
                 entry.on_done(outcome)
             except Exception:  # the listener's failure is its own
                 pass
+
+
+def superseded_by_file(changes: list[dict[str, Any]], module: types.ModuleType | None) -> str | None:
+    """Why changes recorded against another version of `module`'s file must not be applied
+    to it (None when they may): a fleet's change carries `fileHash`, the digest of the file
+    it was made against. After a deploy (or an edit) the file differs, and replaying an old
+    fix over new code would run the old fix's idea of that code (found: every request
+    failing on a name the deploy had renamed)."""
+    if module is None:
+        return None
+    recorded = {c.get("fileHash") for c in changes if c.get("fileHash")}
+    if not recorded:
+        return None
+    path = getattr(module, "__file__", None)
+    now = file_digest(path)
+    if now is None or now in recorded:
+        return None
+    return (f"{path} changed since this change was made against it (a deploy or an edit): this process runs "
+            "the file, not the change")
 
 
 def importing(name: str) -> bool:

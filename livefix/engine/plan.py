@@ -95,6 +95,9 @@ class Plan:
     # and the old code objects counted since prepare.
     canary: Any = None
     watched: list[Any] = field(default_factory=list)
+    # The modules whose new text is their file's (a reload from disk): what the generation
+    # runs there was in the file, so it is never "unpersisted" (see engine/unpersisted.py).
+    from_file: frozenset[str] = frozenset()
 
     def unmigrated_gaps(self) -> list[ClassGap]:
         return [gap for gap in self.gaps if (gap.module, gap.qualname) not in self.migrations]

@@ -152,6 +152,22 @@ def _differs(old: ast.stmt, old_chunk: Chunk, new: ast.stmt, new_chunk: Chunk) -
     return ast.dump(old) != ast.dump(new)
 
 
+def same_but_layout(old_text: str, old: ast.stmt, new_text: str, new: ast.stmt) -> bool:
+    """Are two texts of a definition the same code, comments included, but for indentation,
+    trailing whitespace and line breaks? (The language server persists a running definition
+    in the file's own indentation: tabs, or another unit, where the process ran spaces.)
+
+    Line by line without the whitespace around it, and as syntax trees without positions:
+    the lines alone would miss a statement moved into or out of a block, the trees alone a
+    comment. Columns may differ; lines (of the definition) do not."""
+    if dedent_lines(old_text) == dedent_lines(new_text):
+        return True
+    old_lines, new_lines = old_text.splitlines(), new_text.splitlines()
+    if len(old_lines) != len(new_lines) or any(a.strip() != b.strip() for a, b in zip(old_lines, new_lines)):
+        return False
+    return ast.dump(old) == ast.dump(new)
+
+
 def _text(chunk: Chunk, node: ast.stmt) -> str:
     return dedent_lines(statement_text(chunk, node))
 

@@ -10,14 +10,15 @@ from typing import Any
 
 from livefix.engine import locate
 from livefix.engine.planner import Edit
-from livefix.engine.statements import bound_names, pair_statements
+from livefix.engine.statements import bound_names, pair_statements, same_but_layout
 from livefix.engine.sources import SourceStore, file_stamp, module_file, read_source
 from livefix.engine.compiler import first_line_node
 from livefix.engine.swap import functions_of
-from livefix.engine.textdiff import Chunk, diff_texts
+from livefix.engine.textdiff import Chunk, diff_texts, statement_text
 
 _OWN_PACKAGE = __name__.split(".")[0]
 _OWN_PREFIX = _OWN_PACKAGE + "."
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def modified_modules(store: SourceStore, names: list[str] | None, include_libraries: bool) -> list[dict[str, Any]]:
@@ -54,6 +55,11 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
             store.note_matching_file(running, stamp)
             continue
         changed, added, removed, shifted = definition_changes(running.text, disk, path, module)
+        if clean and not (changed or added or removed or shifted) and _same_lines(running.text, disk):
+            # The same code, comments and lines, indented otherwise (a definition persisted in
+            # the file's own style, tabs where the fix had spaces): the file says what runs.
+            store.note_matching_file(running, stamp)
+            continue
         changed += sorted(q for q in running.stale - running.missing if q not in changed)
         added += sorted(q for q in running.missing if q not in added)
         removed += [q for q in running.orphans if q not in removed]
@@ -105,6 +111,8 @@ def definition_changes(
 def _compare(old: list[ast.stmt], old_chunk: Chunk, new: list[ast.stmt], new_chunk: Chunk, prefix: str,
              changed: list[str], added: list[str], removed: list[str], moved: list[str]) -> None:
     for pair in pair_statements(old, old_chunk, new, new_chunk):
+        if pair.changed and _only_layout(pair.old, old_chunk, pair.new, new_chunk):
+            pair.changed = False  # the same definition, indented otherwise: only its place can differ
         if not pair.changed:
             if isinstance(pair.new, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and pair.old is not None:
                 if first_line_node(pair.old).lineno != first_line_node(pair.new).lineno:
@@ -126,6 +134,18 @@ def _compare(old: list[ast.stmt], old_chunk: Chunk, new: list[ast.stmt], new_chu
                 changed.append(label)
         elif label not in changed:
             changed.append(label)
+
+
+def _only_layout(old: ast.stmt | None, old_chunk: Chunk, new: ast.stmt | None, new_chunk: Chunk) -> bool:
+    if not isinstance(old, _DEFINITIONS) or not isinstance(new, _DEFINITIONS):
+        return False
+    return same_but_layout(statement_text(old_chunk, old), old, statement_text(new_chunk, new), new)
+
+
+def _same_lines(old: str, new: str) -> bool:
+    """Do two texts have the same lines but for the whitespace around each?"""
+    old_lines, new_lines = old.split("\n"), new.split("\n")
+    return len(old_lines) == len(new_lines) and all(a.strip() == b.strip() for a, b in zip(old_lines, new_lines))
 
 
 def running_sources(edits: list[Edit], store: SourceStore, generation: int) -> list[dict[str, Any]]:

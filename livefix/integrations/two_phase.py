@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from livefix import protocol
-from livefix.agent.fleet import FleetResult, WorkerOutcome
+from livefix.agent import module_facts
+from livefix.agent.fleet import FleetResult, WorkerOutcome, added_warnings, all_unchanged
 from livefix.agent.service import AgentService
 from livefix.engine import Engine, default_engine
 from livefix.errors import LivefixError
@@ -255,6 +256,13 @@ class Participant:
                 outcome: dict[str, Any] = {"generation": entry.get("generation"), "action": entry.get("action")}
                 self.catch_up.append(outcome)
                 try:
+                    self._import_modules(entry)
+                    stale = module_facts.superseded([{"module": m, "fileHash": h}
+                                                     for m, h in (entry.get("fileHashes") or {}).items()])
+                    if stale:  # a deploy or an edit since: the process runs the file, not the old fix
+                        self._ran.append((str(entry.get("id")), self.engine.generation))
+                        outcome.update(status="superseded", reason=stale)
+                        continue
                     generation = self._replay(entry)
                 except LivefixError as error:
                     outcome.update(status="failed", error=error.to_dict())
@@ -267,7 +275,7 @@ class Participant:
                     "rolledBack": rolled_back, "applied": len(entries) - common,
                     "report": _sync_report(rolled_back, len(entries) - common, self.fleet_generation)}
 
-    def _replay(self, entry: dict[str, Any]) -> int:
+    def _import_modules(self, entry: dict[str, Any]) -> None:
         for name in entry.get("imports") or []:
             if name not in sys.modules:
                 try:
@@ -275,6 +283,8 @@ class Participant:
                 except Exception as exc:  # noqa: BLE001 - any import failure is this entry's failure
                     raise LivefixError("notFound", f"cannot import {name}: {type(exc).__name__}: {exc}",
                                        module=name) from None
+
+    def _replay(self, entry: dict[str, Any]) -> int:
         before = self.engine.generation
         request = {k: entry[k] for k in _REQUEST_KEYS if k in entry}
         owner = next(self._owners)
@@ -417,6 +427,13 @@ class Coordinator:
                 first = next((w for w in failed if w.status == "failed"), failed[0] if failed else None)
                 result.error = _error_of(first) if first else LivefixError("failed", "every worker left before preparing")
                 return _finish(result)
+            if all_unchanged(prepared):
+                self._send("abort", {"txn": txn}, prepared, "unchanged")
+                result.outcome = "unchanged"
+                if verify is not None:
+                    result.warnings.append(f"verify {verify} was not run: nothing changed")
+                return _finish(result)
+            result.warnings.extend(added_warnings(prepared))
             if dry_run:
                 self._send("abort", {"txn": txn}, prepared, "aborted")
                 result.outcome = "checked"
@@ -427,6 +444,12 @@ class Coordinator:
             # `imports`: the modules it changes, which a process catching up imports first.
             entry: dict[str, Any] = {**request, "id": txn, "generation": generation, "time": time.time(),
                                      "imports": sorted({m for w in prepared for m in (w.body or {}).get("imports", [])})}
+            # The files the change was made against: a process that starts after a deploy (they
+            # differ) runs its files rather than replaying the old fix over the new code.
+            hashes = {f["module"]: f["fileHash"] for w in prepared for f in (w.body or {}).get("changes") or []
+                      if f.get("module") and f.get("fileHash")}
+            if hashes:
+                entry["fileHashes"] = hashes
             if verify is not None:
                 entry["verify"] = verify
             replies = self.transport.call("commit", {"txn": txn, "entry": entry}, [w.address for w in prepared])
@@ -595,7 +618,9 @@ def report(result: FleetResult) -> str:
     head = {
         "applied": f"{fleet}: {result.action} done on all {n} worker{'s' if n != 1 else ''}"
         + (f" (fleet generation {result.fleet_generation})" if result.fleet_generation is not None else ""),
-        "aborted": f"{fleet}: {result.action} not applied: no worker was changed",
+        "aborted": f"{fleet}: {result.action} not done: no worker was changed",
+        "unchanged": f"{fleet}: nothing to {result.action}: every worker already runs this code; nothing changed "
+        "and no fleet generation was recorded",
         "checked": f"{fleet}: dry run: {result.action} would apply on all {n} workers; nothing changed",
         "rolledBack": f"{fleet}: a commit failed; every worker that committed was rolled back",
         "partial": f"{fleet}: {result.action} FAILED and could not be fully undone: workers differ",

@@ -131,3 +131,42 @@ def test_a_rollback_to_a_generation_that_never_was_withdraws_nothing(ws, engine)
         engine.rollback(to=-1)
     assert raised.value.kind == "notFound"
     assert [entry["module"] for entry in engine.pending.pending()] == ["pend_g"]  # bad input changed nothing
+
+
+def test_a_change_made_against_another_version_of_the_file_is_not_applied_at_the_import(ws, engine):
+    """A fleet's change records the digest of the file it was made against (`fileHash`);
+    after a deploy the imported file differs and the old fix must not land on the new code."""
+    from livefix.engine.sources import file_digest
+
+    write(ws, "pend_h")
+    made_against = file_digest(str(ws.root / "pend_h.py"))
+    write(ws, "pend_h", PRICING.replace("RATE = 2", "RATE = 3"))  # the deploy
+    outcomes = []
+    engine.pending.defer([{"module": "pend_h", "qualname": "total", "source": FIX, "fileHash": made_against}],
+                         "fleet generation 8", on_done=outcomes.append)
+    module = importlib.import_module("pend_h")
+    assert module.total(1) == 3  # the deployed file's code
+    assert outcomes[0]["status"] == "superseded" and "changed since this change was made" in outcomes[0]["reason"]
+    assert engine.history()["generations"] == []
+
+
+def test_a_change_made_against_the_same_file_applies_at_the_import(ws, engine):
+    from livefix.engine.sources import file_digest
+
+    write(ws, "pend_i")
+    outcomes = []
+    engine.pending.defer([{"module": "pend_i", "qualname": "total", "source": FIX,
+                           "fileHash": file_digest(str(ws.root / "pend_i.py"))}],
+                         "fleet generation 9", on_done=outcomes.append)
+    assert importlib.import_module("pend_i").total(1) == 20
+    assert outcomes[0]["status"] == "applied"
+
+
+def test_a_fleet_rollback_withdraws_what_later_fleet_generations_kept(ws, engine):
+    write(ws, "pend_j")
+    engine.pending.defer([{"module": "pend_j", "qualname": "total", "source": FIX}], "fleet generation 2",
+                         fleet_generation=2)
+    assert engine.pending.withdraw_fleet(2) == []  # not above the generation returned to
+    assert [w["module"] for w in engine.pending.withdraw_fleet(1)] == ["pend_j"]
+    assert engine.pending.pending() == []
+    assert importlib.import_module("pend_j").total(1) == 2

@@ -132,6 +132,27 @@ def test_apply_under_load_reaches_later_and_restarted_workers_and_rolls_back(fle
     assert lfd.history(client)["journal"] == {"generation": 0, "entries": []}
 
 
+def test_workers_restarted_after_a_deploy_run_the_new_files(fleet: tuple[LocalCluster, Client], project: Path) -> None:
+    """A fix is a fact about the file it was made against: workers restarted after a deploy
+    (the file changed) run the deployed file, not the old fix replayed over it, and say so."""
+    _, client = fleet
+    assert lfd.apply(client, CHANGE, approved=True).outcome == "applied"
+    pricing = project / "fleetshop" / "pricing.py"
+    original = pricing.read_text()
+    try:
+        pricing.write_text(original.replace("n * 2", "n * 5"))  # the deploy
+        client.restart()
+        client.wait_for_workers(2, timeout=WAIT)
+        assert [value for _, value in on_workers(client).values()] == [35, 35]
+        catch_ups = [(w.body or {}).get("agent", {}).get("catchUp") for w in lfd.status(client)]
+        assert all([c["status"] for c in catch_up] == ["superseded"] for catch_up in catch_ups), catch_ups
+    finally:
+        pricing.write_text(original)
+        client.restart()  # the module's file as the other tests expect it
+        client.wait_for_workers(2, timeout=WAIT)
+    assert [value for _, value in on_workers(client).values()] == [NEW, NEW]  # same file: the fix is replayed
+
+
 def test_worker_killed_between_prepare_and_commit(fleet: tuple[LocalCluster, Client]) -> None:
     cluster, client = fleet
     killed: dict[str, object] = {}

@@ -16,6 +16,8 @@ export const RELOAD = 'livefix/reload';
 /** Live evidence: a fix's before/after figures, and functions watched on request. */
 export const EVIDENCE = 'livefix/evidence';
 export const WATCH = 'livefix/watch';
+/** The running source of every definition the files do not say yet (`livefix persist`). */
+export const RUNNING_SOURCES = 'livefix/runningSources';
 
 export const APPLIED_EVENT = 'livefix/applied';
 /** A canary's verdict (passed, rolledBack, inconclusive, failed): body `CanaryVerdict`. */
@@ -313,9 +315,44 @@ export interface ModuleStatus {
   baseline?: 'derived';
 }
 
+/**
+ * A definition an active generation changed (not from its file) that its file does not have
+ * as it runs: absent, different, or not known (`fileError`).
+ */
+export interface UnpersistedDefinition {
+  /** The newest active generation that changed it. */
+  generation: number;
+  module: string;
+  qualname: string;
+  /** The module's file, as the process names it. */
+  path: string | null;
+  /** The generation removed it and the file still defines it. */
+  removed?: boolean;
+  /** The file cannot be read or does not parse. */
+  fileError?: string;
+}
+
+export interface UnpersistedSource extends UnpersistedDefinition {
+  /** The running definition, dedented, decorators included (null: removed). */
+  source: string | null;
+}
+
 export interface StatusBody {
   generation: number;
   modules: ModuleStatus[];
+  /** What runs that the files do not say yet (`livefix persist` writes it), oldest first. */
+  unpersisted?: UnpersistedDefinition[];
+}
+
+export interface RunningSourcesArguments {
+  /** Default: every module. */
+  modules?: string[];
+}
+
+/** Body of `livefix/runningSources`: one entry per running text (a property's getter and setter are two). */
+export interface RunningSourcesBody {
+  generation: number;
+  sources: UnpersistedSource[];
 }
 
 /** `body.livefix` of a failed response: a LivefixError as a dict (kind, message, details). */
