@@ -41,6 +41,11 @@ print("ready", flush=True)
 sys.stdin.read()
 '''
 
+# The `livefix` console script pip installs beside this interpreter (what users type; it imports
+# livefix from PYTHONPATH first, so each copy below is what runs), else `python -m livefix.cli`.
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "livefix")
+COMMAND = [sys.executable, SCRIPT] if os.path.exists(SCRIPT) else [sys.executable, "-m", "livefix.cli"]
+
 MODULE = "def small(x):\n    return x + 1\n"
 BODIES = ("def small(x):\n    return x + 2\n", "def small(x):\n    return x + 1\n")
 
@@ -49,7 +54,8 @@ def copy_package(destination: Path, ref: str | None) -> Path:
     """livefix/ (at `ref`, or as checked out now) under `destination`, importable from there."""
     destination.mkdir(parents=True)
     if ref is None:
-        shutil.copytree(Path(REPO) / "livefix", destination / "livefix")
+        # Without the checkout's own bytecode caches (tests leave some): "from sources" means it.
+        shutil.copytree(Path(REPO) / "livefix", destination / "livefix", ignore=shutil.ignore_patterns("__pycache__"))
     else:
         archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", ref, "livefix"],
                                  capture_output=True, check=True).stdout
@@ -98,7 +104,7 @@ def main() -> None:
         def command(label: str, tree: Path) -> None:
             fix.write_text(BODIES[next(counter) % 2])
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "livefix.cli", "apply", str(worker.pid), f"{fix}::small",
+            done = subprocess.run([*COMMAND, "apply", str(worker.pid), f"{fix}::small",
                                    "--module", "target", "--json"], capture_output=True, text=True,
                                   env=dict(env, PYTHONPATH=str(tree)), cwd=scratch)  # not the checkout's livefix/
             times.setdefault(label, []).append(time.perf_counter() - start)
@@ -132,7 +138,8 @@ def main() -> None:
     medians = {label: statistics.median(values) * 1000 for label, values in times.items()}
     reference = medians["compiled:now"]
     print(f"`livefix apply PID fix.py::small` to one worker, Python {sys.version.split()[0]}, "
-          f"checkout {checkout()}, median of {args.rounds} runs (restart: {len(times['restart'])})")
+          f"checkout {checkout()}, median of {args.rounds} runs (restart: {len(times['restart'])}); the command "
+          f"run as `{' '.join(os.path.basename(word) for word in COMMAND)}`")
     print()
     print("| how | median | vs the command (bytecode compiled) |")
     print("| --- | ---: | ---: |")

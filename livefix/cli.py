@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from livefix.integrations.run import main as run_program
 
         return run_program(words[1:])
-    parser = _parser()
-    args = parser.parse_args(argv)
+    parser = _parser(words[0] if words and words[0] in _COMMAND_NAMES else None)
+    args = parser.parse_args(words)
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
@@ -85,7 +85,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- parsing -------------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. With `command` (the command being run), only that command's
+    parser is built: building all of them took about a tenth of a command's start-up (each
+    looks up its translations on disk). None (`livefix --help`, an unknown word) builds all."""
+    parser = argparse.ArgumentParser(
+        prog="livefix",
+        description="Hot-fix a running Python service that called livefix.listen(). TARGET is a pid, "
+        "unix:PATH or a socket path, HOST:PORT, or service:NAME (same as --service NAME; then omit TARGET).",
+        epilog="exit codes: 0 done, 1 refused/failed (nothing changed), 2 usage, 3 approval required, "
+        "4 verify failed or the canary rolled the change back, 5 agent unreachable or token refused, 6 fleet workers differ",
+    )
+    sub = parser.add_subparsers(metavar="COMMAND")
+    common: argparse.ArgumentParser | None = None
+    for name, help_text, build in _COMMANDS:
+        if command is not None and name != command:
+            continue
+        if build is None:
+            sub.add_parser(name, help=help_text)  # `run` parses its own arguments (see main)
+            continue
+        if common is None:
+            common = _common_options()
+        build(sub.add_parser(name, parents=[common], help=help_text))
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--service", metavar="NAME", help="every worker registered under NAME (a fleet)")
     common.add_argument("--json", action="store_true", help="print the response body as JSON, for scripts")
@@ -96,17 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per request (default 60)")
     common.add_argument("--cafile", metavar="PATH", help="connect with TLS, trusting the CA certificates in PATH")
     common.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CAs")
+    return common
 
-    parser = argparse.ArgumentParser(
-        prog="livefix",
-        description="Hot-fix a running Python service that called livefix.listen(). TARGET is a pid, "
-        "unix:PATH or a socket path, HOST:PORT, or service:NAME (same as --service NAME; then omit TARGET).",
-        epilog="exit codes: 0 done, 1 refused/failed (nothing changed), 2 usage, 3 approval required, "
-        "4 verify failed or the canary rolled the change back, 5 agent unreachable or token refused, 6 fleet workers differ",
-    )
-    sub = parser.add_subparsers(metavar="COMMAND")
 
-    apply = sub.add_parser("apply", parents=[common], help="replace definitions or a module with the code in FILE")
+def _apply_options(apply: argparse.ArgumentParser) -> None:
     apply.add_argument("items", nargs="+", metavar="[TARGET] FILE[::QUALNAME]")
     apply.add_argument("--module", help="the module FILE is in the target (default: found by path)")
     apply.add_argument("--verify", metavar="EXPR", help="an expression that must be true after the change")
@@ -116,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     _fleet_options(apply)
     apply.set_defaults(run=run_apply)
 
-    reload = sub.add_parser("reload", parents=[common], help="reload modules whose file changed, as one generation")
+
+def _reload_options(reload: argparse.ArgumentParser) -> None:
     reload.add_argument("items", nargs="*", metavar="[TARGET] MODULE")
     reload.add_argument("--package", help="every modified module of a package")
     reload.add_argument("--verify", metavar="EXPR")
@@ -126,27 +145,23 @@ def _parser() -> argparse.ArgumentParser:
     _fleet_options(reload)
     reload.set_defaults(run=run_reload)
 
-    rollback = sub.add_parser("rollback", parents=[common], help="undo the latest change (or return to --to N)")
+
+def _rollback_options(rollback: argparse.ArgumentParser) -> None:
     rollback.add_argument("items", nargs="*", metavar="TARGET")
     rollback.add_argument("--to", type=int, metavar="N", help="the generation to return to (0 = as loaded)")
     _fleet_options(rollback)
     rollback.set_defaults(run=run_rollback)
 
-    watch = sub.add_parser(
-        "watch", parents=[common],
-        help="live figures of a fix (calls, errors, latency before/after) or of functions: TARGET [GEN | MODULE:QUALNAME ...]",
-    )
+
+def _watch_options(watch: argparse.ArgumentParser) -> None:
     watch.add_argument("items", nargs="*", metavar="TARGET [GEN | MODULE:QUALNAME ...]")
     watch.add_argument("--once", action="store_true", help="print the figures once and exit")
     watch.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="refresh every SECONDS (default 1)")
     watch.set_defaults(run=run_watch)
 
-    sub.add_parser("run", help="run a program (script.py or -m MODULE) and reload the modules you save while it "
-                   "runs; see livefix run --help")
 
-    for name, help_text in (("history", "the generations applied"), ("frames", "every thread's stack, now"),
-                            ("status", "modules whose file differs from what runs")):
-        query = sub.add_parser(name, parents=[common], help=help_text)
+def _query_options(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def build(query: argparse.ArgumentParser) -> None:
         query.add_argument("items", nargs="*", metavar="TARGET")
         if name == "frames":
             query.add_argument("--locals", action="store_true", help="include local variables (repr)")
@@ -155,12 +170,13 @@ def _parser() -> argparse.ArgumentParser:
             _fleet_options(query)
         query.set_defaults(run=run_query, command=name)
 
-    persist = sub.add_parser("persist", parents=[common], help="write what the process (or every worker of "
-                             "--service) runs and its files do not say yet into those files, on this machine")
+    return build
+
+
+def _persist_options(persist: argparse.ArgumentParser) -> None:
     persist.add_argument("items", nargs="*", metavar="[TARGET] [QUALNAME ...]")
     persist.add_argument("--dry-run", action="store_true", help="print the unified diff; write nothing")
     persist.set_defaults(run=_persist)
-    return parser
 
 
 def _persist(args: argparse.Namespace, out: "Output") -> int:
@@ -175,6 +191,24 @@ MIGRATE_HELP = (
     "what live instances of a changed class receive: CLASS='{\"attr\": default}' (JSON, set where an "
     "instance lacks it) or CLASS=@FILE (a file defining def migrate(obj)); repeatable"
 )
+
+
+# (name, help, what builds its options); `run` parses its own arguments (main() hands them over).
+_COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None] | None], ...] = (
+    ("apply", "replace definitions or a module with the code in FILE", _apply_options),
+    ("reload", "reload modules whose file changed, as one generation", _reload_options),
+    ("rollback", "undo the latest change (or return to --to N)", _rollback_options),
+    ("watch", "live figures of a fix (calls, errors, latency before/after) or of functions: "
+     "TARGET [GEN | MODULE:QUALNAME ...]", _watch_options),
+    ("run", "run a program (script.py or -m MODULE) and reload the modules you save while it runs; "
+     "see livefix run --help", None),
+    ("history", "the generations applied", _query_options("history")),
+    ("frames", "every thread's stack, now", _query_options("frames")),
+    ("status", "modules whose file differs from what runs", _query_options("status")),
+    ("persist", "write what the process (or every worker of --service) runs and its files do not say yet into "
+     "those files, on this machine", _persist_options),
+)
+_COMMAND_NAMES = frozenset(name for name, _, _ in _COMMANDS)
 
 
 def _canary_options(parser: argparse.ArgumentParser) -> None:
@@ -609,7 +643,11 @@ class Output:
                     print(f"worker {worker.pid} still keeps a change of an undone fleet generation for its import of "
                           f"{', '.join(stray[id(worker)])}: `livefix rollback --service {service} --to {fleet_now}` "
                           "withdraws it")
-        return EXIT_PARTIAL if behind or any(stray.values()) else EXIT_OK
+        split = _split_by_files(workers)
+        if not self.as_json:
+            for line in split:
+                print(line)
+        return EXIT_PARTIAL if behind or any(stray.values()) or split else EXIT_OK
 
     def verdict(self, body: dict[str, Any]) -> int:
         """The canary's verdict: 0 when the change stays, 4 when the canary rolled it back."""
@@ -721,7 +759,10 @@ def render_status(body: dict[str, Any]) -> str:
             lines.append(f"catch-up of fleet generation {entry.get('generation')} FAILED: "
                          f"{(entry.get('error') or {}).get('message', '')}")
         elif entry.get("status") == "superseded":
-            lines.append(f"fleet generation {entry.get('generation')} not replayed: {entry.get('reason', '')}")
+            lines.append(f"fleet generation {entry.get('generation')} not replayed, this process runs its file: "
+                         f"{entry.get('reason', '')}")
+        elif entry.get("status") == "inFile":
+            lines.append(f"fleet generation {entry.get('generation')} is in the file: {entry.get('reason', '')}")
     for kept in agent.get("pending") or []:
         lines.append(f"kept until this process imports {kept.get('module')}: {', '.join(kept.get('qualnames', []))} "
                      f"({kept.get('label')})")
@@ -759,6 +800,27 @@ def render_unpersisted(entries: list[dict[str, Any]], agent: dict[str, Any]) -> 
             f" ({entry['fileError']})" if entry.get("fileError") else "")
         lines.append(f"  {entry.get('module')}.{entry.get('qualname')} (generation {entry.get('generation')}) "
                      f"-> {entry.get('path')}{why}")
+    return lines
+
+
+def _split_by_files(workers: list[Any]) -> list[str]:
+    """Fleet generations some workers run and others, started after their file's code changed,
+    did not replay (they run the file): the workers differ, whatever their fleet generation
+    says. All of them having skipped it (the whole service restarted after a deploy) is no split."""
+    agents = {w.pid: ((w.body or {}).get("agent") or {}) for w in workers if w.body}
+    lines = []
+    skipped: dict[int, list[int]] = {}
+    for pid, agent in agents.items():
+        for entry in agent.get("catchUp") or []:
+            if entry.get("status") == "superseded":
+                skipped.setdefault(int(entry.get("generation") or 0), []).append(pid)
+    for generation, pids in sorted(skipped.items()):
+        running = [pid for pid, agent in agents.items() if pid not in pids
+                   and isinstance(agent.get("fleetGeneration"), int) and agent["fleetGeneration"] >= generation]
+        if running:
+            lines.append(f"workers differ: {', '.join(map(str, running))} run fleet generation {generation}'s change; "
+                         f"{', '.join(map(str, pids))} started after its file's code changed and run the file instead "
+                         "(restart the others too, so that every worker runs the file)")
     return lines
 
 

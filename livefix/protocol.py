@@ -8,16 +8,7 @@ documents them for other editors. Standard library only.
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Literal, TypedDict
-
-if sys.version_info >= (3, 11):
-    from typing import NotRequired
-else:  # pragma: no cover - Python 3.10 has no NotRequired; the engine may not depend on typing_extensions
-
-    class NotRequired:  # type: ignore[no-redef]
-        def __class_getitem__(cls, item: Any) -> Any:
-            return item
+from typing import TYPE_CHECKING, Any, Literal
 
 # -- request and event names -------------------------------------------------------
 
@@ -54,369 +45,378 @@ GENERATION_APPLIED_NOTIFICATION = "livefix/generationApplied"
 ApprovalPolicy = Literal["never", "risky", "always"]
 APPROVAL_POLICIES: tuple[str, ...] = ("never", "risky", "always")
 
-# -- request arguments -------------------------------------------------------------
+# The message shapes are for type checkers (and readers): building some forty TypedDict
+# classes took 5 ms of every command's and every service's start-up, and nothing reads them
+# at run time. NotRequired comes from typing_extensions, for type checkers only (Python 3.10's
+# `typing` has none, and the engine depends on nothing outside the standard library).
+if TYPE_CHECKING:
+    from typing import TypedDict
 
+    from typing_extensions import NotRequired
 
-class ChangeArgs(TypedDict):
-    """One change: a definition (`qualname` + its source) or a whole module (`source` only)."""
+    # -- request arguments -------------------------------------------------------------
 
-    source: str
-    module: NotRequired[str]
-    path: NotRequired[str]
-    qualname: NotRequired[str]
-    line: NotRequired[int]  # 1-based line of the definition in the file (its first decorator)
 
+    class ChangeArgs(TypedDict):
+        """One change: a definition (`qualname` + its source) or a whole module (`source` only)."""
 
-# Per class (qualname in a changed module, or "module:qualname"): attribute defaults set
-# where a live instance lacks them, or the source of `def migrate(obj): ...`.
-Migrations = dict[str, "dict[str, Any] | str"]
+        source: str
+        module: NotRequired[str]
+        path: NotRequired[str]
+        qualname: NotRequired[str]
+        line: NotRequired[int]  # 1-based line of the definition in the file (its first decorator)
 
 
-class CanaryArgs(TypedDict):
-    """Judge the new code for `window` seconds; roll back by itself when it is worse."""
+    # Per class (qualname in a changed module, or "module:qualname"): attribute defaults set
+    # where a live instance lacks them, or the source of `def migrate(obj): ...`.
+    Migrations = dict[str, "dict[str, Any] | str"]
 
-    before: NotRequired[float]  # seconds of old-code traffic counted before the commit
-    window: NotRequired[float]  # default 30
-    maxErrorRate: NotRequired[float]  # 0..1
-    maxP99Ms: NotRequired[float]
-    minCalls: NotRequired[int]  # calls of the new code before any verdict (default 20)
-    maxSlowdown: NotRequired[float]  # new p99 / old p99 allowed (default 1.5)
-    compare: NotRequired[bool]  # judge against the old code's figures too (default true)
 
+    class CanaryArgs(TypedDict):
+        """Judge the new code for `window` seconds; roll back by itself when it is worse."""
 
-class ApplyArguments(TypedDict):
-    changes: list[ChangeArgs]
-    verify: NotRequired[str]
-    dryRun: NotRequired[bool]
-    approved: NotRequired[bool]
-    migrate: NotRequired[Migrations]
-    canary: NotRequired[CanaryArgs]
+        before: NotRequired[float]  # seconds of old-code traffic counted before the commit
+        window: NotRequired[float]  # default 30
+        maxErrorRate: NotRequired[float]  # 0..1
+        maxP99Ms: NotRequired[float]
+        minCalls: NotRequired[int]  # calls of the new code before any verdict (default 20)
+        maxSlowdown: NotRequired[float]  # new p99 / old p99 allowed (default 1.5)
+        compare: NotRequired[bool]  # judge against the old code's figures too (default true)
 
 
-class EvidenceArguments(TypedDict):
-    generation: NotRequired[int]  # default: the newest watched generation
+    class ApplyArguments(TypedDict):
+        changes: list[ChangeArgs]
+        verify: NotRequired[str]
+        dryRun: NotRequired[bool]
+        approved: NotRequired[bool]
+        migrate: NotRequired[Migrations]
+        canary: NotRequired[CanaryArgs]
 
 
-class WatchArguments(TypedDict):
-    targets: NotRequired[list[str]]  # "module:qualname"; none: just report what is watched
-    stop: NotRequired[bool]  # unwatch the targets (all when none are named)
+    class EvidenceArguments(TypedDict):
+        generation: NotRequired[int]  # default: the newest watched generation
 
 
-class RollbackArguments(TypedDict):
-    to: NotRequired[int]
-    approved: NotRequired[bool]
-    # Agent only (fleets): roll back to what this worker ran at fleet generation N,
-    # or say which fleet generation runs again after undoing a failed fleet commit.
-    fleetTo: NotRequired[int]
-    fleetGeneration: NotRequired[int]
+    class WatchArguments(TypedDict):
+        targets: NotRequired[list[str]]  # "module:qualname"; none: just report what is watched
+        stop: NotRequired[bool]  # unwatch the targets (all when none are named)
 
 
-class CaptureFramesArguments(TypedDict):
-    threadIds: NotRequired[list[int]]
-    maxFrames: NotRequired[int]
-    locals: NotRequired[bool]
+    class RollbackArguments(TypedDict):
+        to: NotRequired[int]
+        approved: NotRequired[bool]
+        # Agent only (fleets): roll back to what this worker ran at fleet generation N,
+        # or say which fleet generation runs again after undoing a failed fleet commit.
+        fleetTo: NotRequired[int]
+        fleetGeneration: NotRequired[int]
 
 
-class ReloadArguments(TypedDict):
-    modules: NotRequired[list[str]]
-    package: NotRequired[str]
-    verify: NotRequired[str]
-    approved: NotRequired[bool]
-    dryRun: NotRequired[bool]
-    migrate: NotRequired[Migrations]
-    canary: NotRequired[CanaryArgs]
+    class CaptureFramesArguments(TypedDict):
+        threadIds: NotRequired[list[int]]
+        maxFrames: NotRequired[int]
+        locals: NotRequired[bool]
 
 
-class StatusArguments(TypedDict):
-    modules: NotRequired[list[str]]
-    includeLibraries: NotRequired[bool]
+    class ReloadArguments(TypedDict):
+        modules: NotRequired[list[str]]
+        package: NotRequired[str]
+        verify: NotRequired[str]
+        approved: NotRequired[bool]
+        dryRun: NotRequired[bool]
+        migrate: NotRequired[Migrations]
+        canary: NotRequired[CanaryArgs]
 
 
-class RunningSourcesArguments(TypedDict):
-    modules: NotRequired[list[str]]  # default: every module
+    class StatusArguments(TypedDict):
+        modules: NotRequired[list[str]]
+        includeLibraries: NotRequired[bool]
 
 
-# -- response bodies ---------------------------------------------------------------
+    class RunningSourcesArguments(TypedDict):
+        modules: NotRequired[list[str]]  # default: every module
 
-ChangeKind = Literal["replaced", "added", "removed"]
 
+    # -- response bodies ---------------------------------------------------------------
 
-class AppliedDefinition(TypedDict):
-    module: str
-    qualname: str
-    kind: ChangeKind
-    signatureChanged: NotRequired[bool]
+    ChangeKind = Literal["replaced", "added", "removed"]
 
 
-class ImpactThread(TypedDict):
-    id: int
-    name: str
-    qualnames: list[str]
+    class AppliedDefinition(TypedDict):
+        module: str
+        qualname: str
+        kind: ChangeKind
+        signatureChanged: NotRequired[bool]
 
 
-class Impact(TypedDict):
-    threads: list[ImpactThread]
-    signatureChanges: list[str]
-    removals: list[str]
-
-
-class VerifyOutcome(TypedDict):
-    check: str
-    passed: bool
-    error: NotRequired[str]
+    class ImpactThread(TypedDict):
+        id: int
+        name: str
+        qualnames: list[str]
 
 
-class ChangeResultBody(TypedDict):
-    """Body of apply, reload and rollback responses, and of the `livefix/applied` event."""
-
-    generation: int
-    applied: list[AppliedDefinition]
-    impact: Impact
-    report: str
-    dryRun: bool
-    warnings: list[str]
-    verify: NotRequired[VerifyOutcome]
-    action: NotRequired[Literal["apply", "reload", "rollback"]]
-    # Per definition, the source that now runs (for drift diagnostics in the editor).
-    sources: NotRequired[list["RunningSource"]]
-    # Live instances migrated, per class (apply/reload with `migrate`, or a dataclass's new fields).
-    migrated: NotRequired[list["MigratedClass"]]
-    # Dry runs: live instances lacking attributes the new code uses.
-    instances: NotRequired[list["InstanceGap"]]
-    # The new code is watched: until when (epoch seconds), and the canary's terms.
-    evidence: NotRequired["EvidenceState"]
-
-
-class EvidenceState(TypedDict):
-    state: Literal["watching"]
-    window: float
-    until: float
-    canary: NotRequired[CanaryArgs]
-
-
-class Figures(TypedDict):
-    """One code object's traffic while watched."""
-
-    calls: int
-    errors: int  # exceptions raised out of it
-    errorRate: float  # 0..1
-    p50Ms: float | None
-    p99Ms: float | None
-    errorTypes: dict[str, int] | None  # None where the interpreter cannot tell (3.10/3.11)
-    since: float
-    running: int  # calls started, not finished
+    class Impact(TypedDict):
+        threads: list[ImpactThread]
+        signatureChanges: list[str]
+        removals: list[str]
+
 
+    class VerifyOutcome(TypedDict):
+        check: str
+        passed: bool
+        error: NotRequired[str]
 
-class FunctionEvidence(TypedDict):
-    before: Figures | None  # the old code
-    after: Figures | None  # the new code
 
+    class ChangeResultBody(TypedDict):
+        """Body of apply, reload and rollback responses, and of the `livefix/applied` event."""
 
-class CanaryVerdict(TypedDict):
-    outcome: Literal["passed", "rolledBack", "inconclusive", "failed", "rolledBackByUser"]
-    generation: int
-    report: str
-    reasons: NotRequired[list[str]]
-    evidence: NotRequired[dict[str, FunctionEvidence]]
-
-
-class EvidenceBody(TypedDict):
-    generation: int
-    state: Literal["watching", "final"]
-    since: float
-    until: float
-    functions: dict[str, FunctionEvidence]  # "module.qualname" -> figures
-    report: str  # "shop.price: error rate 0% (was 15%), p99 45 ms (was 200 ms), 1,200 calls"
-    canary: NotRequired[dict[str, Any]]  # CanaryArgs plus `verdict` once there is one
-
-
-class WatchBody(TypedDict):
-    functions: dict[str, list[Figures]]  # per watched function, each version of its code that ran
-
-
-# "class" is a Python keyword, hence the functional form.
-MigratedClass = TypedDict(
-    "MigratedClass",
-    {
-        "class": str, "instances": int, "attributes": list[str], "migration": Literal["given", "dataclass defaults"],
-        # Milliseconds: walking every object before the swap, and the catch-up inside its atomic window.
-        "scanMs": float, "windowMs": float,
-    },
-)
-
-
-class InstanceGap(TypedDict):
-    module: str
-    qualname: str
-    instances: int
-    lacking: dict[str, int]  # attribute -> live instances lacking it
+        generation: int
+        applied: list[AppliedDefinition]
+        impact: Impact
+        report: str
+        dryRun: bool
+        warnings: list[str]
+        verify: NotRequired[VerifyOutcome]
+        action: NotRequired[Literal["apply", "reload", "rollback"]]
+        # Per definition, the source that now runs (for drift diagnostics in the editor).
+        sources: NotRequired[list["RunningSource"]]
+        # Live instances migrated, per class (apply/reload with `migrate`, or a dataclass's new fields).
+        migrated: NotRequired[list["MigratedClass"]]
+        # Dry runs: live instances lacking attributes the new code uses.
+        instances: NotRequired[list["InstanceGap"]]
+        # The new code is watched: until when (epoch seconds), and the canary's terms.
+        evidence: NotRequired["EvidenceState"]
 
 
-class RunningSource(TypedDict):
-    module: str
-    path: str | None
-    qualname: str
-    source: str | None  # None: the definition was removed (or restored to "as loaded")
-    generation: int
+    class EvidenceState(TypedDict):
+        state: Literal["watching"]
+        window: float
+        until: float
+        canary: NotRequired[CanaryArgs]
 
 
-GenerationStatus = Literal["active", "rolledBack"]
+    class Figures(TypedDict):
+        """One code object's traffic while watched."""
 
+        calls: int
+        errors: int  # exceptions raised out of it
+        errorRate: float  # 0..1
+        p50Ms: float | None
+        p99Ms: float | None
+        errorTypes: dict[str, int] | None  # None where the interpreter cannot tell (3.10/3.11)
+        since: float
+        running: int  # calls started, not finished
 
-class GenerationInfo(TypedDict):
-    generation: int
-    time: float  # seconds since the epoch
-    action: Literal["apply", "reload"]
-    changes: list[AppliedDefinition]
-    status: GenerationStatus
-    verify: NotRequired[str]
-    rolledBackAt: NotRequired[float]
-    evidence: NotRequired[EvidenceBody]  # while watched, and frozen after
 
+    class FunctionEvidence(TypedDict):
+        before: Figures | None  # the old code
+        after: Figures | None  # the new code
 
-class PrunedHistory(TypedDict):
-    count: int  # rolled-back generations dropped from the history so far
-    first: int  # the oldest and newest of them
-    last: int
-    limit: int  # how many rolled-back generations are kept (the active chain always is)
-    reason: str  # the same, in words
 
+    class CanaryVerdict(TypedDict):
+        outcome: Literal["passed", "rolledBack", "inconclusive", "failed", "rolledBackByUser"]
+        generation: int
+        report: str
+        reasons: NotRequired[list[str]]
+        evidence: NotRequired[dict[str, FunctionEvidence]]
 
-class HistoryBody(TypedDict):
-    generation: int  # the generation now running (0: as loaded)
-    generations: list[GenerationInfo]
-    pruned: NotRequired[PrunedHistory]
 
+    class EvidenceBody(TypedDict):
+        generation: int
+        state: Literal["watching", "final"]
+        since: float
+        until: float
+        functions: dict[str, FunctionEvidence]  # "module.qualname" -> figures
+        report: str  # "shop.price: error rate 0% (was 15%), p99 45 ms (was 200 ms), 1,200 calls"
+        canary: NotRequired[dict[str, Any]]  # CanaryArgs plus `verdict` once there is one
 
-class FrameInfo(TypedDict):
-    name: str
-    qualname: str
-    module: str | None
-    path: str
-    line: int
-    locals: NotRequired[dict[str, str]]
 
+    class WatchBody(TypedDict):
+        functions: dict[str, list[Figures]]  # per watched function, each version of its code that ran
 
-class ThreadFrames(TypedDict):
-    id: int
-    name: str
-    frames: list[FrameInfo]
-    livefix: NotRequired[bool]  # the thread serving this request
 
+    # "class" is a Python keyword, hence the functional form.
+    MigratedClass = TypedDict(
+        "MigratedClass",
+        {
+            "class": str, "instances": int, "attributes": list[str], "migration": Literal["given", "dataclass defaults"],
+            # Milliseconds: walking every object before the swap, and the catch-up inside its atomic window.
+            "scanMs": float, "windowMs": float,
+        },
+    )
 
-class CaptureFramesBody(TypedDict):
-    threads: list[ThreadFrames]
 
+    class InstanceGap(TypedDict):
+        module: str
+        qualname: str
+        instances: int
+        lacking: dict[str, int]  # attribute -> live instances lacking it
 
-class ModuleStatus(TypedDict):
-    name: str
-    path: str
-    changed: list[str]
-    added: list[str]
-    removed: list[str]
-    # definitions running the file's code at other lines (livefix arrived after the edit)
-    moved: NotRequired[list[str]]
-    note: NotRequired[str]  # why a module is listed when no definition differs
-    # "derived": livefix did not see the module's import; its definitions were checked
-    # against the running code, its module-level statements cannot be
-    baseline: NotRequired[Literal["derived"]]
 
+    class RunningSource(TypedDict):
+        module: str
+        path: str | None
+        qualname: str
+        source: str | None  # None: the definition was removed (or restored to "as loaded")
+        generation: int
 
-class UnpersistedDefinition(TypedDict):
-    """A definition an active generation changed (not from its file) that its file does not
-    have as it runs: absent, different, or not known (`fileError`)."""
 
-    generation: int  # the newest active generation that changed it
-    module: str
-    qualname: str
-    path: str | None  # the module's file, as the process names it
-    removed: NotRequired[bool]  # the generation removed it and the file still defines it
-    fileError: NotRequired[str]  # the file cannot be read or does not parse
+    GenerationStatus = Literal["active", "rolledBack"]
 
 
-class UnpersistedSource(UnpersistedDefinition):
-    source: str | None  # the running definition, dedented, decorators included (None: removed)
+    class GenerationInfo(TypedDict):
+        generation: int
+        time: float  # seconds since the epoch
+        action: Literal["apply", "reload"]
+        changes: list[AppliedDefinition]
+        status: GenerationStatus
+        verify: NotRequired[str]
+        rolledBackAt: NotRequired[float]
+        evidence: NotRequired[EvidenceBody]  # while watched, and frozen after
 
 
-class StatusBody(TypedDict):
-    generation: int
-    modules: list[ModuleStatus]
-    # What runs that the files do not say yet (`livefix persist` writes it), oldest first.
-    unpersisted: NotRequired[list[UnpersistedDefinition]]
-    agent: NotRequired[AgentInfo]  # when served by the agent (livefix.listen())
+    class PrunedHistory(TypedDict):
+        count: int  # rolled-back generations dropped from the history so far
+        first: int  # the oldest and newest of them
+        last: int
+        limit: int  # how many rolled-back generations are kept (the active chain always is)
+        reason: str  # the same, in words
 
 
-class RunningSourcesBody(TypedDict):
-    """Body of `livefix/runningSources`: one entry per running text (a property's getter and
-    setter are two), for the definitions `unpersisted` lists."""
+    class HistoryBody(TypedDict):
+        generation: int  # the generation now running (0: as loaded)
+        generations: list[GenerationInfo]
+        pruned: NotRequired[PrunedHistory]
 
-    generation: int
-    sources: list[UnpersistedSource]
 
+    class FrameInfo(TypedDict):
+        name: str
+        qualname: str
+        module: str | None
+        path: str
+        line: int
+        locals: NotRequired[dict[str, str]]
 
-# -- agent-only requests (livefix.listen(); see docs/agent.md) -----------------------
 
+    class ThreadFrames(TypedDict):
+        id: int
+        name: str
+        frames: list[FrameInfo]
+        livefix: NotRequired[bool]  # the thread serving this request
 
-class AuthenticateArguments(TypedDict):
-    token: str
 
+    class CaptureFramesBody(TypedDict):
+        threads: list[ThreadFrames]
 
-class PrepareArguments(TypedDict):
-    """Phase one of a fleet apply: everything but the commit (parse, compile, check, approve)."""
 
-    action: NotRequired[Literal["apply", "reload"]]
-    changes: NotRequired[list[ChangeArgs]]  # action "apply"
-    modules: NotRequired[list[str]]  # action "reload"
-    package: NotRequired[str]  # action "reload"
-    verify: NotRequired[str]
-    approved: NotRequired[bool]
-    migrate: NotRequired[Migrations]
-    canary: NotRequired[CanaryArgs]
+    class ModuleStatus(TypedDict):
+        name: str
+        path: str
+        changed: list[str]
+        added: list[str]
+        removed: list[str]
+        # definitions running the file's code at other lines (livefix arrived after the edit)
+        moved: NotRequired[list[str]]
+        note: NotRequired[str]  # why a module is listed when no definition differs
+        # "derived": livefix did not see the module's import; its definitions were checked
+        # against the running code, its module-level statements cannot be
+        baseline: NotRequired[Literal["derived"]]
 
 
-class PrepareBody(TypedDict):
-    prepareId: str
-    generation: int  # the generation running now (what a rollback returns to)
-    planned: list[AppliedDefinition]
-    impact: Impact
-    risks: list[str]
-    report: str
-    fleetGeneration: int | None  # the fleet generation this worker runs (None: not in a fleet)
+    class UnpersistedDefinition(TypedDict):
+        """A definition an active generation changed (not from its file) that its file does not
+        have as it runs: absent, different, or not known (`fileError`)."""
 
+        generation: int  # the newest active generation that changed it
+        module: str
+        qualname: str
+        path: str | None  # the module's file, as the process names it
+        removed: NotRequired[bool]  # the generation removed it and the file still defines it
+        fileError: NotRequired[str]  # the file cannot be read or does not parse
 
-class CommitArguments(TypedDict):
-    prepareId: str
-    verify: NotRequired[str]
-    fleetGeneration: NotRequired[int]
 
+    class UnpersistedSource(UnpersistedDefinition):
+        source: str | None  # the running definition, dedented, decorators included (None: removed)
 
-class AbortArguments(TypedDict):
-    prepareId: str
 
+    class StatusBody(TypedDict):
+        generation: int
+        modules: list[ModuleStatus]
+        # What runs that the files do not say yet (`livefix persist` writes it), oldest first.
+        unpersisted: NotRequired[list[UnpersistedDefinition]]
+        agent: NotRequired[AgentInfo]  # when served by the agent (livefix.listen())
 
-class AbortBody(TypedDict):
-    aborted: bool  # False: nothing was prepared under that id (already committed or gone)
 
+    class RunningSourcesBody(TypedDict):
+        """Body of `livefix/runningSources`: one entry per running text (a property's getter and
+        setter are two), for the definitions `unpersisted` lists."""
 
-class AgentInfo(TypedDict):
-    """Body of `livefix/authenticate`, and `agent` in the agent's `livefix/status` body."""
+        generation: int
+        sources: list[UnpersistedSource]
 
-    pid: int
-    address: str
-    service: str | None
-    fleetGeneration: int | None
-    generation: int
-    python: str
-    approval: ApprovalPolicy
-    catchUp: list[dict[str, Any]]
-    connections: int  # clients connected now, this one included
 
+    # -- agent-only requests (livefix.listen(); see docs/agent.md) -----------------------
 
-class ErrorBody(TypedDict):
-    """`body.livefix` of a failed response: a LivefixError as a dict."""
 
-    kind: str
-    message: str
+    class AuthenticateArguments(TypedDict):
+        token: str
+
+
+    class PrepareArguments(TypedDict):
+        """Phase one of a fleet apply: everything but the commit (parse, compile, check, approve)."""
+
+        action: NotRequired[Literal["apply", "reload"]]
+        changes: NotRequired[list[ChangeArgs]]  # action "apply"
+        modules: NotRequired[list[str]]  # action "reload"
+        package: NotRequired[str]  # action "reload"
+        verify: NotRequired[str]
+        approved: NotRequired[bool]
+        migrate: NotRequired[Migrations]
+        canary: NotRequired[CanaryArgs]
+
+
+    class PrepareBody(TypedDict):
+        prepareId: str
+        generation: int  # the generation running now (what a rollback returns to)
+        planned: list[AppliedDefinition]
+        impact: Impact
+        risks: list[str]
+        report: str
+        fleetGeneration: int | None  # the fleet generation this worker runs (None: not in a fleet)
+
+
+    class CommitArguments(TypedDict):
+        prepareId: str
+        verify: NotRequired[str]
+        fleetGeneration: NotRequired[int]
+
+
+    class AbortArguments(TypedDict):
+        prepareId: str
+
+
+    class AbortBody(TypedDict):
+        aborted: bool  # False: nothing was prepared under that id (already committed or gone)
+
+
+    class AgentInfo(TypedDict):
+        """Body of `livefix/authenticate`, and `agent` in the agent's `livefix/status` body."""
+
+        pid: int
+        address: str
+        service: str | None
+        fleetGeneration: int | None
+        generation: int
+        python: str
+        approval: ApprovalPolicy
+        catchUp: list[dict[str, Any]]
+        connections: int  # clients connected now, this one included
+
+
+    class ErrorBody(TypedDict):
+        """`body.livefix` of a failed response: a LivefixError as a dict."""
+
+        kind: str
+        message: str
 
 
 # -- limits ------------------------------------------------------------------------
@@ -485,6 +485,16 @@ def as_change_args(raw: Any) -> list[ChangeArgs]:
                 "invalid", f"changes[{index}].line must be a line number (1 or more), not {_shown(line)}", index=index,
             )
     return raw
+
+
+def added_definitions_warning(names: list[str]) -> str | None:
+    """The words for definitions a change adds rather than replaces (a misspelled name adds a
+    function nobody calls): the same for one process and for a fleet."""
+    if not names:
+        return None
+    one = len(names) == 1
+    return (f"{', '.join(names)} {'is' if one else 'are'} new: the change adds {'it' if one else 'them'} and no code "
+            f"calls {'it' if one else 'them'} yet (a misspelled name?)")
 
 
 def _shown(value: Any) -> str:

@@ -112,6 +112,11 @@ class Service:
         plan = self.engine.prepare(
             changes, action="apply", thread_id=self.thread_id, migrate=migrations(args), canary=args.get("canary")
         )
+        asked = {c.get("qualname") for c in changes if c.get("qualname")}
+        warning = protocol.added_definitions_warning(
+            sorted(f"{e['module']}.{e['qualname']}" for e in plan.planned() if e["kind"] == "added" and e["qualname"] in asked))
+        if warning:
+            plan.warnings.append(warning)
         return self._commit(plan, verify, args)
 
     def reload_request(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -203,8 +208,10 @@ class Service:
     # -- shared steps ----------------------------------------------------------------
 
     def approval_needed(self, plan: Plan) -> list[str]:
-        """Why this plan needs the developer's approval under the policy ([] = it does not)."""
-        if self.options.approval == "never":
+        """Why this plan needs the developer's approval under the policy ([] = it does not).
+        A plan that changes nothing needs none: there is nothing to approve (a whole module
+        sent again asked for approval of "nothing", found by a new user)."""
+        if self.options.approval == "never" or plan.empty:
             return []
         if self.options.approval == "always":
             return plan.risks() or ["the approval policy is \"always\""]

@@ -53,13 +53,15 @@ class Agent:
         self.address = address
         self.token_file = token_file
         self.registry = registry
-        self.catch_up: list[dict[str, Any]] = []  # one outcome per journal entry replayed
         self.ready = threading.Event()
         self.failure: LivefixError | None = None
         self._token = token
         self._ssl = ssl_context
         self._allow_remote = allow_remote
         self.service = AgentService(engine, options, limits=limits, info=self.info)
+        # One outcome per journal entry replayed at start; kept by the fleet position, which
+        # forgets the ones a later live commit or rollback of the fleet made untrue.
+        self.catch_up: list[dict[str, Any]] = self.service.fleet.catch_up
         self.server: AgentServer | None = None
         self._closed = False
         self.published: str | None = None  # the `.addr` file of a TCP agent on Windows (host_os)
@@ -119,10 +121,10 @@ class Agent:
                 outcome["status"] = "skipped"
                 self.service.fleet.reached(generation, before)
                 continue
-            stale = module_facts.superseded(entry.get("changes") or [])
-            if stale:
-                log.warning("livefix agent: fleet generation %s not replayed: %s", generation, stale)
-                outcome.update(status="superseded", reason=stale)
+            verdict = module_facts.superseded(entry.get("changes") or [])
+            if verdict is not None:
+                log.warning("livefix agent: fleet generation %s not replayed: %s", generation, verdict["reason"])
+                outcome.update(verdict)
                 self.service.fleet.reached(generation, before, before=before)
                 continue
             try:
@@ -155,8 +157,8 @@ class Agent:
             if not waiting and outcome.get("status") == "pending":
                 outcome["status"] = "applied"
             outcome["workerGeneration"] = done["generation"]
-        elif done["status"] == "superseded":  # the module's file changed since: it runs the file
-            outcome.update(status="superseded", reason=done.get("reason"))
+        elif done["status"] in ("superseded", "inFile"):  # the module's file changed since: it runs the file
+            outcome.update(status=done["status"], reason=done.get("reason"))
         else:
             outcome.update(status="failed", error=done.get("error"))
             if self.service.fleet.current is not None and self.service.fleet.current >= fleet_generation:

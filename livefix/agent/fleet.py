@@ -177,7 +177,8 @@ class Fleet:
             self._abort([w for w in workers if w.status == "prepared"])
             # The most telling failure: one a worker reported, before "unreachable".
             first = next((w for w in failed if w.status == "failed"), failed[0])
-            result.error = LivefixError.from_dict(first.error or {"kind": "failed", "message": "prepare failed"})
+            result.error = with_module_hint(
+                LivefixError.from_dict(first.error or {"kind": "failed", "message": "prepare failed"}), prepare)
             return self._finish(result)
         if all_unchanged(workers):
             self._abort(workers)
@@ -207,6 +208,7 @@ class Fleet:
             return self._finish(result)
         # Phase 2: commit everywhere; the journal decides what later workers run.
         generation = fleet_now + 1
+        already = {id(w) for w in workers if (w.body or {}).get("unchanged")}  # said per worker in the report
         if _wants_canary(prepare):
             first = next((w for w in workers if w.canary), None)
             if first is None:  # it was gone before it prepared (others prepared without a canary)
@@ -239,6 +241,9 @@ class Fleet:
                 result.warnings.append(f"could not record the change in the fleet journal ({exc}): "
                                        "workers that start from now on will not catch up with it")
             result.outcome = "applied"
+            for worker in workers:
+                if id(worker) in already:
+                    worker.status = "unchanged"  # it ran that code already: its commit changed nothing
             return self._finish(result)
         # A commit failed: undo the ones that went through.
         self._undo([w for w in workers if w.status == "committed"], generation - 1)
@@ -426,9 +431,12 @@ class Fleet:
             try:
                 for worker, body in self._fan_out(workers, protocol.ROLLBACK,
                                                   lambda _: {"fleetTo": target, "approved": approved}):
-                    worker.status, worker.generation, worker.body = "rolledBack", body.get("generation"), body
+                    # A worker that did not run what is undone (it started after a deploy, say)
+                    # changes nothing: said as such, not as rolled back.
+                    worker.status, worker.generation, worker.body = (
+                        "unchanged" if body.get("unchanged") else "rolledBack", body.get("generation"), body)
                 result = FleetResult(self.service, "rollback", "applied", workers)
-                failed = [w for w in workers if w.status != "rolledBack"]
+                failed = [w for w in workers if w.status not in ("rolledBack", "unchanged")]
                 if failed and len(failed) == len(workers) and all(
                     (w.error or {}).get("kind") == "approvalRequired" for w in failed
                 ):
@@ -564,6 +572,16 @@ def _before(canary: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 0.0
 
 
+def with_module_hint(error: LivefixError, prepare: dict[str, Any]) -> LivefixError:
+    """A file sent without a module that a worker runs no module from: most likely a fix
+    written in a file of its own, so say how to name the module (as for one process)."""
+    sent = {c.get("path") for c in prepare.get("changes") or [] if isinstance(c, dict) and not c.get("module")}
+    if error.kind == "notFound" and error.details.get("path") in sent - {None}:
+        return LivefixError(error.kind, f"{error.message}; if the file holds a fix for a module, name the module "
+                            "with --module MODULE", **error.details)
+    return error
+
+
 def all_unchanged(workers: list[WorkerOutcome]) -> bool:
     """Every worker that prepared already runs exactly that code: the fleet records no
     generation for it (a rollback would then undo the fix before it, not this no-op)."""
@@ -579,13 +597,8 @@ def added_definitions(workers: list[WorkerOutcome]) -> list[str]:
 
 
 def added_warnings(workers: list[WorkerOutcome]) -> list[str]:
-    added = added_definitions(workers)
-    if not added:
-        return []
-    names = ", ".join(added)
-    one = len(added) == 1
-    return [f"{names} {'is' if one else 'are'} new: the change adds {'it' if one else 'them'} and no code calls "
-            f"{'it' if one else 'them'} yet (a misspelled name?)"]
+    warning = protocol.added_definitions_warning(added_definitions(workers))
+    return [warning] if warning else []
 
 
 def _unclaimed_paths(workers: list[WorkerOutcome]) -> list[str]:
@@ -607,9 +620,13 @@ def fleet_report(result: FleetResult) -> str:
         counts[worker.status] = counts.get(worker.status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     n = len(result.workers)
+    nothing_moved = bool(result.workers) and all(w.status == "unchanged" for w in result.workers)
     head = {
-        "applied": f"Fleet {result.service}: {result.action} done on all {n} workers"
-        + (f" (fleet generation {result.fleet_generation})" if result.fleet_generation is not None else ""),
+        "applied": (f"Fleet {result.service}: {result.action} recorded (fleet generation {result.fleet_generation}); "
+                    f"none of the {n} workers ran what it undid, so none changed"
+                    if nothing_moved and result.action == "rollback" else
+                    f"Fleet {result.service}: {result.action} done on all {n} workers"
+                    + (f" (fleet generation {result.fleet_generation})" if result.fleet_generation is not None else "")),
         "aborted": f"Fleet {result.service}: {result.action} not done: no worker was changed",
         "unchanged": f"Fleet {result.service}: nothing to {result.action}: every worker already runs this code; "
         "nothing changed and no fleet generation was recorded",

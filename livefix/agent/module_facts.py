@@ -17,7 +17,8 @@ from typing import Any
 
 from livefix.engine import locate
 from livefix.engine.pending import importable, importing
-from livefix.engine.sources import file_digest
+from livefix.engine import file_facts
+from livefix.engine.pending import file_verdict
 from livefix.errors import LivefixError
 
 
@@ -41,7 +42,7 @@ class Split:
         facts = []
         for change in (*self.loaded, *self.later):
             fact = _fact(change)
-            digest = file_digest(module_path(fact["module"])) if fact.get("module") else None
+            digest = file_facts.code_digest(module_path(fact["module"])) if fact.get("module") else None
             if digest is not None:
                 fact["fileHash"] = digest
             facts.append(fact)
@@ -112,20 +113,26 @@ def module_path(name: str) -> str | None:
     return spec.origin if spec is not None and spec.has_location else None
 
 
-def superseded(changes: list[dict[str, Any]]) -> str | None:
-    """Why a journal entry must not be replayed here: a module it changes comes from a file
-    that differs from the one the change was made against (a deploy, an edit). Modules not
-    imported yet are checked at their import (`engine.pending`)."""
+def superseded(changes: list[dict[str, Any]]) -> dict[str, str] | None:
+    """Why a journal entry is not replayed here (None when it is): a module it changes comes
+    from a file whose code differs from the code the change was made against (a deploy, an
+    edit): `{"status": "inFile" | "superseded", "reason"}`. Modules not imported yet whose file
+    cannot be found without importing a package are checked at their import (`engine.pending`)."""
+    by_module: dict[str, list[dict[str, Any]]] = {}
     for change in changes:
-        name, recorded = change.get("module"), change.get("fileHash")
-        if not name or not recorded:
-            continue
+        if change.get("module") and change.get("fileHash"):
+            by_module.setdefault(change["module"], []).append(change)
+    verdicts = []
+    for name, module_changes in by_module.items():
         path = module_path(name)
-        now = file_digest(path)
-        if now is not None and now != recorded:
-            return (f"{path} changed since this change was made against it (a deploy or an edit): this process runs "
-                    "the file, not the change")
-    return None
+        now = file_facts.code_digest(path)
+        if now is not None and now not in {c["fileHash"] for c in module_changes}:
+            verdicts.append(file_verdict(path, module_changes))
+    if not verdicts:
+        return None
+    # One module whose file moved on is enough not to replay the entry: it is one change.
+    worst = next((v for v in verdicts if v["status"] == "superseded"), verdicts[0])
+    return {"status": worst["status"], "reason": "; ".join(v["reason"] for v in verdicts)}
 
 
 def _fact(change: dict[str, Any]) -> dict[str, Any]:

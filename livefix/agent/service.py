@@ -72,6 +72,14 @@ class FleetPosition:
     def __init__(self) -> None:
         self.current: int | None = None
         self._engine_generation: dict[int, int] = {}
+        self.catch_up: list[dict[str, Any]] = []  # what replaying the journal at start did
+
+    def moved(self, fleet: int, committed: bool) -> None:
+        """A live fleet commit of generation `fleet` (or a rollback to it): what catching up
+        said about that generation and later ones no longer holds (a rollback drops them from
+        the journal, and a later apply reuses their numbers)."""
+        first = fleet if committed else fleet + 1
+        self.catch_up[:] = [entry for entry in self.catch_up if int(entry.get("generation") or 0) < first]
 
     def reached(self, fleet: int, engine: int, before: int | None = None) -> None:
         if before is not None:
@@ -236,6 +244,7 @@ class AgentService(Service):
                 f"Kept until this worker imports {', '.join(body['pending'])}: applied then")
         if isinstance(fleet, int) and not isinstance(fleet, bool):
             self.fleet.reached(fleet, int(body.get("generation", self.engine.generation)), before=entry.generation)
+            self.fleet.moved(fleet, committed=True)
         return body
 
     def keep_for_import(self, changes: list[dict[str, Any]], label: str, migrate: Any, verify: str | None,
@@ -278,6 +287,7 @@ class AgentService(Service):
                 "generation": target, "applied": [], "dryRun": False, "warnings": [],
                 "impact": {"threads": [], "signatureChanges": [], "removals": []},
                 "report": f"Nothing to roll back: this worker already runs fleet generation {fleet}",
+                "unchanged": True,
             }
         else:
             body = self.handle(protocol.ROLLBACK, {**rest, "to": target})
@@ -286,11 +296,12 @@ class AgentService(Service):
         withdrawn = self.engine.pending.withdraw_fleet(fleet)
         if withdrawn:
             modules = ", ".join(sorted({entry["module"] for entry in withdrawn}))
-            body = {**body, "withdrawn": withdrawn,
+            body = {**body, "withdrawn": withdrawn, "unchanged": False,
                     "report": f"Withdrawn the changes kept until this worker imports {modules}"
                     if body.get("report", "").startswith("Nothing to roll back") else
                     body.get("report", "") + f"\nWithdrawn the changes kept until this worker imports {modules}"}
         self.fleet.reached(fleet, target)
+        self.fleet.moved(fleet, committed=False)
         return body
 
     def _note_fleet_generation(self, args: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from livefix.engine.sources import file_digest
+from livefix.engine import file_facts
 from livefix.errors import LivefixError
 
 if TYPE_CHECKING:
@@ -151,9 +151,9 @@ class PendingChanges:
             self._record(entry, self._apply(entry, module))
 
     def _apply(self, entry: PendingChange, module: types.ModuleType | None = None) -> Outcome:
-        changed = superseded_by_file(entry.changes, module)
-        if changed:
-            return {"status": "superseded", "module": entry.module, "label": entry.label, "reason": changed}
+        verdict = superseded_by_file(entry.changes, module)
+        if verdict is not None:
+            return {**verdict, "module": entry.module, "label": entry.label}
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
         pause = threading.Event()
         while True:
@@ -182,23 +182,32 @@ class PendingChanges:
                 pass
 
 
-def superseded_by_file(changes: list[dict[str, Any]], module: types.ModuleType | None) -> str | None:
-    """Why changes recorded against another version of `module`'s file must not be applied
-    to it (None when they may): a fleet's change carries `fileHash`, the digest of the file
-    it was made against. After a deploy (or an edit) the file differs, and replaying an old
-    fix over new code would run the old fix's idea of that code (found: every request
-    failing on a name the deploy had renamed)."""
+def superseded_by_file(changes: list[dict[str, Any]], module: types.ModuleType | None) -> dict[str, str] | None:
+    """Why changes recorded against another version of `module`'s file are not applied to it
+    (None when they are): a fleet's change carries `fileHash`, the digest of the code of the
+    file it was made against. After a deploy (or an edit of code) the file differs, and
+    replaying an old fix over new code would run the old fix's idea of that code (found:
+    every request failing on a name the deploy had renamed). `status` is `inFile` when the
+    file already says what the changes say (persisted, then deployed), else `superseded`."""
     if module is None:
         return None
     recorded = {c.get("fileHash") for c in changes if c.get("fileHash")}
     if not recorded:
         return None
     path = getattr(module, "__file__", None)
-    now = file_digest(path)
+    now = file_facts.code_digest(path)
     if now is None or now in recorded:
         return None
-    return (f"{path} changed since this change was made against it (a deploy or an edit): this process runs "
-            "the file, not the change")
+    return file_verdict(path, changes)
+
+
+def file_verdict(path: str | None, changes: list[dict[str, Any]]) -> dict[str, str]:
+    """The outcome for changes whose file's code differs from the code they were made against."""
+    if file_facts.says_already(path, changes):
+        return {"status": "inFile", "reason": f"{path} already has this change (persisted or deployed)"}
+    return {"status": "superseded",
+            "reason": f"{path} changed since this change was made against it (a deploy or an edit of its code): this "
+                      "process runs the file, not the change"}
 
 
 def importing(name: str) -> bool:

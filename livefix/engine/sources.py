@@ -78,20 +78,6 @@ Stamp = tuple[int, int, int, int]
 _RACY_NS = 2_000_000_000
 
 
-def file_digest(path: str | None) -> str | None:
-    """A digest of the file's bytes (None when it cannot be read): what a change recorded
-    against that file (a fleet journal's entry) checks before it is replayed elsewhere."""
-    if not path:
-        return None
-    import hashlib
-
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()[:32]
-    except OSError:
-        return None
-
-
 def file_stamp(path: str) -> Stamp:
     stat = os.stat(path)
     return (stat.st_mtime_ns, stat.st_size, stat.st_ino, stat.st_ctime_ns)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Protocol
 
 from livefix import protocol
 from livefix.agent import module_facts
-from livefix.agent.fleet import FleetResult, WorkerOutcome, added_warnings, all_unchanged
+from livefix.agent.fleet import FleetResult, WorkerOutcome, added_warnings, all_unchanged, with_module_hint
 from livefix.agent.service import AgentService
 from livefix.engine import Engine, default_engine
 from livefix.errors import LivefixError
@@ -257,11 +257,10 @@ class Participant:
                 self.catch_up.append(outcome)
                 try:
                     self._import_modules(entry)
-                    stale = module_facts.superseded([{"module": m, "fileHash": h}
-                                                     for m, h in (entry.get("fileHashes") or {}).items()])
-                    if stale:  # a deploy or an edit since: the process runs the file, not the old fix
+                    verdict = module_facts.superseded(_facts_of(entry))
+                    if verdict is not None:  # a deploy or an edit since: the process runs the file
                         self._ran.append((str(entry.get("id")), self.engine.generation))
-                        outcome.update(status="superseded", reason=stale)
+                        outcome.update(verdict)
                         continue
                     generation = self._replay(entry)
                 except LivefixError as error:
@@ -315,6 +314,11 @@ class Participant:
         self._lock = threading.RLock()
         self._pending.clear()
         self._answered.clear()
+
+
+def _facts_of(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entry's changes as module facts with the digest of the file each was made against."""
+    return list(entry.get("facts") or [])
 
 
 def _txn(args: dict[str, Any]) -> str:
@@ -425,7 +429,8 @@ class Coordinator:
             if failed or not prepared:
                 self._send("abort", {"txn": txn}, prepared, "aborted")
                 first = next((w for w in failed if w.status == "failed"), failed[0] if failed else None)
-                result.error = _error_of(first) if first else LivefixError("failed", "every worker left before preparing")
+                result.error = with_module_hint(_error_of(first), prepare) if first else \
+                    LivefixError("failed", "every worker left before preparing")
                 return _finish(result)
             if all_unchanged(prepared):
                 self._send("abort", {"txn": txn}, prepared, "unchanged")
@@ -446,10 +451,9 @@ class Coordinator:
                                      "imports": sorted({m for w in prepared for m in (w.body or {}).get("imports", [])})}
             # The files the change was made against: a process that starts after a deploy (they
             # differ) runs its files rather than replaying the old fix over the new code.
-            hashes = {f["module"]: f["fileHash"] for w in prepared for f in (w.body or {}).get("changes") or []
-                      if f.get("module") and f.get("fileHash")}
-            if hashes:
-                entry["fileHashes"] = hashes
+            facts = next(((w.body or {}).get("changes") for w in prepared if (w.body or {}).get("changes")), None)
+            if facts and any(f.get("fileHash") for f in facts):
+                entry["facts"] = facts
             if verify is not None:
                 entry["verify"] = verify
             replies = self.transport.call("commit", {"txn": txn, "entry": entry}, [w.address for w in prepared])

@@ -349,6 +349,12 @@ def test_a_fix_file_that_no_worker_imports_is_refused_not_kept_for_its_import(
     assert all(fleet_status(w, runtime)["pending"] == [] for w in workers)
     assert outputs(workers) == [21, 21]
     assert Registry("shop").read_journal()["generation"] == 0
+    elsewhere = app_dir.parent / "fixes"  # not on the workers' sys.path: refused by each worker, same hint
+    elsewhere.mkdir()
+    (elsewhere / "fix.py").write_text(PRICE_FIX)
+    refused = cli("apply", "--service", "shop", f"{elsewhere / 'fix.py'}::price")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "name the module with --module" in refused.stdout, refused.stdout
     # The module's own file, on the other hand, is found in the workers that imported it.
     own = cli("apply", "--service", "shop", f"{app_dir / 'shop.py'}::price")
     assert own.returncode == 0, own.stdout + own.stderr
@@ -408,7 +414,7 @@ def test_after_a_deploy_new_workers_run_the_new_files_not_the_old_fleet_fix(
     assert lazy.call() == 2001
     status = cli("status", "--service", "shop")
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "fleet generation 1 not replayed: " in status.stdout
+    assert "fleet generation 1 not replayed, this process runs its file: " in status.stdout
     # A worker that respawns without a deploy still catches up (the file is the one the fix was made against).
     (app / "shop.py").write_text(APP)
     again = spawn(service="shop")
@@ -446,3 +452,31 @@ def test_output_closed_early_is_not_an_internal_error(spawn: Any, runtime: Path)
                           stdout=writer, stderr=subprocess.PIPE, text=True, timeout=WAIT * 2)
     os.close(writer)
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+
+
+def test_a_comment_edited_in_the_file_does_not_split_the_fleet_and_a_code_edit_is_said_to(
+    spawn: Any, runtime: Path, app: Path
+) -> None:
+    """Found by a new user: a comment appended to the app's file, then a worker respawned: it
+    did not replay the fix (the file's bytes had changed) and `status` exited 0."""
+    workers = start_fleet(spawn, 2)
+    assert Fleet("shop", token(runtime)).apply({"action": "apply", "changes": [CHANGE]}).outcome == "applied"
+    (app / "shop.py").write_text("# an unrelated comment\n" + APP)
+    respawned = spawn(service="shop")
+    assert [c["status"] for c in respawned.catch_up] == ["applied"]
+    assert outputs(workers + [respawned]) == [201, 201, 201]
+    assert cli("status", "--service", "shop").returncode == 0
+    # An edit of code (not a whole-service deploy): the next worker runs the file, and status says they differ.
+    (app / "shop.py").write_text(APP.replace("price(n) + 1", "price(n) + 5"))
+    edited = spawn(service="shop")
+    assert [c["status"] for c in edited.catch_up] == ["superseded"]
+    assert edited.call() == 25
+    status = cli("status", "--service", "shop")
+    assert status.returncode == 6, status.stdout + status.stderr
+    assert f"started after its file's code changed and run the file instead" in status.stdout
+    assert str(edited.pid) in status.stdout.split("workers differ:")[1]
+    # A rollback: the workers that ran the fix go back; the edited one had nothing to undo and says so.
+    back = Fleet("shop", token(runtime)).rollback()
+    statuses = {w.pid: w.status for w in back.workers}
+    assert statuses.pop(edited.pid) == "unchanged" and set(statuses.values()) == {"rolledBack"}, back.report
+    assert fleet_status(edited, runtime)["catchUp"] == []  # its catch-up of the undone generation no longer holds

@@ -134,12 +134,12 @@ def test_a_rollback_to_a_generation_that_never_was_withdraws_nothing(ws, engine)
 
 
 def test_a_change_made_against_another_version_of_the_file_is_not_applied_at_the_import(ws, engine):
-    """A fleet's change records the digest of the file it was made against (`fileHash`);
+    """A fleet's change records the digest of the code of the file it was made against (`fileHash`);
     after a deploy the imported file differs and the old fix must not land on the new code."""
-    from livefix.engine.sources import file_digest
+    from livefix.engine.file_facts import code_digest
 
     write(ws, "pend_h")
-    made_against = file_digest(str(ws.root / "pend_h.py"))
+    made_against = code_digest(str(ws.root / "pend_h.py"))
     write(ws, "pend_h", PRICING.replace("RATE = 2", "RATE = 3"))  # the deploy
     outcomes = []
     engine.pending.defer([{"module": "pend_h", "qualname": "total", "source": FIX, "fileHash": made_against}],
@@ -151,12 +151,12 @@ def test_a_change_made_against_another_version_of_the_file_is_not_applied_at_the
 
 
 def test_a_change_made_against_the_same_file_applies_at_the_import(ws, engine):
-    from livefix.engine.sources import file_digest
+    from livefix.engine.file_facts import code_digest
 
     write(ws, "pend_i")
     outcomes = []
     engine.pending.defer([{"module": "pend_i", "qualname": "total", "source": FIX,
-                           "fileHash": file_digest(str(ws.root / "pend_i.py"))}],
+                           "fileHash": code_digest(str(ws.root / "pend_i.py"))}],
                          "fleet generation 9", on_done=outcomes.append)
     assert importlib.import_module("pend_i").total(1) == 20
     assert outcomes[0]["status"] == "applied"
@@ -170,3 +170,32 @@ def test_a_fleet_rollback_withdraws_what_later_fleet_generations_kept(ws, engine
     assert [w["module"] for w in engine.pending.withdraw_fleet(1)] == ["pend_j"]
     assert engine.pending.pending() == []
     assert importlib.import_module("pend_j").total(1) == 2
+
+
+def test_comments_and_formatting_edited_in_the_file_do_not_stop_the_change(ws, engine):
+    """Only code counts: a comment appended to the file must not split a fleet."""
+    from livefix.engine.file_facts import code_digest
+
+    write(ws, "pend_k")
+    made_against = code_digest(str(ws.root / "pend_k.py"))
+    write(ws, "pend_k", "# a comment on top\n" + PRICING.replace("RATE = 2", "RATE  =  2  # the rate") + "\n\n# the end\n")
+    outcomes = []
+    engine.pending.defer([{"module": "pend_k", "qualname": "total", "source": FIX, "fileHash": made_against}],
+                         "fleet generation 10", on_done=outcomes.append)
+    assert importlib.import_module("pend_k").total(1) == 20
+    assert outcomes[0]["status"] == "applied"
+
+
+def test_a_file_that_already_says_what_the_change_says_is_reported_as_such(ws, engine):
+    """Persisted, then deployed: the file has the fix; nothing to replay, and nothing differs."""
+    from livefix.engine.file_facts import code_digest
+
+    write(ws, "pend_l")
+    made_against = code_digest(str(ws.root / "pend_l.py"))
+    write(ws, "pend_l", PRICING.replace("    return n * RATE\n", "    return n * RATE * 10\n"))
+    outcomes = []
+    engine.pending.defer([{"module": "pend_l", "qualname": "total", "source": FIX, "fileHash": made_against}],
+                         "fleet generation 11", on_done=outcomes.append)
+    assert importlib.import_module("pend_l").total(1) == 20  # the file's code, which is the fix
+    assert outcomes[0]["status"] == "inFile" and "already has this change" in outcomes[0]["reason"]
+    assert engine.history()["generations"] == []
