@@ -31,6 +31,11 @@ from livefix.integrations.reloader import Reloader, file_differs
 
 DEBOUNCE_SECONDS = 0.05  # an editor's save-rename-save, or a "save all", is one change
 POLL_SECONDS = 0.25
+# An editor that saves in place truncates the file, then writes it: a file found empty right
+# after a save is most likely being written, so it is given this long to be written before it
+# is reported (as "the new source is empty") rather than being reported at once and then
+# reloaded a moment later (found on a loaded machine: watchfiles saw the two writes apart).
+SETTLE_SECONDS = 1.0
 
 USAGE = "livefix run [--watch PATH ...] [--no-agent] [--verify EXPR] [--approval never|risky] [--quiet] " \
         "(script.py | -m module) [args ...]"
@@ -251,12 +256,38 @@ class Watcher:
     def _reload(self, names: list[str]) -> None:
         if not names:
             return
+        self._settle(names)
         outcome = self.reloader.reload(names)
         if not self.args.quiet:
             for line in outcome.lines:
                 print(line, file=sys.stderr, flush=True)
         for line in outcome.errors:
             print(line, file=sys.stderr, flush=True)
+
+
+    def _settle(self, names: list[str]) -> None:
+        """Wait (up to SETTLE_SECONDS) while a saved file is empty: its writer is not done."""
+        paths = {path for path in (_file_of(name) for name in names) if path is not None}
+        waited = False
+        for _ in range(int(SETTLE_SECONDS / DEBOUNCE_SECONDS)):
+            if not any(_is_empty(path) for path in paths) or self._stop.wait(DEBOUNCE_SECONDS):
+                break
+            waited = True
+        if waited:
+            self.files.changed(paths)  # the write that followed is part of this reload, not the next
+
+
+def _file_of(name: str) -> str | None:
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None) if module is not None else None
+    return os.path.realpath(path) if path else None
+
+
+def _is_empty(path: str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
 
 
 def _in_main(expression: str) -> Callable[[], Any]:
