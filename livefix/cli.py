@@ -797,6 +797,8 @@ def render_unpersisted(entries: list[dict[str, Any]], agent: dict[str, Any]) -> 
              f"{'it' if count == 1 else 'them'} there"]
     for entry in entries:
         why = (" (removed from the process; the file still defines it)" if entry.get("removed") else "") + (
+            " (edited in the file since the fix: persisting would overwrite that edit)"
+            if entry.get("editedInFile") else "") + (
             f" ({entry['fileError']})" if entry.get("fileError") else "")
         lines.append(f"  {entry.get('module')}.{entry.get('qualname')} (generation {entry.get('generation')}) "
                      f"-> {entry.get('path')}{why}")

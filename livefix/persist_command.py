@@ -13,9 +13,10 @@ kept), apply one definition at a time (each change is computed on the text the
 previous one left, since offsets move), then, unless `--dry-run`, check that the file
 did not change on disk meanwhile and replace it atomically (a temporary file in the same
 directory, the file's mode, `os.replace`). A definition that cannot be persisted (the
-file does not parse, an ambiguous definition, ...) is reported with its structured
-error and nothing is written to its file; other files are still written. Exit 1 when
-anything was refused, 0 otherwise (see cli.py for the codes).
+file does not parse, an ambiguous definition, an edit made in the file since the fix
+without `--yes`, ...) is reported with its structured error and nothing is written to
+its file; other files are still written. Exit 1 when anything was (with `--dry-run`:
+would be) refused, 0 otherwise (see cli.py for the codes).
 
 `livefix.cli` defines the subcommand and calls `run_persist` with itself: run as
 `python -m livefix.cli` it is `__main__`, and importing `livefix.cli` here would make a
@@ -46,7 +47,7 @@ class Definition:
     """One running definition to persist (on a fleet: as every worker runs it)."""
 
     def __init__(self, module: str, qualname: str, path: str | None, source: str | None, generation: int,
-                 file_error: str | None = None) -> None:
+                 file_error: str | None = None, edited: bool = False) -> None:
         self.module = module
         self.qualname = qualname
         self.path = path
@@ -54,6 +55,7 @@ class Definition:
         self.generation = generation
         self.generations: dict[int, int] = {}  # fleet: worker pid -> its generation
         self.file_error = file_error
+        self.edited = edited  # the file's version was edited there since the fix (the process says)
         # What happened: persisted | wouldPersist | refused | notWritten | already
         self.outcome = ""
         self.error: LivefixError | None = None
@@ -63,7 +65,7 @@ class Definition:
         return cls(
             module=str(entry.get("module")), qualname=str(entry.get("qualname")), path=entry.get("path"),
             source=entry.get("source"), generation=int(entry.get("generation") or 0),
-            file_error=entry.get("fileError"),
+            file_error=entry.get("fileError"), edited=bool(entry.get("editedInFile")),
         )
 
     @property
@@ -140,6 +142,8 @@ def _fleet(args: argparse.Namespace, cli: types.ModuleType, names: list[str]) ->
             definition.generations = {
                 pid: found[key][0].generation for pid, found in per_worker.items() if found.get(key)
             }
+            # The workers run the same fixes but may have run other versions before them.
+            definition.edited = any(d.edited for found in per_worker.values() for d in found.get(key, []))
             definitions.append(definition)
     return definitions
 
@@ -171,9 +175,12 @@ class FileResult:
         self.error: LivefixError | None = None  # what kept the whole file from being written
 
 
-def persist_file(path: str, definitions: list[Definition], dry_run: bool) -> FileResult:
+def persist_file(path: str, definitions: list[Definition], dry_run: bool, over_edits: bool = False,
+                 target: str = "TARGET") -> FileResult:
     """Persist `definitions` (all of one file) into `path`: all of them, or, if one is
-    refused, none (the file is left as it was)."""
+    refused, none (the file is left as it was). A definition edited in the file since the
+    fix is refused unless `over_edits` (`--yes`); `target` (`4242`, `--service shop`) names
+    the process in the commands that refusal suggests."""
     result = FileResult(path, definitions)
     real = os.path.realpath(path)  # a symlinked module: write the file, keep the link
     try:
@@ -205,12 +212,24 @@ def persist_file(path: str, definitions: list[Definition], dry_run: bool) -> Fil
                 reason="removed", module=definition.module, qualname=definition.qualname, path=path,
             )
             continue
+        if definition.edited and not over_edits:
+            definition.outcome, definition.error = "refused", LivefixError(
+                "invalid",
+                f"{path} has an edit of {definition.name} made since the fix: its version there is neither what runs "
+                f"nor what ran before, and persisting would overwrite it, so nothing was written to {path}. Run the "
+                f"file's version with `livefix reload {target} {definition.module}`, or write what runs over it with "
+                f"`livefix persist {target} {definition.name} --yes`",
+                reason="editedInFile", module=definition.module, qualname=definition.qualname, path=path,
+            )
+            continue
         try:
             change = persist_change(new, definition.qualname, definition.source)
         except LivefixError as error:
             definition.outcome = "refused"
+            # The persister words its refusals for an editor's open document; this is a file.
+            message = error.message.replace("the document", "the file")
             definition.error = LivefixError(
-                error.kind, f"{definition.name} into {path}: {error.message}",
+                error.kind, f"{definition.name} into {path}: {message}",
                 **{**error.details, "module": definition.module, "qualname": definition.qualname, "path": path},
             )
             continue
@@ -325,7 +344,8 @@ def run_persist(args: argparse.Namespace, out: Any, cli: types.ModuleType) -> in
             definition.error = LivefixError("notFound", f"the service does not say which file {definition.name} "
                                             "comes from", module=definition.module, qualname=definition.qualname)
             unknown_path.append(definition)
-    results = [persist_file(path, group, args.dry_run) for path, group in files.items()]
+    target = f"--service {args.service}" if address is None else str(args.items[0])
+    results = [persist_file(path, group, args.dry_run, bool(args.yes), target) for path, group in files.items()]
     warnings = []
     written = [d for r in results if r.written for d in r.definitions if d.outcome == "persisted"]
     if written:
@@ -366,20 +386,21 @@ def _ask_again(args: argparse.Namespace, out: Any, cli: types.ModuleType, addres
 def _report(definitions: list[Definition], results: list[FileResult], unmatched: list[str], warnings: list[str],
             dry_run: bool) -> str:
     lines: list[str] = []
+    refused, was = ("Would not persist ", "would be") if dry_run else ("Not persisted: ", "was")
     say: dict[str, Callable[[Definition], str]] = {
         "persisted": lambda d: f"Persisted {d.name} ({d.when()}) into {d.path}",
         "wouldPersist": lambda d: f"Would persist {d.name} ({d.when()}) into {d.path}",
         "already": lambda d: f"{d.name} ({d.when()}): {d.path} already has it",
-        "refused": lambda d: f"Not persisted: {d.name} ({d.when()}): {d.error.message if d.error else 'refused'}",
-        "notWritten": lambda d: f"Not persisted: {d.name} ({d.when()}): another definition for {d.path} was refused, "
-                                "so nothing was written to that file",
+        "refused": lambda d: f"{refused}{d.name} ({d.when()}): {d.error.message if d.error else 'refused'}",
+        "notWritten": lambda d: f"{refused}{d.name} ({d.when()}): another definition for {d.path} {was} refused, "
+                                f"so nothing {was} written to that file",
     }
     for definition in definitions:
         lines.append(say[definition.outcome](definition) if definition.outcome in say else definition.name)
     for result in results:
         if result.diff:
             lines.append(result.diff.rstrip("\n"))
-    if dry_run and any(d.outcome == "wouldPersist" for d in definitions):
+    if dry_run and definitions:
         lines.append("Dry run: nothing was written.")
     for name in unmatched:
         lines.append(f"Nothing unpersisted is named {name} (its file may already say what runs)")

@@ -332,6 +332,7 @@ if TYPE_CHECKING:
         path: str | None  # the module's file, as the process names it
         removed: NotRequired[bool]  # the generation removed it and the file still defines it
         fileError: NotRequired[str]  # the file cannot be read or does not parse
+        editedInFile: NotRequired[bool]  # the file's version was edited since the fix: persist refuses it
 
 
     class UnpersistedSource(UnpersistedDefinition):

@@ -37,7 +37,11 @@ DEFAULT_HISTORY_LIMIT = 100
 class TextChange:
     """How a generation changed one module's running text, kept as a patch (memory in
     proportion to the change, not to the module): pieces of the text after it, each with
-    what stood there before, by offset in the text after."""
+    what stood there before, by offset in the text after.
+
+    "The text after it" is the module's running text for as long as the generation is the
+    newest active one that changed the module; a text adopted without a generation (a
+    comment-only reload) rebases the patch onto itself (`rebased`)."""
 
     before: ModuleSource  # its `text` dropped (None): the patch recreates it
     pieces: list[tuple[int, str, str]]  # (offset in the text after, old piece, new piece)
@@ -62,6 +66,12 @@ class TextChange:
             position = offset + len(new_piece)
         parts.append(after_text[position:])
         return "".join(parts)
+
+    def rebased(self, after_text: str | None, adopted_text: str | None) -> "TextChange":
+        """The same change, from `adopted_text` (which replaced `after_text` as the running
+        text without a generation) to the text before it: the offsets of the pieces hold
+        only in the text they were taken from, and the whole texts are not kept."""
+        return TextChange.between(replace(self.before, text=self.text_before(after_text)), adopted_text)
 
 
 @dataclass
@@ -115,7 +125,7 @@ class Engine:
         self.pending = pending.PendingChanges(self)
         self.sources.import_listeners.append(self.pending.imported)
         # What the active generations run that the files do not say (status, persist).
-        self._unpersisted = UnpersistedFinder(self.sources)
+        self._unpersisted = UnpersistedFinder(self.sources, lambda: self._generations)
         self._touched: tuple[int, dict[tuple[str, str], int]] = (-1, {})
 
     # -- state -----------------------------------------------------------------------
@@ -398,7 +408,7 @@ class Engine:
                 if before is not None and not module_plan.edits and (
                     before.text != module_plan.new_text or before.cache_older
                 ):
-                    self.sources.restore(_after(before, module_plan))
+                    self._adopt(before, _after(before, module_plan))
             return ChangeResult(
                 action=plan.action,
                 generation=self.generation,
@@ -524,6 +534,18 @@ class Engine:
         except Exception as error:
             return {"check": check, "passed": False, "error": f"{type(error).__name__}: {error}"}
         return {"check": check, "passed": passed}
+
+    def _adopt(self, before: ModuleSource, after: ModuleSource) -> None:
+        """`after` becomes the running text of its module without a generation. The newest
+        active generation that changed the module's text keeps its patch from the text
+        running now (rollback splices it into that text): rebased onto the adopted text, so
+        that rolling it back still returns exactly the text before it."""
+        for generation in reversed(self._generations):
+            change = generation.texts.get(before.name) if generation.status == "active" else None
+            if change is not None:
+                generation.texts[before.name] = change.rebased(before.text, after.text)
+                break
+        self.sources.restore(after)
 
     def _set_texts(self, texts: dict[str, ModuleSource]) -> None:
         for source in texts.values():

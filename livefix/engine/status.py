@@ -74,8 +74,9 @@ def modified_modules(store: SourceStore, names: list[str] | None, include_librar
                 "definition differs: only comments, blank lines or module-level statements, which livefix cannot "
                 "compare with what ran"
                 if disk == running.text else
-                "only comments, blank lines or code that did not run differ; definitions below them run at other "
-                "lines than the file's until the module is reloaded"
+                # Code that runs at other lines is named in `moved`: none does here.
+                "only comments, blank lines or the layout of module-level statements differ: every definition "
+                "runs the file's code at the file's lines"
             )
         if running.derived:
             entry["baseline"] = "derived"  # livefix did not see the import: definitions checked, statements not
@@ -130,8 +131,11 @@ def _compare(old: list[ast.stmt], old_chunk: Chunk, new: list[ast.stmt], new_chu
         elif isinstance(pair.old, ast.ClassDef) and isinstance(pair.new, ast.ClassDef):
             before = (len(changed), len(added), len(removed))
             _compare(pair.old.body, old_chunk, pair.new.body, new_chunk, label + ".", changed, added, removed, moved)
-            if before == (len(changed), len(added), len(removed)):
-                changed.append(label)
+            if before == (len(changed), len(added), len(removed)):  # no member differs: the class itself?
+                if ast.dump(pair.old) != ast.dump(pair.new):
+                    changed.append(label)  # its bases, keywords or decorators
+                elif first_line_node(pair.old).lineno != first_line_node(pair.new).lineno:
+                    moved.append(label)  # only comments or blank lines inside it differ
         elif label not in changed:
             changed.append(label)
 

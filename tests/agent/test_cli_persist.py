@@ -201,16 +201,32 @@ def test_a_file_that_does_not_parse_is_refused_and_left_alone(
     human = cli("persist", target)
     assert human.returncode == 1
     assert "Not persisted: shop.price (generation 1): shop.price into" in human.stdout
-    assert "does not parse" in human.stdout
+    assert "the file does not parse (line 24" in human.stdout and "document" not in human.stdout
+    # A dry run says what it would not do, that it wrote nothing, and exits as the real run would.
+    dry = cli("persist", target, "--dry-run")
+    assert dry.returncode == 1, dry.stdout + dry.stderr
+    assert dry.stdout.startswith("Would not persist shop.price (generation 1): shop.price into")
+    assert "the file does not parse (line 24" in dry.stdout and "Not persisted" not in dry.stdout
+    assert "document" not in dry.stdout and dry.stdout.rstrip().endswith("Dry run: nothing was written.")
+    assert shop.read_bytes() == broken
     assert worker.call() == 201
 
 
-def test_one_refused_file_does_not_stop_another(spawn: Any, runtime: Path, tmp_path: Path) -> None:
-    app_dir = tmp_path / "two"
-    app_dir.mkdir()
-    (app_dir / "shop.py").write_text("import extra\n\n\ndef price(n):\n    return n * 10\n\n\ndef total(n):\n"
-                                     "    return price(n) + extra.bonus(n)\n")
-    (app_dir / "extra.py").write_text("def bonus(n):\n    return 1\n")
+TWO_SHOP = "import extra\n\n\ndef price(n):\n    return n * 10\n\n\ndef total(n):\n    return price(n) + extra.bonus(n)\n"
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """An app of two modules (two files): `shop` and the `extra` it imports."""
+    directory = tmp_path / "two"
+    directory.mkdir()
+    (directory / "shop.py").write_text(TWO_SHOP)
+    (directory / "extra.py").write_text("def bonus(n):\n    return 1\n")
+    return directory
+
+
+def fix_both(spawn: Any, app_dir: Path, tmp_path: Path) -> tuple[Worker, str]:
+    """A service running a fix of shop.price (generation 1) and one of extra.bonus (generation 2)."""
     fix = tmp_path / "fix.py"
     fix.write_text("def price(n):\n    return n * 100\n\n\ndef bonus(n):\n    return 2\n")
     worker = spawn(app_dir=app_dir)
@@ -218,6 +234,11 @@ def test_one_refused_file_does_not_stop_another(spawn: Any, runtime: Path, tmp_p
     ok(cli("apply", target, f"{fix}::price", "--module", "shop"))
     ok(cli("apply", target, f"{fix}::bonus", "--module", "extra"))
     assert worker.call() == 202
+    return worker, target
+
+
+def test_one_refused_file_does_not_stop_another(spawn: Any, runtime: Path, app_dir: Path, tmp_path: Path) -> None:
+    worker, target = fix_both(spawn, app_dir, tmp_path)
     broken = "import extra\n\n\ndef price(n):\n    return n * 10\n\n\ndef total(n:\n    pass\n"
     (app_dir / "shop.py").write_text(broken)
     done = cli("persist", target)
@@ -226,6 +247,83 @@ def test_one_refused_file_does_not_stop_another(spawn: Any, runtime: Path, tmp_p
     assert "Not persisted: shop.price (generation 1)" in done.stdout
     assert (app_dir / "extra.py").read_text() == "def bonus(n):\n    return 2\n"
     assert (app_dir / "shop.py").read_text() == broken
+
+
+def test_an_edit_made_in_the_file_since_the_fix_is_not_overwritten(
+    spawn: Any, runtime: Path, app_dir: Path, tmp_path: Path
+) -> None:
+    """A fix applied, then the same function edited by hand in its file: the file's version is
+    neither what runs nor what ran before the fix. Status flags it; persist refuses it, naming
+    it and the ways on, and writes nothing to that file (the other file is still written);
+    --yes writes what runs over the edit."""
+    shop, extra = app_dir / "shop.py", app_dir / "extra.py"
+    worker, target = fix_both(spawn, app_dir, tmp_path)
+    edited = TWO_SHOP.replace("return n * 10\n", "return n * 30  # hand edit\n")
+    shop.write_text(edited)
+    entries = unpersisted([target])["unpersisted"]
+    assert [(e["qualname"], e.get("editedInFile", False)) for e in entries] == [("price", True), ("bonus", False)]
+
+    dry = cli("persist", target, "--dry-run")
+    assert dry.returncode == 1, dry.stdout + dry.stderr
+    assert f"Would not persist shop.price (generation 1): {shop} has an edit of shop.price" in dry.stdout
+    assert f"Would persist extra.bonus (generation 2) into {extra}" in dry.stdout
+    done = cli("persist", target, "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert [(d["qualname"], d["outcome"]) for d in result["definitions"]] == [("price", "refused"), ("bonus", "persisted")]
+    error = result["definitions"][0]["error"]
+    assert (error["kind"], error["reason"], error["qualname"], error["path"]) == ("invalid", "editedInFile", "price", str(shop))
+    assert "made since the fix" in error["message"] and "nothing was written" in error["message"]
+    assert f"livefix reload {target} shop" in error["message"] and "--yes" in error["message"]
+    assert shop.read_text() == edited and extra.read_text() == "def bonus(n):\n    return 2\n"
+    assert worker.call() == 202  # the process runs what it ran
+
+    human = cli("persist", target)
+    assert human.returncode == 1
+    assert human.stdout.startswith(f"Not persisted: shop.price (generation 1): {shop} has an edit of shop.price")
+    assert shop.read_text() == edited
+    forced = ok(cli("persist", target, "--yes"))
+    assert forced.stdout.strip() == f"Persisted shop.price (generation 1) into {shop}"
+    assert shop.read_text() == TWO_SHOP.replace("return n * 10\n", "return n * 100\n")
+    assert unpersisted([target])["unpersisted"] == []
+
+
+def test_reloading_runs_the_files_edit_instead(spawn: Any, runtime: Path, app_dir: Path, tmp_path: Path) -> None:
+    shop = app_dir / "shop.py"
+    worker, target = fix_both(spawn, app_dir, tmp_path)
+    ok(cli("persist", target, "extra"))
+    edited = TWO_SHOP.replace("return n * 10\n", "return n * 30  # hand edit\n")
+    shop.write_text(edited)
+    ok(cli("reload", target, "shop"))
+    assert worker.call() == 62  # the hand edit runs
+    assert ok(cli("persist", target)).stdout.strip() == "Nothing to persist: the files already say what runs."
+    assert shop.read_text() == edited
+
+
+def test_status_after_a_persist_says_only_what_is_true(spawn: Any, runtime: Path, shop_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """A fix that adds a decorator and a line, persisted into the CRLF, tab-indented file: the
+    file says what runs, at the lines it runs at. A comment added to the file afterwards: status
+    names what runs at other lines because of it, and never claims lines moved that did not."""
+    shop = shop_dir / "shop.py"
+    shop.write_bytes(file_bytes(APP.replace("import math\n", "import functools, math\n")))
+    fix = tmp_path / "fix.py"
+    fix.write_text("@functools.lru_cache\ndef price(n):\n    cents = n * RATE * 10\n    return cents\n")
+    worker = spawn(app_dir=shop_dir)
+    target = str(worker.pid)
+    ok(cli("apply", target, f"{fix}::price", "--module", "shop"))
+    assert worker.call() == 201
+    ok(cli("persist", target))
+    assert b"\r\n@functools.lru_cache\r\ndef price(n):\r\n\tcents = n * RATE * 10\r\n\treturn cents\r\n" in shop.read_bytes()
+    assert ok(cli("status", target)).stdout.splitlines()[1:] == ["no loaded module differs from its file"]
+
+    persisted = shop.read_bytes()
+    shop.write_bytes(persisted.replace(b"\r\ndef total(n):", b"\r\n# added by hand\r\ndef total(n):"))
+    status = ok(cli("status", target)).stdout
+    assert "moved: total (same code, at other lines than the file's)" in status and "only comments" not in status
+    shop.write_bytes(persisted + b"# the end\r\n")
+    status = ok(cli("status", target)).stdout
+    assert "moved" not in status and "other lines" not in status and "unpersisted" not in status
 
 
 def test_a_path_missing_on_this_machine_is_a_clear_error(spawn: Any, runtime: Path, shop_dir: Path,

@@ -199,3 +199,101 @@ def test_an_unchanged_file_is_not_read_again(engine, ws, shop):
     assert engine.unpersisted() == []
     engine.rollback()
     assert engine.unpersisted() == [] and shop.__name__ not in engine._unpersisted._known
+
+
+# -- a file edited since the fix ----------------------------------------------------------------
+
+TAX = "def tax(n):\n    return math.ceil(n * 0.2)\n"
+TAX_FIX = "def tax(n):\n    return math.ceil(n * 0.3)\n"
+TAX_HAND = "def tax(n):\n    return math.ceil(n * 0.25)  # hand edit\n"
+
+
+def edited(engine):
+    return [(u.qualname, u.generation) for u in engine.unpersisted() if u.edited]
+
+
+def test_a_definition_edited_in_the_file_since_the_fix_is_flagged(engine, ws, shop):
+    """The file's version is neither what runs nor what ran before the fix: someone edited it
+    since, and persisting would write over that edit."""
+    engine.apply(fix(shop, "tax", TAX_FIX))
+    engine.apply(fix(shop, "price", PRICE_FIX))
+    assert edited(engine) == [] and "editedInFile" not in engine.unpersisted()[0].to_wire()
+    ws.edit(shop, TAX, TAX_HAND)
+    assert edited(engine) == [("tax", 1)]  # price, behind the fix only, is not
+    (entry,) = [u for u in engine.unpersisted() if u.qualname == "tax"]
+    assert entry.sources == (TAX_FIX,) and entry.to_wire()["editedInFile"] is True
+    # A comment is an edit too; the edit taken back out leaves the file only behind the fix.
+    ws.edit(shop, TAX_HAND, TAX.replace("0.2)", "0.2)  # why 0.2"))
+    assert edited(engine) == [("tax", 1)]
+    ws.edit(shop, "  # why 0.2", "")
+    assert edited(engine) == []
+    # Deleted from the file since: an edit as well (persisting would put it back).
+    ws.edit(shop, "\n\n" + TAX, "\n")
+    assert edited(engine) == [("tax", 1)]
+
+
+def test_every_version_run_since_the_file_was_read_is_the_files_past(engine, ws, shop):
+    """Several fixes of one definition: a file holding any version the process ran before the
+    newest is behind it, not edited; what the process read from the file last ends that past."""
+    engine.apply(fix(shop, "tax", TAX_FIX))
+    engine.apply(fix(shop, "tax", "def tax(n):\n    return 0\n"))
+    ws.edit(shop, TAX, TAX_FIX)
+    assert [(u.qualname, u.generation, u.edited) for u in engine.unpersisted()] == [("tax", 2, False)]
+    engine.rollback()  # back to the first fix, which the file now has
+    assert engine.unpersisted() == []
+    ws.edit(shop, TAX_FIX, TAX_HAND)
+    engine.reload_modules([shop.__name__])  # the process runs the hand edit, read from the file
+    assert engine.unpersisted() == []
+    engine.apply(fix(shop, "tax", "def tax(n):\n    return 1\n"))
+    assert edited(engine) == []  # the file has what ran before the fix: the hand edit
+    ws.edit(shop, TAX_HAND, TAX)  # the original again: not what the process last read from the file
+    assert edited(engine) == [("tax", 4)]
+
+
+def test_a_definition_the_fix_added_is_not_an_edit_the_file_lacks(engine, ws, shop):
+    engine.apply(fix(shop, "Cart.clear", "def clear(self):\n    self.items = []\n"))
+    ws.edit(shop, TAX, TAX_HAND)  # an edit of another definition
+    (entry,) = engine.unpersisted()
+    assert entry.qualname == "Cart.clear" and not entry.edited
+
+
+# -- status once the file says what runs ---------------------------------------------------------
+
+
+def test_status_after_a_persist_says_what_runs_at_other_lines_and_nothing_else(engine, ws, shop):
+    """The file says what runs, but not line for line: status names the definitions that run
+    at other lines than the file's (a reload moves them), and claims none when none does."""
+    engine.apply(fix(shop, "price", PRICE_FIX))
+    ws.edit(shop, "def price(n):\n    return n * 10\n", PRICE_FIX)  # persisted
+    assert engine.unpersisted() == [] and engine.modified_modules([shop.__name__]) == []
+    # A comment line the file has and the running text lacks, above tax: tax runs a line early.
+    ws.edit(shop, "def tax(n):", "# a comment added by hand\ndef tax(n):")
+    assert engine.modified_modules([shop.__name__]) == [{
+        "name": shop.__name__, "path": shop.__file__, "changed": [], "added": [], "removed": [], "moved": ["tax"],
+    }]
+    # One at the end of the file moves nothing: no definition is said to run at other lines.
+    ws.edit(shop, "# a comment added by hand\n", "")
+    ws.edit(shop, "return math.ceil(n * 0.2)\n", "return math.ceil(n * 0.2)\n# the end\n")
+    (status,) = engine.modified_modules([shop.__name__])
+    assert status["changed"] == [] and "moved" not in status
+    assert "other lines" not in status["note"] and "comments" in status["note"]
+
+
+def test_a_class_whose_text_differs_only_in_comments_is_not_changed(engine, ws, shop):
+    ws.edit(shop, "    def total(self):", "    # the total\n    def total(self):")
+    (status,) = engine.modified_modules([shop.__name__])
+    assert status["changed"] == status["added"] == status["removed"] == []
+    assert status["moved"] == ["Cart.size", "Cart.total", "price", "tax"]
+
+
+def test_an_answer_found_while_a_fix_was_verified_is_not_kept(engine, ws, shop):
+    """A commit sets the running text, verifies, then records its generation: a status asked in
+    between sees the new text without the generation that made it, and what it finds then must
+    not outlive the commit (the file's stamp is old enough to be trusted)."""
+    engine.apply(fix(shop, "tax", TAX_FIX))
+    ws.edit(shop, TAX, TAX_FIX)  # persisted
+    old = time.time() - 60
+    os.utime(ws.path(shop), (old, old))
+    engine.apply(fix(shop, "tax", "def tax(n):\n    return 0\n"), verify=lambda: engine.unpersisted() is not None)
+    (entry,) = engine.unpersisted()
+    assert entry.generation == 2 and not entry.edited  # the file has the first fix, which ran

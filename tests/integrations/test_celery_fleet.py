@@ -36,7 +36,9 @@ import livefix.integrations.celery as lfc  # noqa: E402
 pytestmark = pytest.mark.timeout(180)
 
 CHANGE = [{"module": "fleetshop.pricing", "qualname": "price", "source": FIX}]
-TIMEOUT = 5.0  # how long the coordinator waits for a silent process before asking its parent
+# How long the coordinator waits for a silent process before asking its parent. Generous: on a
+# loaded 2-core machine (other suites running) a starved pool process took over 5 s to answer a prepare.
+TIMEOUT = 15.0
 
 APP = """\
 import os

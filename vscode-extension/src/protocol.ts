@@ -330,6 +330,8 @@ export interface UnpersistedDefinition {
   removed?: boolean;
   /** The file cannot be read or does not parse. */
   fileError?: string;
+  /** The file's version was edited since the fix: `livefix persist` refuses to overwrite it. */
+  editedInFile?: boolean;
 }
 
 export interface UnpersistedSource extends UnpersistedDefinition {
