@@ -40,6 +40,23 @@ from livefix.errors import LivefixError
 NOTHING = "Nothing to persist: the files already say what runs."
 
 
+def _persister() -> Callable[..., Any]:
+    """The language server's persister (libcst: imported only when something is persisted).
+    From a livefix source checkout's root, `python -m livefix.cli` finds the checkout's
+    `livefix/` first, which does not hold `livefix.lsp` (it is `lsp/` there): said, not a traceback."""
+    try:
+        from livefix.lsp.persist import persist_change
+    except ImportError as error:
+        import livefix
+
+        raise LivefixError(
+            "failed",
+            f"livefix's persister cannot be imported ({error}); the livefix package found first is "
+            f"{', '.join(livefix.__path__)}: run the installed `livefix` command, or from another directory",
+        ) from None
+    return persist_change
+
+
 # -- what runs -------------------------------------------------------------------------------------
 
 
@@ -200,7 +217,7 @@ def persist_file(path: str, definitions: list[Definition], dry_run: bool, over_e
         return _refuse_file(result, LivefixError("failed", f"cannot read {path}: {error.strerror or error}", path=path))
     except (UnicodeDecodeError, SyntaxError) as error:
         return _refuse_file(result, LivefixError("syntax", f"cannot decode {path}: {error}", path=path))
-    from livefix.lsp.persist import persist_change  # libcst: imported only when something is persisted
+    persist_change = _persister()
 
     new = text
     for definition in definitions:

@@ -62,8 +62,10 @@ def file_bytes(text: str) -> bytes:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # Run where a user runs it, not from the checkout's root: there `python -m` would find the
+    # checkout's livefix/ first, which does not hold livefix.lsp (the persister).
     return subprocess.run([sys.executable, "-m", "livefix.cli", *args], capture_output=True, text=True,
-                          timeout=WAIT * 2, stdin=subprocess.DEVNULL)
+                          timeout=WAIT * 2, stdin=subprocess.DEVNULL, cwd=os.path.dirname(sys.executable))
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
