@@ -732,6 +732,9 @@ def render_history(body: dict[str, Any]) -> str:
     for entry in body.get("generations", []):
         changes = ", ".join(f"{c.get('module')}.{c.get('qualname')}" for c in entry.get("changes", []))
         lines.append(f"  {entry.get('generation'):>3}  {entry.get('action', ''):<7} {entry.get('status', ''):<10} {changes}")
+        if entry.get("reimported"):
+            lines.append(f"       (re-imported since: {', '.join(entry['reimported'])} run their files; copies of their "
+                         "functions from before run this generation's code)")
     if body.get("pruned"):
         lines.append(f"  ({body['pruned'].get('reason')})")
     return "\n".join(lines)

@@ -272,6 +272,9 @@ if TYPE_CHECKING:
         verify: NotRequired[str]
         rolledBackAt: NotRequired[float]
         evidence: NotRequired[EvidenceBody]  # while watched, and frozen after
+        # Modules it changed that executed again since (`importlib.reload`): they run their
+        # file; copies of their functions from before still run this generation's code.
+        reimported: NotRequired[list[str]]
 
 
     class PrunedHistory(TypedDict):

@@ -5,6 +5,15 @@ One Engine per process (`default_engine()`); it owns the running texts of module
 mutation of the generation at once (see `atomic`); a failed commit or verify restores
 everything. Operations on the process are serialised: a second one while one is in
 progress is refused with `busy` rather than queued behind an unknown amount of work.
+
+A module the program re-imports itself (`importlib.reload(m)`, or imported anew) runs its
+file again, outside livefix: new function and class objects, made from the file. The
+generations that changed it stay active, since the old objects (`from m import f` copies,
+callbacks, instances of the old classes) still run them, and record that `m` was re-imported
+since (`Generation.reimported`, `history()`). Their text patch of `m` is dropped: it was
+taken from a text that no longer runs, and the running text is now the file's. Rolling one
+back restores what it swapped in the old objects and leaves the module running its file:
+the names the re-import bound in the module's namespace stay as it bound them.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import textwrap
 import threading
 import time
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from livefix.engine import atomic, codeutil, frames, instances, locate, pending, script_guard, status, watches
@@ -31,6 +40,8 @@ from livefix.errors import LivefixError
 
 ThreadIdMap = Callable[[int], int]
 DEFAULT_HISTORY_LIMIT = 100
+REIMPORT_WAIT_SECONDS = 30.0  # a re-import waits this long for a livefix operation in progress
+_MISSING = object()
 
 
 @dataclass
@@ -41,7 +52,8 @@ class TextChange:
 
     "The text after it" is the module's running text for as long as the generation is the
     newest active one that changed the module; a text adopted without a generation (a
-    comment-only reload) rebases the patch onto itself (`rebased`)."""
+    comment-only reload) rebases the patch onto itself (`rebased`); a re-import of the
+    module by the program drops the patch (`Engine._reimporting`)."""
 
     before: ModuleSource  # its `text` dropped (None): the patch recreates it
     pieces: list[tuple[int, str, str]]  # (offset in the text after, old piece, new piece)
@@ -87,6 +99,9 @@ class Generation:
     status: str = "active"
     rolled_back_at: float | None = None
     from_file: frozenset[str] = frozenset()  # modules whose new text was read from their file
+    # Modules the program re-imported while the generation was active (module -> when): they
+    # run their files' code, not this generation's; only objects held from before still do.
+    reimported: dict[str, float] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -100,6 +115,8 @@ class Generation:
             entry["verify"] = self.verify
         if self.rolled_back_at is not None:
             entry["rolledBackAt"] = self.rolled_back_at
+        if self.reimported:
+            entry["reimported"] = sorted(self.reimported)
         return entry
 
 
@@ -111,6 +128,7 @@ class Engine:
             raise RuntimeError("livefix needs the GIL for atomic swaps; free-threaded builds are not supported")
         self.sources = SourceStore()
         self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread holding `_lock` for an operation
         self._generations: list[Generation] = []
         self._next_number = 1
         self._state_version = 0
@@ -124,6 +142,7 @@ class Engine:
         # Changes to modules not imported yet (a fleet worker before its app loads), applied at import.
         self.pending = pending.PendingChanges(self)
         self.sources.import_listeners.append(self.pending.imported)
+        self.sources.on_reimport = self._reimporting
         # What the active generations run that the files do not say (status, persist).
         self._unpersisted = UnpersistedFinder(self.sources, lambda: self._generations)
         self._touched: tuple[int, dict[tuple[str, str], int]] = (-1, {})
@@ -249,11 +268,32 @@ class Engine:
                     f"but {path} does not define {'it' if len(running.orphans) == 1 else 'them'} (livefix arrived after "
                     "the file was edited); left as running"
                 )
+        warnings.extend(self._reimport_warnings(module_plans))
         plan = self._make_plan(action, [c.to_wire() for c in coerced], module_plans, version, warnings, thread_id)
         self._plan_instances(plan, migrate)
         plan.canary = canary_spec
         self.watches.prepared(plan)
         return plan
+
+    def _reimport_warnings(self, module_plans: list[ModulePlan]) -> list[str]:
+        """A change reaches a re-imported module's objects only: copies of the objects an active
+        generation changed before the re-import are others, and go on running that generation."""
+        warnings = []
+        edited = {(edit.module, edit.qualname) for plan in module_plans for edit in plan.edits}
+        for generation in list(self._generations):
+            if generation.status != "active":
+                continue
+            for module in sorted(generation.reimported):
+                changed = {edit.qualname for edit in generation.edits if edit.module == module}
+                names = sorted(qualname for qualname in changed if (module, qualname) in edited)
+                if names:
+                    warnings.append(
+                        f"{module} was re-imported after generation {generation.number} changed {', '.join(names)}: "
+                        f"this change reaches the re-imported {'ones' if len(names) > 1 else 'one'}; copies taken "
+                        f"before the re-import (`from {module} import ...`, callbacks) are other objects, which run "
+                        f"generation {generation.number} until it is rolled back"
+                    )
+        return warnings
 
     def _plan_instances(self, plan: Plan, migrate: Any) -> None:
         """Which live instances the new code will find lacking, and the migrations given."""
@@ -374,12 +414,12 @@ class Engine:
         if plan.canary is not None and plan.canary.before > 0 and plan.watched:
             # The canary's "before" window: real traffic on the old code, counted since prepare.
             threading.Event().wait(max(plan.canary.before - (time.time() - plan.created), 0))
-        if not self._lock.acquire(blocking=False):
+        if not self._acquire():
             raise LivefixError("busy", "another livefix operation is in progress in this process; try again")
         try:
             return self._commit_locked(plan, verify)
         finally:
-            self._lock.release()
+            self._release()
 
     def _commit_locked(self, plan: Plan, verify: Any) -> ChangeResult:
         if plan.state_version != self._state_version:
@@ -452,12 +492,10 @@ class Engine:
             try:
                 outcome = self._verify(verify, plan)
             except BaseException:  # SystemExit, KeyboardInterrupt from the check: undo, then let it go on
-                atomic.undo(mutations)
-                self._set_texts(texts_before)
+                self._undo_failed(mutations, texts_before, texts_after)
                 raise
             if not outcome["passed"]:
-                atomic.undo(mutations)
-                self._set_texts(texts_before)
+                self._undo_failed(mutations, texts_before, texts_after)
                 raise LivefixError(
                     "verifyFailed",
                     f"verify {check} {'raised ' + outcome['error'] if 'error' in outcome else 'was false'}; "
@@ -466,17 +504,21 @@ class Engine:
                     applied=plan.planned(),
                 )
         new_codes = _new_codes(mutations)
+        now = time.time()
+        reimported = _replaced_texts(self.sources, texts_after)  # by the verify: the module runs its file
         self._generations.append(
             Generation(
                 number=number,
-                time=time.time(),
+                time=now,
                 action=plan.action,
                 edits=plan.edits,
                 undo=atomic.kept(mutations if migration is None else [*mutations[:-1], migration.kept()]),
-                texts={name: TextChange.between(texts_before[name], texts_after[name].text) for name in texts_before},
+                texts={name: TextChange.between(texts_before[name], texts_after[name].text)
+                       for name in texts_before if name not in reimported},
                 new_codes=new_codes,
                 verify=check,
                 from_file=plan.from_file,
+                reimported=dict.fromkeys(sorted(reimported), now),
             )
         )
         self._prune()
@@ -534,6 +576,61 @@ class Engine:
         except Exception as error:
             return {"check": check, "passed": False, "error": f"{type(error).__name__}: {error}"}
         return {"check": check, "passed": passed}
+
+    def _undo_failed(
+        self, mutations: list[Any], texts_before: dict[str, ModuleSource], texts_after: dict[str, ModuleSource]
+    ) -> None:
+        """Undo a commit whose verify failed. A module the verify re-imported keeps the text
+        and the names the re-import gave it."""
+        reimported = _replaced_texts(self.sources, texts_after)
+        if reimported:
+            ((mutations, _),) = _without_overridden([(mutations, reimported)])
+        atomic.undo(mutations)
+        self._set_texts({name: source for name, source in texts_before.items() if name not in reimported})
+
+    def _acquire(self, timeout: float = 0.0) -> bool:
+        """Take the operation lock (without waiting unless `timeout`), noting which thread holds it."""
+        acquired = self._lock.acquire(timeout=timeout) if timeout > 0 else self._lock.acquire(blocking=False)
+        if acquired:
+            self._owner = threading.get_ident()
+        return acquired
+
+    def _release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+    def _reimporting(self, module: types.ModuleType, record: Callable[[], None]) -> None:
+        """The import hook: `module` is about to execute again (importlib.reload, or imported
+        anew), and `record` makes its file's text the running text. Done between operations:
+        a rollback must not splice a patch into the text while it changes."""
+        if self._owner == threading.get_ident():
+            # This thread's own operation is running it (a verify that reloads the module):
+            # it holds the lock, and the commit checks the module's text after the verify.
+            self._note_reimport(module.__name__, record)
+            return
+        # The import holds the module's import lock meanwhile: an operation that waits for
+        # that lock (one importing the module) gets it after this gives up waiting.
+        # Past that wait (an operation stuck, or waiting for this very import), it goes on
+        # without the lock: never hold up the program's import for livefix.
+        acquired = self._lock.acquire(timeout=REIMPORT_WAIT_SECONDS)
+        try:
+            self._note_reimport(module.__name__, record)
+        finally:
+            if acquired:
+                self._lock.release()
+
+    def _note_reimport(self, name: str, record: Callable[[], None]) -> None:
+        now = time.time()
+        try:
+            for generation in self._generations:
+                if generation.status == "active" and name in generation.texts:
+                    # New dicts, not changed ones: status reads them without the lock.
+                    generation.texts = {m: change for m, change in generation.texts.items() if m != name}
+                    generation.reimported = {**generation.reimported, name: generation.reimported.get(name, now)}
+        finally:
+            record()
+            # A change prepared against the module as it ran before is refused at commit.
+            self._state_version += 1
 
     def _adopt(self, before: ModuleSource, after: ModuleSource) -> None:
         """`after` becomes the running text of its module without a generation. The newest
@@ -609,7 +706,7 @@ class Engine:
     # -- rollback ----------------------------------------------------------------------
 
     def rollback(self, to: int | None = None, thread_id: ThreadIdMap | None = None) -> ChangeResult:
-        if not self._lock.acquire(blocking=False):
+        if not self._acquire():
             raise LivefixError("busy", "another livefix operation is in progress in this process; try again")
         try:
             # Changes kept for a module's import on top of the generation returned to are
@@ -628,7 +725,7 @@ class Engine:
                 result.report += "\n" + self._withdrawn_result(withdrawn).report
             return result
         finally:
-            self._lock.release()
+            self._release()
 
     def _withdrawn_result(self, withdrawn: list[dict[str, Any]]) -> ChangeResult:
         modules = ", ".join(sorted({entry["module"] for entry in withdrawn}))
@@ -661,7 +758,9 @@ class Engine:
             "removals": [f"{e.module}.{e.qualname}" for g in targets for e in g.edits if e.kind == "added"],
         }
         self.watches.rolled_back([g.number for g in targets])
-        backward, redo = atomic.undo_steps([m for generation in targets for m in generation.undo])
+        # A module re-imported since keeps what the re-import bound in its namespace.
+        kept = _without_overridden([(generation.undo, set(generation.reimported)) for generation in targets])
+        backward, redo = atomic.undo_steps([m for undo, _ in kept for m in undo])
         try:
             atomic.run_atomically(backward)
         except Exception as error:
@@ -700,13 +799,14 @@ class Engine:
                 + ", ".join(f"{t['name']} in {', '.join(t['qualnames'])}" for t in impact["threads"])
             )
         lines.append(summary("rollback", self.generation, edits, None))
+        notes = _reimported_notes(targets, [left for _, left in kept])
         return ChangeResult(
             action="rollback",
             generation=self.generation,
             edits=edits,
             impact=impact,
-            report="\n".join(lines),
-            warnings=[],
+            report="\n".join(lines + notes),
+            warnings=notes,
             sources=sources,
         )
 
@@ -778,7 +878,7 @@ class Engine:
 
     def _canary_rollback(self, number: int) -> ChangeResult:
         # The canary's own thread: wait for an operation in progress rather than give up.
-        if not self._lock.acquire(timeout=30):
+        if not self._acquire(timeout=30):
             raise LivefixError("busy", "another livefix operation held the process for 30 s")
         try:
             if self.generation != number:
@@ -790,7 +890,7 @@ class Engine:
                 )
             return self._rollback_locked(None, None)
         finally:
-            self._lock.release()
+            self._release()
 
     def capture_frames(
         self,
@@ -824,12 +924,99 @@ class Engine:
                 if edit.note == "statement":
                     continue  # module-level statements: not a definition a file can be given
                 key = (edit.module, edit.qualname)
-                if edit.module in generation.from_file:
-                    touched.pop(key, None)  # it now runs what the file said
+                if edit.module in generation.from_file or edit.module in generation.reimported:
+                    touched.pop(key, None)  # it now runs what the file said (or the module was re-imported)
                 else:
                     touched[key] = generation.number
         self._touched = (current, touched)
         return touched
+
+
+def _replaced_texts(store: SourceStore, texts: dict[str, ModuleSource]) -> set[str]:
+    """The modules whose running text is no longer the one set (re-imported since)."""
+    return {name for name, source in texts.items() if store.current(name) is not source}
+
+
+def _without_overridden(
+    batches: list[tuple[list[Any], set[str]]],
+) -> list[tuple[list[Any], list[str]]]:
+    """Undo records (per generation, oldest first, each with the modules re-imported since
+    it) without the assignments to a re-imported module's namespace that its re-import
+    overrode (importlib.reload runs the file in the same namespace: a name it bound again
+    holds the file's object, which stays; a name it left holds what the generation put
+    there, which is undone). Per batch: the records kept, and the names left ("m.name")."""
+    namespaces: dict[int, str] = {}
+    for _, names in batches:
+        for name in names:
+            module = sys.modules.get(name)
+            if module is not None:
+                namespaces[id(module.__dict__)] = name
+    if not namespaces:
+        return [(undo, []) for undo, _ in batches]
+    holds: dict[tuple[int, str], Any] = {}  # what an entry holds once the newer records are undone
+    result: list[tuple[list[Any], list[str]]] = []
+    for undo, names in reversed(batches):  # newest first, as the undo runs
+        kept: list[Any] = []
+        left: list[str] = []
+        for mutation in reversed(undo):
+            assignment = _namespace_assignment(mutation)
+            if assignment is not None and id(assignment[0]) in namespaces:
+                namespace, key, put, restores = assignment
+                module = namespaces[id(namespace)]
+                now = holds.get((id(namespace), key), namespace.get(key, _MISSING))
+                if module in names and now is not put:
+                    left.append(f"{module}.{key}")
+                    continue
+                holds[(id(namespace), key)] = restores
+            kept.append(mutation)
+        kept.reverse()
+        left.reverse()
+        result.append((kept, left))
+    result.reverse()
+    return result
+
+
+def _namespace_assignment(mutation: Any) -> tuple[dict[str, Any], str, Any, Any] | None:
+    """(namespace, name, the value the mutation put there, the value its undo restores) for
+    a module-level assignment or deletion (`atomic.set_global`, `delete_global`); _MISSING
+    stands for "absent"."""
+    if not isinstance(mutation, atomic.Mutation):
+        return None
+    forward, backward = mutation.forward, mutation.backward
+    if len(forward.args) < 2 or not isinstance(forward.args[0], dict):
+        return None
+    if forward.func is dict.__setitem__ and len(forward.args) == 3:
+        put = forward.args[2]
+    elif forward.func is dict.pop:
+        put = _MISSING
+    else:
+        return None
+    restores = backward.args[2] if backward.func is dict.__setitem__ and len(backward.args) == 3 else _MISSING
+    return forward.args[0], forward.args[1], put, restores
+
+
+def _reimported_notes(targets: list[Generation], left: list[list[str]]) -> list[str]:
+    """What a rollback says of each module re-imported since generations it undoes (`left`:
+    per generation, the names it left as the re-import bound them)."""
+    numbers: dict[str, list[int]] = {}
+    kept: dict[str, list[str]] = {}
+    for generation, names in zip(targets, left):
+        for module in generation.reimported:
+            numbers.setdefault(module, []).append(generation.number)
+            own = kept.setdefault(module, [])
+            own += [name for name in names if name.startswith(module + ".") and name not in own]
+    notes = []
+    for module, undone in numbers.items():
+        note = (
+            f"{module} was re-imported after generation{'s' if len(undone) > 1 else ''} {_ranges(undone)} changed it: "
+            f"the module runs its file's code, which stays; copies of its functions from before the re-import "
+            f"(`from {module} import ...`, callbacks) run their code from before generation {min(undone)} again"
+        )
+        if kept[module]:
+            names = kept[module]
+            note += f"; {', '.join(names)} kept as the re-import bound {'it' if len(names) == 1 else 'them'}"
+        notes.append(note)
+    return notes
 
 
 def _replaced_pairs(mutations: list[Any]) -> list[watches.Pair]:
@@ -1067,6 +1254,7 @@ def _after_fork_in_child() -> None:
     if engine is None:
         return
     engine._lock = threading.Lock()
+    engine._owner = None
     engine.sources._lock = threading.Lock()
     engine.pending._lock = threading.Lock()
     engine.watches.after_fork()

@@ -11,6 +11,13 @@ is a candidate, read from the file at install time or when first needed, and is 
 against the running code objects before anything relies on it (`baseline.derive`): the
 definitions whose running code differs from it, or sits at other lines, are recorded with
 it, never assumed from a file's modification time or a bytecode cache.
+
+A module can execute again outside livefix: `importlib.reload(m)`, or `m` dropped from
+`sys.modules` and imported anew. Its text is then the file's again, and whatever the engine
+kept about the text it replaces (generations' patches: offsets into that text) no longer
+holds: the hook hands the re-recording to `on_reimport` (the engine), which updates what it
+keeps and records the new text under its own lock. A re-import whose file does not compile
+runs nothing (the import raises first), so it changes nothing here either.
 """
 
 from __future__ import annotations
@@ -106,6 +113,9 @@ class SourceStore:
         self._original_exec_module: Callable[..., Any] | None = None
         # Called with each module the import hook saw executing, once it has executed.
         self.import_listeners: list[Callable[[types.ModuleType], None]] = []
+        # Called, before it runs, with a module executing again (a re-import) and the step that
+        # records its new text, which the callee runs (the engine: see module docstring).
+        self.on_reimport: Callable[[types.ModuleType, Callable[[], None]], None] | None = None
         self._libraries = library_roots()
         self._library_paths: dict[str, bool] = {}  # is_library, by path: realpath costs a syscall per component
         # Per module, the running source last found identical to its file, and the file's stamp
@@ -126,10 +136,7 @@ class SourceStore:
 
             def exec_module(loader: Any, module: types.ModuleType) -> None:
                 try:
-                    # Library sources are read lazily when first needed (their files rarely
-                    # change under a running program): keeping every text would cost megabytes.
-                    if not store.is_library(loader.path):
-                        store.record(module.__name__, loader.path)
+                    store._executing(loader, module)
                 except Exception:  # never break an import because of livefix
                     pass
                 result = original(loader, module)
@@ -159,6 +166,39 @@ class SourceStore:
             if self._original_exec_module is not None:
                 importlib.machinery.SourceFileLoader.exec_module = self._original_exec_module  # type: ignore[method-assign]
                 self._original_exec_module = None
+
+    def _executing(self, loader: Any, module: types.ModuleType) -> None:
+        """The import hook, before `module` executes from `loader.path`."""
+        name, path = module.__name__, loader.path
+        # Library sources are read lazily when first needed (their files rarely change under
+        # a running program): keeping every text would cost megabytes.
+        library = self.is_library(path)
+        if name not in self._sources:  # a first import (the common case)
+            if not library:
+                self.record(name, path)
+            return
+        try:
+            # Compiled (or read from its bytecode cache) once more than the import does, for
+            # re-imports only: a file that does not compile makes the import raise first.
+            loader.get_code(name)
+        except Exception:
+            return  # the import raises before running anything: the module runs what it ran
+
+        def record() -> None:
+            self._matching_files.pop(name, None)
+            if library:
+                self._sources.pop(name, None)  # read again when needed
+                return
+            try:
+                self.record(name, path)
+            except Exception:
+                self._sources.pop(name, None)  # what runs is not the old text, whatever it is
+                raise
+
+        if self.on_reimport is not None:
+            self.on_reimport(module, record)
+        else:
+            record()
 
     def record(self, name: str, path: str, text: str | None = None) -> ModuleSource:
         """The text a module is being imported from (exact)."""

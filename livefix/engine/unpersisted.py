@@ -180,7 +180,8 @@ class UnpersistedFinder:
         for generation in self._changes(name):
             if name in generation.from_file:
                 return
-            after = generation.texts[name].text_before(after)
+            change = generation.texts.get(name)  # gone meanwhile: the module was re-imported
+            after = change.text_before(after) if change is not None else None
             if after is None:
                 return
             yield after

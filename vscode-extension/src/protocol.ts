@@ -261,6 +261,8 @@ export interface GenerationInfo {
   rolledBackAt?: number;
   /** While watched, and frozen after. */
   evidence?: EvidenceBody;
+  /** Modules it changed that executed again since (importlib.reload): they run their file. */
+  reimported?: string[];
 }
 
 export interface PrunedHistory {
