@@ -171,7 +171,12 @@ def load_on(redis_url: str) -> Load:
 
 def fleet_generations(redis_url: str) -> dict[str, int]:
     """Every process's fleet generation, as it reports it."""
-    nodes = lfc.status(redis_url, timeout=TIMEOUT)
+    for _ in range(3):
+        nodes = lfc.status(redis_url, timeout=TIMEOUT)
+        # A pool process that did not answer (the known silence of apply_as_a_user_would, seen
+        # here too): `status` names it `unreachable`; a user asks again, at most twice more.
+        if "unreachable" not in {w.status for w in nodes}:
+            break
     # A w2 pool process that finished its one task between discovery and the request: gone.
     assert {w.status for w in nodes} <= {"ok", "gone"}, [w.to_dict() for w in nodes]
     return {w.address: w.body["agent"]["fleetGeneration"] for w in nodes if w.status == "ok"}
