@@ -36,6 +36,7 @@ POLL_SECONDS = 0.25
 # is reported (as "the new source is empty") rather than being reported at once and then
 # reloaded a moment later (found on a loaded machine: watchfiles saw the two writes apart).
 SETTLE_SECONDS = 1.0
+ARM_SECONDS = 5.0  # at most this long for the watcher to be armed before the program runs
 
 USAGE = "livefix run [--watch PATH ...] [--no-agent] [--verify EXPR] [--approval never|risky] [--quiet] " \
         "(script.py | -m module) [args ...]"
@@ -205,6 +206,7 @@ class Watcher:
         self.files = ProjectFiles(self._under_roots, use_events=self._watchfiles is None and args.watcher != "stat",
                                   differs=lambda name: file_differs(engine, name))
         self._stop = threading.Event()
+        self._armed = threading.Event()  # the watcher sees saves from now on
         self._thread = threading.Thread(target=self._loop, name="livefix-watch", daemon=True)
 
     @property
@@ -215,7 +217,10 @@ class Watcher:
         return any(real_path == root or real_path.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots)
 
     def start(self) -> None:
+        """Start watching; returns once saves are seen (watchfiles arms its watcher in its own
+        thread: a save made before that was missed, found in CI), or after ARM_SECONDS."""
         self._thread.start()
+        self._armed.wait(ARM_SECONDS)
 
     def stop(self) -> None:
         self._stop.set()
@@ -231,15 +236,23 @@ class Watcher:
             print("livefix: internal error in the watcher (above); saves are no longer reloaded", file=sys.stderr)
 
     def _loop_watchfiles(self) -> None:
+        # yield_on_timeout: the first (empty) answer says the watcher is armed; saves made
+        # before that are found by looking at every file once, then.
         for changes in self._watchfiles.watch(  # type: ignore[union-attr]
             *self.roots, debounce=1600, step=int(DEBOUNCE_SECONDS * 1000), stop_event=self._stop,
             watch_filter=self._watchfiles.PythonFilter(), raise_interrupt=False,  # type: ignore[union-attr]
+            rust_timeout=100, yield_on_timeout=True,
         ):
             self.files.refresh()
-            self._reload(self.files.changed({os.path.realpath(path) for _, path in changes}))
+            if not self._armed.is_set():
+                self._armed.set()
+                self._reload(self.files.changed())
+            if changes:
+                self._reload(self.files.changed({os.path.realpath(path) for _, path in changes}))
 
     def _loop_files(self) -> None:
         interval = POLL_SECONDS if self.files.backend == "stat" else 1.0
+        self._armed.set()  # inotify's watches and stat's stamps were taken when ProjectFiles was made
         while not self._stop.is_set():
             self.files.wait(interval)
             self.files.refresh()
